@@ -1,0 +1,161 @@
+"""The ``semcache`` command line.
+
+    semcache db upgrade|downgrade|current   manage the schema (Alembic migrations)
+    semcache stats                          hit rate and savings from the store
+    semcache eval PAIRS.jsonl               judge hit/miss decisions on labelled pairs
+    semcache calibrate PAIRS.jsonl          write per-category thresholds for a target precision
+    semcache serve                          the OpenAI-compatible caching proxy
+    semcache engine serve|calibrate         the chunk-reuse engine (semcache.gpu)
+
+Heavy imports happen inside the commands, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Manage the store's schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DbOpt = Annotated[str, typer.Option("--db", envvar="SEMCACHE_DB_URL",
+                                    help="SQLAlchemy URL of the store, e.g. sqlite:///semcache.db or postgresql://...")]
+PoliciesOpt = Annotated[Optional[Path], typer.Option("--policies", help="YAML/TOML policy file (defaults built in)")]  # noqa: UP045
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOpt = "sqlite:///semcache.db",
+               revision: Annotated[str, typer.Option(help="target revision")] = "head") -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from semcache.db import upgrade
+
+    try:
+        upgrade(db, revision)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(f"database at {revision}: {db}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision, e.g. base or -1")],
+                 db: DbOpt = "sqlite:///semcache.db") -> None:
+    """Revert migrations down to REVISION."""
+    from semcache.db import downgrade
+
+    try:
+        downgrade(db, revision)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(f"database at {revision}: {db}")
+
+
+@db_app.command("current")
+def db_current(db: DbOpt = "sqlite:///semcache.db") -> None:
+    """Print the database's current revision."""
+    from semcache.db import current_revision, make_engine
+
+    try:
+        engine = make_engine(db)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(current_revision(engine) or "base")
+
+
+@app.command()
+def stats(db: DbOpt = "sqlite:///semcache.db",
+          tenant: Annotated[Optional[str], typer.Option(help="only this tenant")] = None,  # noqa: UP045
+          as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Show hit rate, entries and savings recorded in the store."""
+    from semcache.store import Store
+
+    try:
+        store = Store(db)
+    except ValueError as exc:
+        _fail(str(exc))
+    with store:
+        summary = store.stats_summary(tenant=tenant)
+        summary["entries"] = store.count_entries()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    for key, value in summary.items():
+        typer.echo(f"{key:>20}: {value}")
+
+
+@app.command("eval")
+def eval_cmd(
+    pairs: Annotated[Path, typer.Argument(help="JSONL rows {cached, query, should_hit, category?, kind?, history_cached?, history_query?}")],
+    policies: PoliciesOpt = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="write the report here")] = None,  # noqa: UP045
+    trust_category: Annotated[bool, typer.Option("--trust-category", help="use each row's category instead of the categoriser")] = False,
+    no_verifier: Annotated[bool, typer.Option("--no-verifier", help="disable the verifier (baseline)")] = False,
+) -> None:
+    """Evaluate hit/miss decisions on labelled pairs through the production lookup path."""
+    from semcache.cache import SemanticCache
+    from semcache.evaluate import evaluate, format_table, load_rows
+    from semcache.verifier import PassThroughVerifier
+
+    try:
+        rows = load_rows(pairs)
+    except ValueError as exc:
+        _fail(str(exc))
+    with tempfile.TemporaryDirectory(prefix="semcache-eval-") as tmp:
+        url = f"sqlite:///{os.path.join(tmp, 'eval.db')}"
+        try:
+            cache = SemanticCache(url, policies=policies, stats_interval=0,
+                                  verifier=PassThroughVerifier() if no_verifier else None)
+        except ValueError as exc:
+            _fail(str(exc))
+        with cache:
+            report = evaluate(cache, rows, trust_category=trust_category, progress=sys.stderr.isatty())
+    typer.echo(format_table(report))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        typer.echo(f"report written to {json_out}")
+
+
+def _mount_optional() -> None:
+    """Mount sub-commands whose modules exist (they import their extras lazily)."""
+    import importlib
+
+    for module, attr, name in (
+        ("semcache.calibrate", "calibrate_cmd", "calibrate"),
+        ("semcache.cli_serve", "serve", "serve"),
+    ):
+        try:
+            command = getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        app.command(name)(command)
+    for module, attr, name in (
+        ("semcache.gpu.cli", "engine_app", "engine"),
+        ("semcache.adapters.admin.cli", "admin_app", "admin"),
+    ):
+        try:
+            sub = getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        app.add_typer(sub, name=name)
+
+
+_mount_optional()
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
