@@ -24,6 +24,7 @@ from semcache.store_queries import (
     DOCS,
     ENTRIES,
     check_ids,
+    check_now,
     chunks,
     delete_returning,
     doc_keys_for,
@@ -275,7 +276,7 @@ class Store(AdminTables):
 
     def delete_expired(self, now: dt.datetime) -> list[int]:
         """Delete entries whose expiry time has been reached at ``now``."""
-        expired = ENTRIES.c.expires_at.is_not(None) & (ENTRIES.c.expires_at <= now)
+        expired = ENTRIES.c.expires_at.is_not(None) & (ENTRIES.c.expires_at <= check_now(now))
         with db.write_transaction(self._engine) as conn:
             return delete_returning(conn, expired)
 

@@ -34,8 +34,16 @@ def check_ids(ids: Iterable[int]) -> list[int]:
     return out
 
 
+def check_now(now: dt.datetime) -> dt.datetime:
+    """``now`` if it is a timezone-aware datetime, else ``ValueError``."""
+    if not isinstance(now, dt.datetime) or now.tzinfo is None:
+        raise ValueError(f"now must be a timezone-aware datetime, got {now!r}")
+    return now
+
+
 def not_expired(now: dt.datetime) -> ColumnElement[bool]:
     """Entries without an expiry, or expiring after ``now``."""
+    check_now(now)
     return ENTRIES.c.expires_at.is_(None) | (ENTRIES.c.expires_at > now)
 
 
