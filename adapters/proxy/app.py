@@ -1,0 +1,117 @@
+"""``create_app``: the OpenAI-compatible caching proxy as a FastAPI application.
+
+    app = create_app(ProxySettings(upstream_url="http://127.0.0.1:8000"))
+    uvicorn.run(app, port=8080)
+
+Collaborators come in through arguments: ``cache`` (a ``SemanticCache``; one
+is built from the settings and closed at shutdown when omitted), ``transport``
+(an httpx transport to the upstream, e.g. ``httpx.MockTransport`` in tests)
+and ``load_clock`` (the monotonic clock of the load monitor).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from semcache.adapters.proxy import routes_cache_api, routes_openai
+from semcache.adapters.proxy.body_limit import BodyLimit
+from semcache.adapters.proxy.deps import StateDep
+from semcache.adapters.proxy.errors import install_error_handlers
+from semcache.adapters.proxy.keys import KeyStore
+from semcache.adapters.proxy.load import LoadMonitor
+from semcache.adapters.proxy.metrics import CONTENT_TYPE, ProxyMetrics
+from semcache.adapters.proxy.settings import ProxySettings
+from semcache.adapters.proxy.state import ProxyState
+from semcache.adapters.proxy.upstream import Upstream
+
+log = logging.getLogger("semcache.proxy")
+
+
+def _build_cache(settings: ProxySettings) -> Any:
+    from semcache.cache import SemanticCache
+
+    return SemanticCache(store=settings.db_url, policies=settings.policies, candidates=settings.candidates)
+
+
+def create_app(
+    settings: ProxySettings,
+    cache: Any | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    load_clock: Callable[[], float] = time.monotonic,
+) -> FastAPI:
+    """Build the proxy app; the cache and upstream client are set up in its lifespan."""
+    if not isinstance(settings, ProxySettings):
+        raise TypeError(f"settings must be a ProxySettings, got {type(settings).__name__}")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owns_cache = cache is None
+        the_cache = _build_cache(settings) if owns_cache else cache
+        metrics = ProxyMetrics()
+        upstream = Upstream(settings, metrics, transport=transport)
+        load = LoadMonitor(settings, metrics, clock=load_clock)
+        state = ProxyState(settings=settings, cache=the_cache, upstream=upstream, metrics=metrics, load=load,
+                           keys=KeyStore(the_cache.db.engine, ttl_s=settings.key_cache_ttl_s))
+        app.state.proxy = state
+        load.start(upstream.client)
+        try:
+            yield
+        finally:
+            app.state.proxy = None
+            await load.stop()
+            await upstream.close()
+            if owns_cache:
+                the_cache.close()
+            elif hasattr(the_cache, "flush"):
+                the_cache.flush()
+
+    app = FastAPI(
+        title="semcache proxy",
+        version="0.1.0",
+        description="OpenAI-compatible semantic caching proxy. Response headers: x-semcache "
+                    "(hit|miss|bypass), x-semcache-match, x-semcache-similarity, x-semcache-category, "
+                    "x-semcache-entry, x-semcache-reason.",
+        lifespan=lifespan,
+    )
+    app.state.proxy = None
+    install_error_handlers(app)
+    app.include_router(routes_cache_api.router)
+    _add_ops_routes(app)
+    app.include_router(routes_openai.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def _add_ops_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: cache loaded and upstream reachable")
+    async def readyz(state: StateDep) -> JSONResponse:
+        """200 when the upstream answers ``/v1/models``; 503 (OpenAI error format) otherwise."""
+        try:
+            response = await state.upstream.client.get("/v1/models", timeout=state.settings.connect_timeout_s)
+            ok = response.status_code < 500
+            detail = f"upstream answered {response.status_code}"
+        except httpx.HTTPError as exc:
+            ok, detail = False, f"upstream unreachable: {type(exc).__name__}"
+        if ok:
+            return JSONResponse({"status": "ready", "upstream": detail})
+        return JSONResponse({"error": {"message": detail, "type": "upstream_error", "code": "not_ready",
+                                       "param": None}}, status_code=503)
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+    async def metrics(state: StateDep) -> Response:
+        """Cache outcomes, latencies, upstream errors, single-flight and load adaptation."""
+        state.load.refresh()
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)

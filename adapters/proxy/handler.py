@@ -1,0 +1,356 @@
+"""The cache flow of one completion request: lookup, single-flight, upstream, store.
+
+``x-semcache`` says what happened: ``hit`` (answered from the cache), ``miss``
+(answered by the upstream after a lookup, or with ``no-cache``), ``bypass``
+(not cacheable: see ``x-semcache-reason``). Only a complete 200 answer whose
+choices all finished with ``stop`` or ``length`` is stored, and the stored
+entry's id is sent back (``x-semcache-entry`` header, or an SSE comment on a
+stream) only after its SQL commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from semcache.adapters.proxy.errors import ProxyError, bad_request
+from semcache.adapters.proxy.keys import Principal
+from semcache.adapters.proxy.scope import ScopedRequest, scope_request
+from semcache.adapters.proxy.state import ProxyState
+from semcache.adapters.proxy.streaming import (
+    DONE,
+    StreamAccumulator,
+    entry_comment,
+    replay,
+    sse,
+    storable,
+)
+from semcache.adapters.proxy.upstream import HOP_HEADERS
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from semcache.types import CacheRequest, LookupResult
+
+log = logging.getLogger("semcache.proxy")
+PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_DROP_REQUEST_HEADERS = HOP_HEADERS | {"authorization", "cache-control", "cookie"}
+_DROP_RESPONSE_HEADERS = HOP_HEADERS | {"content-encoding", "date", "server"}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A finished upstream answer, shared with single-flight followers."""
+
+    status: int
+    body: Any  # parsed JSON on 200, raw bytes otherwise
+    media_type: str = "application/json"
+    entry_id: int | None = None
+
+
+class ManagedStream(StreamingResponse):
+    """A streaming response whose cleanup runs even if the client leaves before the first byte."""
+
+    def __init__(self, content: AsyncIterator[bytes], cleanup: Callable[[], Awaitable[None]], **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self._cleanup = cleanup
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._cleanup()
+
+
+def header_value(value: object) -> str:
+    """A header-safe (latin-1, single-line) rendering of ``value``."""
+    text = " ".join(str(value).split())
+    return text.encode("ascii", "backslashreplace").decode("ascii")[:512]
+
+
+def parse_json(raw: bytes) -> Any:
+    """The request body as JSON; 400 if it is not."""
+    if not raw:
+        raise bad_request("request body is empty; expected a JSON object", code="invalid_json")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+class CompletionHandler:
+    """Runs ``/v1/chat/completions`` and ``/v1/completions`` through the cache."""
+
+    def __init__(self, state: ProxyState) -> None:
+        self.state = state
+        self.s = state.settings
+
+    # ----------------------------------------------------------------- entry
+    async def handle(self, endpoint: str, request: Request, principal: Principal) -> Response:
+        started = time.perf_counter()
+        body = parse_json(await request.body())
+        scoped = scope_request(endpoint, body, tenant=principal.tenant,  # type: ignore[arg-type]
+                               headers=request.headers, settings=self.s)
+        up_headers = self.upstream_headers(request.headers)
+        req = scoped.cache_request
+        if req is None:
+            return await self._bypass(scoped, up_headers, scoped.bypass_reason, started)
+        headers: dict[str, str] = {}
+        if scoped.controls.no_cache:
+            if scoped.controls.no_store:
+                return await self._bypass(scoped, up_headers, "no-cache and no-store requested", started)
+            headers["x-semcache-reason"] = "no-cache requested"
+            return await self._miss(scoped, req, up_headers, headers, started, coalesce=False)
+        req = self.adapt_threshold(req)
+        result: LookupResult = await self.state.cache.alookup_detailed(req)
+        if result.hit is not None:
+            return self._hit(scoped, result, started)
+        if result.bypass_reason:
+            return await self._bypass(scoped, up_headers, result.bypass_reason, started)
+        headers["x-semcache-category"] = result.category
+        headers["x-semcache-threshold"] = f"{result.threshold:.4f}"
+        if result.best_similarity is not None:
+            headers["x-semcache-similarity"] = f"{result.best_similarity:.4f}"
+        if result.reason:
+            headers["x-semcache-reason"] = header_value(result.reason)
+        store_req = None if scoped.controls.no_store else req
+        return await self._miss(scoped, store_req, up_headers, headers, started, coalesce=True)
+
+    def upstream_headers(self, incoming: Mapping[str, str]) -> dict[str, str]:
+        """Client headers to forward, with the upstream's credentials."""
+        headers = {k: v for k, v in incoming.items()
+                   if k.lower() not in _DROP_REQUEST_HEADERS and not k.lower().startswith("x-semcache")}
+        if self.s.upstream_api_key is not None:
+            headers["authorization"] = f"Bearer {self.s.upstream_api_key.get_secret_value()}"
+        elif not self.s.require_keys and "authorization" in incoming:
+            headers["authorization"] = incoming["authorization"]
+        return headers
+
+    def adapt_threshold(self, req: CacheRequest) -> CacheRequest:
+        """Under upstream load, lower the request's threshold (within the category's bounds)."""
+        load = self.state.load.refresh()
+        if load <= 0.0:
+            return req
+        policy = self.state.cache.policy(self.state.cache.categorise(req))
+        base = policy.clamp(req.threshold) if req.threshold is not None else policy.threshold
+        relaxed = self.state.load.relaxed_threshold(base, policy.min_threshold, load)
+        return dataclasses.replace(req, threshold=relaxed)
+
+    # ------------------------------------------------------------- outcomes
+    def _record(self, scoped: ScopedRequest, outcome: str, started: float, match: str = "") -> None:
+        m = self.state.metrics
+        m.requests.labels(scoped.endpoint, outcome, match).inc()
+        m.latency.labels(scoped.endpoint, outcome).observe(time.perf_counter() - started)
+
+    def _hit(self, scoped: ScopedRequest, result: LookupResult, started: float) -> Response:
+        hit = result.hit
+        assert hit is not None
+        headers = {
+            "x-semcache": "hit", "x-semcache-match": hit.match,
+            "x-semcache-similarity": f"{hit.similarity:.4f}", "x-semcache-category": hit.category,
+            "x-semcache-entry": str(hit.entry_id), "x-semcache-threshold": f"{result.threshold:.4f}",
+        }
+        self._record(scoped, "hit", started, hit.match)
+        return self._render(scoped, Outcome(200, hit.response, entry_id=hit.entry_id), headers)
+
+    def _render(self, scoped: ScopedRequest, outcome: Outcome, headers: dict[str, str]) -> Response:
+        if outcome.status != 200:
+            return Response(outcome.body, status_code=outcome.status, media_type=outcome.media_type,
+                            headers=headers)
+        if scoped.stream:
+            chunks = replay(scoped.endpoint, outcome.body, include_usage=scoped.include_usage)
+            return StreamingResponse(_aiter(chunks), media_type="text/event-stream",
+                                     headers=headers | SSE_HEADERS)
+        return JSONResponse(outcome.body, headers=headers)
+
+    async def _bypass(self, scoped: ScopedRequest, up_headers: dict[str, str], reason: str | None,
+                      started: float) -> Response:
+        headers = {"x-semcache": "bypass"}
+        if reason:
+            headers["x-semcache-reason"] = header_value(reason)
+        self._record(scoped, "bypass", started)
+        if scoped.stream:
+            return await self._stream(scoped, None, up_headers, headers, flight=None)
+        outcome = await self._fetch(scoped, None, up_headers)
+        return self._render(scoped, outcome, headers)
+
+    # ---------------------------------------------------------------- misses
+    async def _miss(self, scoped: ScopedRequest, store_req: CacheRequest | None, up_headers: dict[str, str],
+                    headers: dict[str, str], started: float, *, coalesce: bool) -> Response:
+        headers = {"x-semcache": "miss", **headers}
+        self._record(scoped, "miss", started)
+        flights = self.state.flights
+        flight, leader = flights.join(scoped.flight_key) if coalesce else (None, True)
+        if not leader:
+            assert flight is not None
+            self.state.metrics.coalesced.inc()
+            try:
+                outcome = await flights.wait(flight, self.s.singleflight_timeout_s)
+            except ProxyError:
+                raise
+            except Exception:  # the leader went away (client left, stream broke): ask ourselves
+                flight = None
+            else:
+                headers["x-semcache-coalesced"] = "true"
+                if outcome.entry_id is not None:
+                    headers["x-semcache-entry"] = str(outcome.entry_id)
+                return self._render(scoped, outcome, headers)
+        if scoped.stream:
+            return await self._stream(scoped, store_req, up_headers, headers, flight=flight)
+        if flight is None:
+            outcome = await self._fetch(scoped, store_req, up_headers)
+        else:
+            with flights.lead(flight):
+                outcome = await self._fetch(scoped, store_req, up_headers)
+                flight.publish(outcome)
+        if outcome.entry_id is not None:
+            headers["x-semcache-entry"] = str(outcome.entry_id)
+        return self._render(scoped, outcome, headers)
+
+    async def _fetch(self, scoped: ScopedRequest, store_req: CacheRequest | None,
+                     up_headers: dict[str, str]) -> Outcome:
+        """One non-streaming upstream call; stores the answer when it is storable."""
+        upstream = self.state.upstream
+        started = time.perf_counter()
+        response = await upstream.send(upstream.build("POST", PATHS[scoped.endpoint], json_body=scoped.body,
+                                                      headers=up_headers))
+        latency = time.perf_counter() - started
+        self.state.metrics.upstream_latency.labels(scoped.endpoint).observe(latency)
+        self.state.load.record_latency(latency * 1000)
+        media = response.headers.get("content-type", "application/json").split(";")[0]
+        if response.status_code != 200:
+            self.state.metrics.store_skipped.labels(f"status_{response.status_code}").inc()
+            return Outcome(response.status_code, response.content, media)
+        try:
+            data = response.json()
+        except ValueError:
+            raise ProxyError(502, "upstream returned a 200 whose body is not JSON",
+                             code="upstream_protocol_error") from None
+        entry_id = await self._store(scoped, store_req, data, latency * 1000)
+        return Outcome(200, data, entry_id=entry_id)
+
+    async def _store(self, scoped: ScopedRequest, store_req: CacheRequest | None, data: Any,
+                     latency_ms: float) -> int | None:
+        metrics = self.state.metrics
+        if store_req is None:
+            return None
+        if not storable(data):
+            metrics.store_skipped.labels("incomplete").inc()
+            return None
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        tokens = int(usage.get("total_tokens") or usage.get("completion_tokens") or 0)
+        kwargs: dict[str, Any] = {"tokens": tokens, "latency_ms": latency_ms}
+        factor = self.state.load.ttl_factor()
+        if self.state.store_takes_ttl and factor > 1.0:
+            policy = self.state.cache.policy(self.state.cache.categorise(store_req))
+            if policy.ttl_seconds:
+                kwargs["ttl_seconds"] = int(policy.ttl_seconds * factor)
+        entry_id: int | None = await self.state.cache.astore(store_req, data, **kwargs)
+        if entry_id is None:
+            metrics.store_skipped.labels("policy").inc()
+        else:
+            metrics.stores.labels(scoped.endpoint).inc()
+        return entry_id
+
+    async def _stream(self, scoped: ScopedRequest, store_req: CacheRequest | None, up_headers: dict[str, str],
+                      headers: dict[str, str], *, flight: Any) -> Response:
+        """Open the upstream stream (errors answer as JSON), then forward it line by line."""
+        upstream = self.state.upstream
+        started = time.perf_counter()
+        context = upstream.stream(upstream.build("POST", PATHS[scoped.endpoint], json_body=scoped.body,
+                                                 headers=up_headers))
+        try:
+            response = await context.__aenter__()
+        except BaseException as exc:
+            if flight is not None:
+                self.state.flights.release(flight, exc)
+            raise
+        metrics = self.state.metrics
+        closed = False
+
+        async def cleanup() -> None:
+            nonlocal closed
+            if closed:
+                return
+            closed = True
+            metrics.inflight_streams.dec()
+            if flight is not None:
+                self.state.flights.release(flight, ProxyError(502, "stream was not completed"))
+            await context.__aexit__(None, None, None)
+
+        metrics.inflight_streams.inc()
+        if response.status_code != 200:
+            try:
+                await response.aread()
+            finally:
+                await cleanup()
+            metrics.store_skipped.labels(f"status_{response.status_code}").inc()
+            media = response.headers.get("content-type", "application/json").split(";")[0]
+            return Response(response.content, status_code=response.status_code, media_type=media,
+                            headers=headers)
+
+        async def body() -> AsyncIterator[bytes]:
+            acc = StreamAccumulator(scoped.endpoint)  # type: ignore[arg-type]
+            try:
+                async for line in upstream.lines(response):
+                    acc.feed(line)
+                    if acc.done:
+                        break
+                    yield (line + "\n").encode()
+            except ProxyError as exc:
+                metrics.store_skipped.labels("stream_error").inc()
+                yield sse(exc.body())
+                return
+            latency = time.perf_counter() - started
+            metrics.upstream_latency.labels(scoped.endpoint).observe(latency)
+            self.state.load.record_latency(latency * 1000)
+            complete = acc.response()
+            entry_id = None
+            if complete is None:
+                metrics.store_skipped.labels("incomplete").inc()
+            else:
+                entry_id = await self._store(scoped, store_req, complete, latency * 1000)
+                if flight is not None:
+                    flight.publish(Outcome(200, complete, entry_id=entry_id))
+            if entry_id is not None:
+                yield entry_comment(entry_id)
+            if acc.done:
+                yield DONE
+
+        return ManagedStream(body(), cleanup, media_type="text/event-stream", headers=headers | SSE_HEADERS)
+
+    # ----------------------------------------------------------- passthrough
+    async def passthrough(self, request: Request, path: str) -> Response:
+        """Forward any other request to the upstream unchanged and uncached (streams too)."""
+        upstream = self.state.upstream
+        built = upstream.build(request.method, path, content=await request.body(),
+                               headers=self.upstream_headers(request.headers), params=request.query_params)
+        context = upstream.stream(built)
+        response = await context.__aenter__()
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in _DROP_RESPONSE_HEADERS}
+        headers["x-semcache"] = "bypass"
+
+        async def cleanup() -> None:
+            await context.__aexit__(None, None, None)
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.aiter_raw():
+                    yield chunk
+            except httpx.HTTPError as exc:  # headers are gone: all we can do is stop
+                log.warning("passthrough %s %s broke: %s", request.method, path, exc)
+
+        return ManagedStream(body(), cleanup, status_code=response.status_code, headers=headers)
+
+
+async def _aiter(chunks: Any) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk

@@ -1,0 +1,105 @@
+"""A JSON cache API for clients that call the model themselves (e.g. LangChain's remote mode).
+
+``POST /semcache/v1/lookup`` and ``POST /semcache/v1/store`` take the same
+scoping (tenant from the API key; model, params and user from the body), the
+same auth and the same verifier as the OpenAI routes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from semcache.adapters.proxy.deps import PrincipalDep, StateDep
+from semcache.adapters.proxy.errors import bad_request
+
+from semcache.types import CacheRequest, Document, Scope
+
+router = APIRouter(prefix="/semcache/v1", tags=["cache"])
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1)
+    source: str | None = None
+
+
+class LookupIn(BaseModel):
+    """A question and its scope (the tenant comes from the API key)."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(min_length=1, description="the question (last user turn)")
+    model: str = ""
+    params: dict[str, Any] = Field(default_factory=dict, description="generation parameters that change the answer")
+    user: str | None = None
+    history: list[str] = Field(default_factory=list, description="earlier user turns, oldest first")
+    system: str | None = None
+    documents: list[DocumentIn] = Field(default_factory=list)
+    category: str | None = None
+    threshold: float | None = Field(default=None, gt=0.0, le=1.0)
+
+
+class StoreIn(LookupIn):
+    response: Any = Field(description="the answer to store (any JSON)")
+    tokens: int = Field(default=0, ge=0)
+    cost: float = Field(default=0.0, ge=0.0)
+    latency_ms: float = Field(default=0.0, ge=0.0)
+
+
+class LookupOut(BaseModel):
+    hit: bool
+    match: str | None = None
+    similarity: float | None = None
+    entry_id: int | None = None
+    response: Any = None
+    category: str
+    threshold: float
+    best_similarity: float | None = None
+    reason: str | None = None
+
+
+class StoreOut(BaseModel):
+    stored: bool
+    entry_id: int | None = None
+
+
+def _request(body: LookupIn, tenant: str) -> CacheRequest:
+    if not body.prompt.strip():
+        raise bad_request("prompt must not be blank", param="prompt")
+    try:
+        scope = Scope.of(tenant=tenant, model=body.model, params=body.params, user=body.user)
+        return CacheRequest(prompt=body.prompt, scope=scope, history=tuple(body.history), system=body.system,
+                            documents=tuple(Document(d.text, d.source) for d in body.documents),
+                            category=body.category, threshold=body.threshold)
+    except (TypeError, ValueError) as exc:
+        raise bad_request(str(exc)) from None
+
+
+@router.post("/lookup", response_model=LookupOut, summary="Look a question up in the cache")
+async def lookup(body: LookupIn, state: StateDep, principal: PrincipalDep) -> LookupOut:
+    """Exact, then semantic lookup inside the caller's scope."""
+    req = _request(body, principal.tenant)
+    try:
+        result = await state.cache.alookup_detailed(req)
+    except ValueError as exc:  # e.g. an unknown category
+        raise bad_request(str(exc), param="category") from None
+    hit = result.hit
+    return LookupOut(
+        hit=hit is not None, match=hit.match if hit else None, similarity=hit.similarity if hit else None,
+        entry_id=hit.entry_id if hit else None, response=hit.response if hit else None,
+        category=result.category, threshold=result.threshold, best_similarity=result.best_similarity,
+        reason=result.reason,
+    )
+
+
+@router.post("/store", response_model=StoreOut, summary="Store an answer")
+async def store(body: StoreIn, state: StateDep, principal: PrincipalDep) -> StoreOut:
+    """Store an answer in the caller's scope; ``entry_id`` is null when policy says not to cache."""
+    req = _request(body, principal.tenant)
+    try:
+        entry_id = await state.cache.astore(req, body.response, tokens=body.tokens, cost=body.cost,
+                                            latency_ms=body.latency_ms)
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
+    return StoreOut(stored=entry_id is not None, entry_id=entry_id)

@@ -1,0 +1,108 @@
+"""Settings of the OpenAI-compatible proxy, validated once and passed down.
+
+``ProxySettings`` extends the core's ``CoreSettings`` (database URL, policy
+file, index, verifier), so every field can come from the environment with the
+prefix ``SEMCACHE_`` (for example ``SEMCACHE_UPSTREAM_URL``,
+``SEMCACHE_DB_URL``); no other proxy module reads the environment.
+
+Sampling policy
+---------------
+An answer drawn with ``temperature > 0`` is one sample among many. By default
+such requests are *bypassed* (not looked up, not stored), so a client that asks
+for diversity gets it. With ``cache_sampled = true`` they are cached like
+greedy requests; the temperature still enters the scope, so a ``temperature=0``
+answer is never served for a ``temperature=0.9`` request. A request with
+``n > 1`` (several choices) is always bypassed. A missing temperature counts as
+``default_temperature`` (1.0 in OpenAI's API, so a request that omits it is
+sampled unless ``default_temperature`` is set to 0 for upstreams that default
+to greedy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from semcache.settings import CoreSettings
+
+
+class ProxySettings(CoreSettings):
+    """Configuration of one proxy process (see the module docstring for the sampling policy)."""
+
+    model_config = SettingsConfigDict(env_prefix="SEMCACHE_", extra="ignore")
+
+    upstream_url: str = Field(description="Base URL of the OpenAI-compatible upstream, e.g. http://127.0.0.1:8000")
+    upstream_api_key: SecretStr | None = Field(
+        default=None, description="Bearer key sent upstream; None forwards the client's key when keys are not required"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=120.0, gt=0, description="max wait for the next upstream byte")
+    retries: int = Field(default=2, ge=0, le=10, description="retries on connect errors and retry_statuses")
+    retry_backoff_s: float = Field(default=0.2, ge=0)
+    retry_statuses: tuple[int, ...] = (502, 503, 504)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_connections: int = Field(default=256, ge=1)
+
+    require_keys: bool = False
+    default_tenant: str = "default"
+    key_cache_ttl_s: float = Field(default=5.0, ge=0, description="how long a resolved API key is trusted")
+
+    scope_by_user: bool = Field(default=True, description="a request's user field / x-semcache-user scopes it")
+    cache_sampled: bool = False
+    default_temperature: float = Field(default=1.0, ge=0)
+    singleflight_timeout_s: float = Field(default=300.0, gt=0)
+
+    load_adaptive: bool = True
+    load_window_s: float = Field(default=10.0, gt=0, description="window of upstream latency samples")
+    load_latency_low_ms: float = Field(default=2_000.0, ge=0)
+    load_latency_high_ms: float = Field(default=10_000.0, gt=0)
+    load_queue_low: float = Field(default=1.0, ge=0)
+    load_queue_high: float = Field(default=16.0, gt=0)
+    load_max_threshold_relax: float = Field(default=0.05, ge=0, le=0.5)
+    load_max_ttl_factor: float = Field(default=2.0, ge=1.0, le=100.0)
+    load_poll_interval_s: float = Field(default=2.0, gt=0, description="period of upstream /metrics polls")
+    load_poll_metrics: bool = True
+
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+    admin_token: SecretStr | None = Field(default=None, description="reserved for the admin API; >= 16 chars if set")
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _check_upstream(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"upstream_url must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("default_tenant")
+    @classmethod
+    def _check_tenant(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("default_tenant must be a non-empty string")
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _check_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("admin_token must be at least 16 characters (or unset)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> ProxySettings:
+        if self.load_latency_high_ms <= self.load_latency_low_ms:
+            raise ValueError(
+                f"load_latency_high_ms ({self.load_latency_high_ms}) must exceed "
+                f"load_latency_low_ms ({self.load_latency_low_ms})"
+            )
+        if self.load_queue_high <= self.load_queue_low:
+            raise ValueError(
+                f"load_queue_high ({self.load_queue_high}) must exceed load_queue_low ({self.load_queue_low})"
+            )
+        if self.policies is not None and not Path(self.policies).is_file():
+            raise ValueError(f"policies file {self.policies} does not exist")
+        return self

@@ -1,0 +1,78 @@
+"""Single-flight: concurrent identical misses share one upstream call.
+
+The first caller of a key becomes the *leader* and does the work; callers that
+arrive while it runs become *followers* and wait for its outcome. The key is
+forgotten as soon as the leader finishes, so a later request makes a fresh
+lookup (and normally hits the entry the leader stored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Flight(Generic[T]):
+    """One in-flight key: the leader resolves ``future``; followers await it."""
+
+    key: str
+    future: asyncio.Future[T]
+    followers: int = field(default=0)
+
+    def publish(self, value: T) -> None:
+        if not self.future.done():
+            self.future.set_result(value)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+
+class SingleFlight(Generic[T]):
+    """Deduplicates concurrent work by key, inside one event loop."""
+
+    def __init__(self) -> None:
+        self._flights: dict[str, Flight[T]] = {}
+
+    def __len__(self) -> int:
+        return len(self._flights)
+
+    def join(self, key: str) -> tuple[Flight[T], bool]:
+        """Return ``(flight, is_leader)``. A leader must call :meth:`lead` to release the key."""
+        flight = self._flights.get(key)
+        if flight is not None:
+            flight.followers += 1
+            return flight, False
+        flight = Flight(key, asyncio.get_running_loop().create_future())
+        self._flights[key] = flight
+        return flight, True
+
+    def release(self, flight: Flight[T], exc: BaseException | None = None) -> None:
+        """Forget the key; a flight left without a result fails (followers then fall back)."""
+        if self._flights.get(flight.key) is flight:
+            del self._flights[flight.key]
+        if not flight.future.done():
+            flight.fail(exc if isinstance(exc, Exception) else RuntimeError("leader finished without a result"))
+        if not flight.future.cancelled() and flight.future.exception() is not None:
+            pass  # marks the exception as retrieved: a flight nobody followed must not warn
+
+    @contextmanager
+    def lead(self, flight: Flight[T]) -> Iterator[Flight[T]]:
+        """Run the leader's work in a ``with`` block; the key is released on exit."""
+        try:
+            yield flight
+        except BaseException as exc:
+            self.release(flight, exc)
+            raise
+        self.release(flight)
+
+    @staticmethod
+    async def wait(flight: Flight[T], timeout: float) -> T:
+        """Wait (shielded from the follower's own cancellation) for the leader's outcome."""
+        return await asyncio.wait_for(asyncio.shield(flight.future), timeout)
