@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from semcache.adaptive import AdaptiveThresholds, Adjustment
 from semcache.categories import Categoriser
 from semcache.context import ContextMatcher
 from semcache.mirror import EntryMeta, EntryMirror
@@ -49,6 +50,7 @@ class SemanticCache:
         categoriser: Categoriser | None = None,
         context: ContextMatcher | None = None,
         candidates: int = 5,
+        adaptive: AdaptiveThresholds | None = None,
         clock: Callable[[], datetime] | None = None,
         stats_interval: float = 1.0,
         rebuild_progress_min: int = 5000,
@@ -69,6 +71,7 @@ class SemanticCache:
             self.categoriser = categoriser or Categoriser(self.embedder.embed)
             self.context = context or ContextMatcher(self.verifier)
             self.candidates = candidates
+            self.adaptive = adaptive or AdaptiveThresholds(on_change=self._persist_adjustment)
             self._clock = clock or (lambda: datetime.now(UTC))
             self.mirror = EntryMirror()
             self.recorder = Recorder(self.db, interval=stats_interval, clock=self._clock)
@@ -99,8 +102,17 @@ class SemanticCache:
         return self.categoriser.categorise(request.prompt, vector)
 
     def threshold_for(self, request: CacheRequest, category: str) -> float:
+        """The policy threshold, raised by learnt feedback, or the request's override within bounds."""
         policy = self.policy(category)
-        return policy.clamp(request.threshold) if request.threshold is not None else policy.threshold
+        if request.threshold is not None:
+            return policy.clamp(request.threshold)
+        return self.adaptive.threshold(category, policy.threshold, policy.max_threshold)
+
+    def _persist_adjustment(self, adjustment: Adjustment) -> None:
+        self.db.set_policy_override(adjustment.category, threshold=adjustment.new, updated_by="adaptive")
+        self.reload_policies()
+        log.info("threshold of %s tightened %.3f -> %.3f (%s)", adjustment.category,
+                 adjustment.old, adjustment.new, adjustment.reason)
 
     # ------------------------------------------------------------------ lookup
     def lookup(self, request: CacheRequest) -> Hit | None:
@@ -170,29 +182,43 @@ class SemanticCache:
             if meta.expired(now):
                 expired.append(entry_id)
                 continue
-            if request.history or meta.history:
-                if query_vecs is None and request.history:
-                    query_vecs = self.context.embed(request.history, self.embedder.embed)
-                ctx = self.context.match(request.history, query_vecs, meta.history, meta.history_vecs,
-                                         category=category)
-                if not ctx.ok:
-                    rejections.append(Rejection(entry_id, similarity, str(ctx.reason), "context"))
-                    continue
-            verdict = self.verifier.verify(request.prompt, meta.prompt, category=category)
-            if not verdict.accepted:
-                rejections.append(Rejection(entry_id, similarity, str(verdict.reason), verdict.rule))
+            if request.history and query_vecs is None:
+                query_vecs = self.context.embed(request.history, self.embedder.embed)
+            rejection = self.judge(request, query_vecs, meta.prompt, meta.history, meta.history_vecs,
+                                   category=category, entry_id=entry_id, similarity=similarity)
+            if rejection is not None:
+                rejections.append(rejection)
                 continue
             response = self._response(entry_id)
             if response is None:
                 continue
             self.recorder.count(tenant, category, lookups=1, semantic_hits=1)
             self.recorder.hit(entry_id)
+            self.adaptive.observe_hit(category, entry_id, similarity)
             hit = Hit(entry_id, response, "semantic", float(similarity), category, meta.prompt)
             return LookupResult(hit, category, threshold, best, tuple(rejections))
         if expired:
             self._drop(expired)
         self.recorder.count(tenant, category, lookups=1, misses=1)
         return LookupResult(None, category, threshold, best, tuple(rejections))
+
+    def judge(self, request: CacheRequest, query_vecs: np.ndarray | None, cached_prompt: str,
+              cached_history: tuple[str, ...], cached_history_vecs: np.ndarray | None, *,
+              category: str, entry_id: int = 0, similarity: float = 0.0) -> Rejection | None:
+        """Everything after the threshold: conversation context, then the verifier.
+
+        Returns why the candidate is rejected, or None when it may be served.
+        Calibration and evaluation call this too, so they judge exactly as lookups do.
+        """
+        if request.history or cached_history:
+            ctx = self.context.match(request.history, query_vecs, cached_history, cached_history_vecs,
+                                     category=category)
+            if not ctx.ok:
+                return Rejection(entry_id, similarity, str(ctx.reason), "context")
+        verdict = self.verifier.verify(request.prompt, cached_prompt, category=category)
+        if not verdict.accepted:
+            return Rejection(entry_id, similarity, str(verdict.reason), verdict.rule)
+        return None
 
     def _response(self, entry_id: int) -> Any | None:
         response = self.mirror.response(entry_id)
@@ -281,11 +307,22 @@ class SemanticCache:
             self._forget(deleted)
         return deleted
 
-    def report_wrong(self, entry_id: int) -> int:
-        """Record that a served hit was wrong; the entry is removed from service."""
-        count = self.db.report_wrong(entry_id)
-        self._drop([entry_id])
-        return count
+    def report_wrong(self, entry_id: int, similarity: float | None = None) -> Adjustment | None:
+        """Record that a hit served from ``entry_id`` was wrong for the question it answered.
+
+        The report is counted on the entry and feeds the category's adaptive
+        threshold, which tightens when the evidence exceeds the error bound.
+        Returns the threshold change, if any. Delete the entry too (``invalidate``)
+        when its answer itself is wrong rather than served to the wrong question.
+        """
+        meta = self.mirror.get(entry_id)
+        if meta is None:
+            raise ValueError(f"no live entry with id {entry_id}")
+        self.db.report_wrong(entry_id)
+        category = self.adaptive.category_of(entry_id) or meta.category
+        policy = self.policy(category)
+        return self.adaptive.report_wrong(category, entry_id, similarity,
+                                          base=policy.threshold, ceiling=policy.max_threshold)
 
     def _drop(self, ids: list[int]) -> list[int]:
         deleted = self.db.delete_entries(ids)
@@ -302,8 +339,8 @@ class SemanticCache:
 
     def close(self) -> None:
         self.recorder.close()
-        if self._owns_embedder and hasattr(self.embedder, "close"):
-            self.embedder.close()
+        if self._owns_embedder:
+            _close_chain(self.embedder)
         if self._owns_store:
             self.db.close()
 
@@ -317,7 +354,19 @@ class SemanticCache:
 def _default_embedder() -> Any:
     from semcache.embedding import CachedEmbedder, MicroBatcher, MiniLMEmbedder
 
-    return MicroBatcher(CachedEmbedder(MiniLMEmbedder()))
+    # LRU first (a repeat costs no queueing); the batcher adds no wait of its own:
+    # requests that arrive while a batch runs simply form the next batch.
+    return CachedEmbedder(MicroBatcher(MiniLMEmbedder(), max_wait_ms=0.0), maxsize=8192)
+
+
+def _close_chain(embedder: Any) -> None:
+    """Close every closable layer of an embedder stack (LRU -> batcher -> model)."""
+    seen = 0
+    while embedder is not None and seen < 8:
+        if callable(getattr(embedder, "close", None)):
+            embedder.close()
+        embedder = getattr(embedder, "inner", None) or getattr(embedder, "embedder", None)
+        seen += 1
 
 
 def _default_index(dim: int) -> Any:

@@ -21,7 +21,12 @@ from typing import Annotated, Optional
 
 import typer
 
-app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False)
+from semcache.calibrate import calibrate_cmd
+
+app = typer.Typer(
+    help="semcache: a semantic response cache for LLM apps. Manage the store, evaluate and "
+    "calibrate hit decisions, and serve the caching proxy and the chunk-reuse engine.",
+    no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Manage the store's schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
@@ -127,18 +132,20 @@ def eval_cmd(
         typer.echo(f"report written to {json_out}")
 
 
+app.command("calibrate")(calibrate_cmd)
+
+
 def _mount_optional() -> None:
     """Mount sub-commands whose modules exist (they import their extras lazily)."""
     import importlib
 
     for module, attr, name in (
-        ("semcache.calibrate", "calibrate_cmd", "calibrate"),
         ("semcache.cli_serve", "serve", "serve"),
     ):
         try:
             command = getattr(importlib.import_module(module), attr)
         except ModuleNotFoundError as exc:
-            if exc.name != module:
+            if not exc.name or not (module + ".").startswith(exc.name + "."):
                 raise
             continue
         app.command(name)(command)
@@ -149,7 +156,7 @@ def _mount_optional() -> None:
         try:
             sub = getattr(importlib.import_module(module), attr)
         except ModuleNotFoundError as exc:
-            if exc.name != module:
+            if not exc.name or not (module + ".").startswith(exc.name + "."):
                 raise
             continue
         app.add_typer(sub, name=name)

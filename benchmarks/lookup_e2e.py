@@ -1,0 +1,142 @@
+"""End-to-end ``SemanticCache.lookup()`` latency and throughput, embedding included.
+
+Measures on the real MiniLM embedder, SQLite store, HNSW index and verifier:
+
+* single request, exact hit (p50/p99) — target p50 <= 1 ms;
+* single request, semantic hit on a reworded, never-seen question — target p50 <= 10 ms;
+* throughput of semantic lookups with 32 concurrent callers on distinct queries (so the
+  embedding LRU cannot help) — target >= 400 lookups/s; sync threads and asyncio both.
+
+    python benchmarks/lookup_e2e.py --out benchmarks/results/lookup_e2e.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from semcache.cache import SemanticCache
+from semcache.types import CacheRequest, Scope
+
+TOPICS = ["Python", "PostgreSQL", "the Eiffel Tower", "photosynthesis", "Kubernetes", "the French Revolution",
+          "black holes", "sourdough bread", "TCP handshakes", "vitamin D", "the stock market", "jazz music",
+          "electric cars", "the Roman Empire", "machine learning", "coral reefs"]
+ASPECTS = ["history", "main idea", "common mistakes", "best practices", "key facts", "origin", "future",
+           "pros and cons", "basic terms", "typical uses"]
+
+
+def stored_questions() -> list[str]:
+    return [f"What is the {a} of {t}?" for t in TOPICS for a in ASPECTS]
+
+
+def reworded(i: int, q: str) -> str:
+    # distinct reworded queries: never an exact repeat, never an LRU hit
+    return f"Could you tell me {q[0].lower() + q[1:].rstrip('?')}, variant {i}?"
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def timed(fn, args_list) -> list[float]:
+    out = []
+    for args in args_list:
+        t = time.perf_counter()
+        fn(*args)
+        out.append((time.perf_counter() - t) * 1e3)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/lookup_e2e.json"))
+    ap.add_argument("--n", type=int, default=300, help="single-request samples per case")
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--requests", type=int, default=2000, help="requests in the throughput run")
+    args = ap.parse_args()
+
+    tmp = tempfile.TemporaryDirectory(prefix="semcache-bench-")
+    scope = Scope.of("bench", "m")
+    with SemanticCache(f"sqlite:///{Path(tmp.name) / 'bench.db'}", stats_interval=1.0) as cache:
+        questions = stored_questions()
+        vecs = cache.embedder.embed(questions)
+        for q, v in zip(questions, vecs, strict=True):
+            cache.store(CacheRequest(q, scope), {"answer": q}, vector=v)
+        requests = [CacheRequest(q, scope) for q in questions]
+        for r in requests[:20]:  # warm-up, not counted
+            cache.lookup(r)
+        exact = timed(cache.lookup, [(requests[i % len(requests)],) for i in range(args.n)])
+
+        semantic_hits = 0
+
+        def semantic(i: int) -> None:
+            nonlocal semantic_hits
+            result = cache.lookup(CacheRequest(reworded(i, questions[i % len(questions)]), scope))
+            semantic_hits += result is not None and result.match == "semantic"
+
+        for i in range(10):
+            semantic(10_000 + i)
+        semantic_ms = timed(semantic, [(i,) for i in range(args.n)])
+
+        # throughput: 32 threads, distinct queries
+        counter = iter(range(100_000, 100_000 + args.requests))
+        lock = threading.Lock()
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                cache.lookup(CacheRequest(reworded(i, questions[i % len(questions)]), scope))
+
+        threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        thread_rps = args.requests / (time.perf_counter() - t0)
+
+        async def async_run() -> float:
+            sem = asyncio.Semaphore(args.concurrency)
+
+            async def one(i: int) -> None:
+                async with sem:
+                    await cache.alookup(CacheRequest(reworded(i, questions[i % len(questions)]), scope))
+
+            t = time.perf_counter()
+            await asyncio.gather(*(one(200_000 + i) for i in range(args.requests)))
+            return args.requests / (time.perf_counter() - t)
+
+        async_rps = asyncio.run(async_run())
+        single_embed = timed(cache.embedder.inner.embedder.embed_one if hasattr(cache.embedder, "inner")
+                             else cache.embedder.embed_one, [(f"plain embedding probe {i}",) for i in range(100)])
+
+    result = {
+        "machine": f"{platform.node()} ({platform.processor() or platform.machine()}), CPU only",
+        "entries": len(questions),
+        "exact_hit_ms": {"p50": pct(exact, 50), "p99": pct(exact, 99), "target_p50": 1.0},
+        "semantic_hit_ms": {"p50": pct(semantic_ms, 50), "p99": pct(semantic_ms, 99), "target_p50": 10.0,
+                            "hit_rate": semantic_hits / (args.n + 10)},
+        "embedding_only_ms": {"p50": statistics.median(single_embed)},
+        "throughput_semantic_lookups_per_s": {"threads": thread_rps, "asyncio": async_rps,
+                                              "concurrency": args.concurrency, "target": 400},
+        "embedder": cache.embedder_id,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
