@@ -21,6 +21,9 @@ VLLM_VERSION="0.32.0"
 TORCH_VERSION="2.13.0"
 
 mkdir -p "$HOME_DIR"
+# Concurrent builds (parallel test sessions) wait for each other instead of colliding.
+exec 9>"$HOME_DIR/.build.lock"
+flock 9
 
 if [[ ! -f "$VENV/.complete" ]]; then
     echo "[build_vllm_env] creating venv at $VENV"
@@ -63,6 +66,9 @@ config["architectures"] = ["LlamaForCausalLM"]
 config["torch_dtype"] = "float32"
 config["tie_word_embeddings"] = True
 config.pop("dtype", None)
+# GGUF loading leaves a quantization_config behind; the weights written below are plain fp32.
+for key in ("quantization_config", "_name_or_path", "_model_name_or_path"):
+    config.pop(key, None)
 with open(os.path.join(out, "config.json"), "w") as fh:
     json.dump(config, fh, indent=2)
 # Tied embeddings: keep embed_tokens, drop lm_head, or vLLM emits token 0 forever.
