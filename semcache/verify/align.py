@@ -85,6 +85,10 @@ def analyse(text: str) -> Analysed:
         if phrase in low:
             low = pattern.sub(joined, low)
     raw = _split_hyphens(_TOKEN.findall(low))
+    for i in range(len(raw) - 1):  # "an ounce" is "1 ounce"
+        nxt = raw[i + 1]
+        if raw[i] in ("a", "an") and len(nxt) > 2 and nxt != "second" and canonical_unit(nxt):
+            raw[i] = "1"
     canon: list[str] = []
     quantities: list[str] = []
     for i, tok in enumerate(raw):

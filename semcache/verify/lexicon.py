@@ -20,6 +20,7 @@ what which who whom whose when where why how whether if then than so as such
 of at by for on in to into onto from with about as upon via per
 and or but nor also too very really just quite rather actually basically exactly
 any anything something someone somebody thing things stuff many much cause causes whenever number
+usually typically normally generally commonly
 please kindly thanks thank hi hello hey ok okay well like
 way ways method methods approach steps step process procedure trick tricks technique
 best good right proper correct simplest easiest cleanest neatest recommended ideal
@@ -153,7 +154,6 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("city", "town"),
     ("price", "cost", "worth", "rate", "trading"),
     ("population", "inhabitant", "inhabitants", "people", "resident", "residents", "live", "lived"),
-    ("usually", "typically", "normally", "generally", "commonly", "often"),
     ("typical", "usual", "normal", "standard", "regular"),
     ("function", "func", "method"),
     ("directory", "folder", "dir"),
