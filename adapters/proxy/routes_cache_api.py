@@ -22,7 +22,7 @@ router = APIRouter(prefix="/semcache/v1", tags=["cache"])
 class DocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1)
-    source: str | None = None
+    source: str | None = Field(default=None, min_length=1)
 
 
 class LookupIn(BaseModel):
@@ -82,7 +82,7 @@ async def lookup(body: LookupIn, state: StateDep, principal: PrincipalDep) -> Lo
     req = _request(body, principal.tenant)
     try:
         result = await state.cache.alookup_detailed(req)
-    except ValueError as exc:  # e.g. an unknown category
+    except (TypeError, ValueError) as exc:  # e.g. an unknown category
         raise bad_request(str(exc), param="category") from None
     hit = result.hit
     return LookupOut(
@@ -100,6 +100,6 @@ async def store(body: StoreIn, state: StateDep, principal: PrincipalDep) -> Stor
     try:
         entry_id = await state.cache.astore(req, body.response, tokens=body.tokens, cost=body.cost,
                                             latency_ms=body.latency_ms)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise bad_request(str(exc)) from None
     return StoreOut(stored=entry_id is not None, entry_id=entry_id)

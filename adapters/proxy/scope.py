@@ -119,7 +119,7 @@ def _documents(raw: Any) -> list[Document]:
             title = doc.get("title")
             source = doc.get("source", doc.get("id"))
             full = f"{title}\n{text}" if isinstance(title, str) and title else text
-            docs.append(Document(full, str(source) if source is not None else None))
+            docs.append(Document(full, str(source) if source not in (None, "") else None))
         else:
             raise bad_request(f"documents[{i}] must be a string or an object", param="documents")
     return docs

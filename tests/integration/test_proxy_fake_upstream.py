@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-
 from semcache.adapters.proxy.keys import KeyStore
 from semcache.adapters.proxy.testing import FakeUpstream
+
 from tests.fixtures.proxy import CHAT, chat_body, proxy_client
 
 pytestmark = pytest.mark.integration

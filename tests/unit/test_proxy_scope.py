@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from semcache.adapters.proxy.errors import ProxyError
 from semcache.adapters.proxy.scope import parse_controls, scope_request
 from semcache.adapters.proxy.settings import ProxySettings

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from semcache.adapters.proxy.load import LoadMonitor, parse_queue_depth
 from semcache.adapters.proxy.metrics import ProxyMetrics
 from semcache.adapters.proxy.settings import ProxySettings

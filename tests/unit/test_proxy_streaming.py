@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from semcache.adapters.proxy.streaming import StreamAccumulator, entry_comment, replay, storable
 
 pytestmark = pytest.mark.unit
