@@ -84,13 +84,12 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("change", "modify", "alter", "update", "edit", "adjust", "switch", "swap"),
     ("show", "display", "print", "output", "list-out"),
     ("start", "begin", "launch", "open-up", "kick-off", "initiate"),
-    ("stop", "halt", "end", "terminate", "quit", "kill"),
+    ("stop", "halt", "end", "terminate", "quit", "kill", "cancel"),
     ("big", "large", "huge", "great", "sizable"),
     ("small", "little", "tiny", "short-sized"),
     ("fast", "quick", "quickly", "rapid", "rapidly", "speedy", "swift"),
     ("slow", "slowly", "sluggish"),
     ("buy", "purchase"),
-    ("cancel", "terminate", "end"),
     ("reverse", "invert", "flip"),
     ("convert", "turn", "transform", "cast", "parse"),
     ("combine", "merge", "join", "concatenate", "concat"),
@@ -126,6 +125,12 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("medicine", "medication", "drug", "meds", "pill", "pills", "tablet", "tablets"),
     ("symptom", "sign", "signs", "indication"),
     ("influenza", "flu"),
+    ("probability", "chance", "odds", "likelihood"),
+    ("improve", "boost", "raise", "better"),
+    ("derivative", "differentiate", "derive"),
+    ("integral", "integrate", "antiderivative"),
+    ("plan", "organize", "arrange"),
+    ("replace", "swap-out", "change-out"),
     ("before", "ahead-of", "prior-to"),
     ("side-effect", "adverse-effect"),
     ("elderly", "older-adult", "senior", "seniors", "older-people", "older"),
@@ -241,6 +246,15 @@ def light_stem(word: str) -> str:
     """Strip a plural or possessive ending so that "files" and "file's" compare equal."""
     if word.endswith("'s"):
         word = word[:-2]
+    for british, american in (
+        ("ise", "ize"),
+        ("ising", "izing"),
+        ("ised", "ized"),
+        ("isation", "ization"),
+    ):
+        if len(word) > 6 and word.endswith(british):
+            word = word[: -len(british)] + american
+            break
     if len(word) > 4 and word.endswith("ies"):
         return word[:-1] if word in _IES_PLURALS else word[:-3] + "y"
     if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes")):
