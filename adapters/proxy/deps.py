@@ -11,8 +11,8 @@ from semcache.adapters.proxy.keys import Principal
 from semcache.adapters.proxy.state import ProxyState
 
 
-def get_state(request: Request) -> ProxyState:
-    """The app's :class:`ProxyState` (set by ``create_app``'s lifespan)."""
+async def get_state(request: Request) -> ProxyState:
+    """The app's :class:`ProxyState` (set by ``create_app``'s lifespan). Async: no thread hop."""
     state: ProxyState | None = getattr(request.app.state, "proxy", None)
     if state is None:
         raise ProxyError(503, "proxy is starting or stopping", type="server_error", code="not_ready")

@@ -136,7 +136,7 @@ class CompletionHandler:
 
     def adapt_threshold(self, req: CacheRequest) -> CacheRequest:
         """Under upstream load, lower the request's threshold (within the category's bounds)."""
-        load = self.state.load.refresh()
+        load = self.state.load.load()  # gauges are refreshed on new samples and on /metrics
         if load <= 0.0:
             return req
         policy = self.state.cache.policy(self.state.cache.categorise(req))
@@ -188,7 +188,7 @@ class CompletionHandler:
         headers = {"x-semcache": "miss", **headers}
         self._record(scoped, "miss", started)
         flights = self.state.flights
-        flight, leader = flights.join(scoped.flight_key) if coalesce else (None, True)
+        flight, leader = flights.join(scoped.flight_key()) if coalesce else (None, True)
         if not leader:
             assert flight is not None
             self.state.metrics.coalesced.inc()

@@ -60,7 +60,17 @@ class ScopedRequest:
     cache_request: CacheRequest | None
     bypass_reason: str | None
     controls: Controls
-    flight_key: str
+    tenant: str
+    user: str | None
+
+    def flight_key(self) -> str:
+        """Identity of the request for single-flight: everything but the stream flags.
+
+        Computed on demand: only misses need it.
+        """
+        semantic = {k: v for k, v in self.body.items() if k not in ("stream", "stream_options")}
+        return stable_hash(self.endpoint, self.tenant, self.user or "",
+                           json.dumps(semantic, sort_keys=True, default=str))
 
 
 def parse_controls(headers: Mapping[str, str]) -> Controls:
@@ -236,6 +246,4 @@ def scope_request(
         scope = Scope.of(tenant=tenant, model=body["model"], params=params, user=user)
         cache_request = CacheRequest(prompt=prompt, scope=scope, history=history, system=system,
                                      documents=tuple(documents), threshold=controls.threshold)
-    semantic = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-    flight_key = stable_hash(endpoint, tenant, user or "", json.dumps(semantic, sort_keys=True, default=str))
-    return ScopedRequest(endpoint, body, stream, include_usage, cache_request, bypass, controls, flight_key)
+    return ScopedRequest(endpoint, body, stream, include_usage, cache_request, bypass, controls, tenant, user)

@@ -121,7 +121,7 @@ def test_controls() -> None:
 
 
 def test_flight_key_ignores_stream_but_not_tenant() -> None:
-    a = scoped(chat()).flight_key
-    assert scoped(chat(stream=True)).flight_key == a
-    assert scoped(chat(), tenant="t2").flight_key != a
-    assert scoped(chat(user="u")).flight_key != a
+    a = scoped(chat()).flight_key()
+    assert scoped(chat(stream=True)).flight_key() == a
+    assert scoped(chat(), tenant="t2").flight_key() != a
+    assert scoped(chat(user="u")).flight_key() != a
