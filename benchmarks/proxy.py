@@ -336,7 +336,8 @@ def main() -> None:
     from tests.fixtures.vllm import free_port, stop_process_group
 
     tmp = Path(tempfile.mkdtemp(prefix="semcache-bench-"))
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                                           "loadavg_1m_at_start": round(os.getloadavg()[0], 2)},
                                "targets": {"miss_added_p50_no_embedding_ms": 3, "miss_added_p50_with_embedding_ms": 15,
                                            "exact_hit_p50_ms": 3, "semantic_hit_p50_ms": 15,
                                            "exact_hit_rps_64conn": 1500, "semantic_hit_rps_64conn": 300}}
@@ -388,6 +389,8 @@ def main() -> None:
     finally:
         for p in procs:
             stop_process_group(p)
+    # Other jobs share these 2 cores: the 1-minute load average says how much.
+    results["machine"]["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     t = results["targets"]
     mo, hl = results["miss_overhead_fake_upstream"], results["hit_latency"]
     results["verdicts"] = {
