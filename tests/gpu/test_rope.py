@@ -79,7 +79,7 @@ def test_cos_sin_match_transformers(name: str) -> None:
 
 
 def test_partial_rotary_matches_transformers() -> None:
-    hf_cfg = PhiConfig(
+    hf_cfg = PhiConfig(  # type: ignore[call-arg]
         hidden_size=256,
         num_attention_heads=4,
         partial_rotary_factor=0.5,

@@ -1,0 +1,165 @@
+"""Dispatch between the Triton kernels and the pure-torch references.
+
+Every op takes ``impl``: ``"auto"`` (Triton when the tensors are on CUDA and triton imports,
+else the torch reference), ``"torch"`` (always the reference) or ``"triton"`` (always the kernel;
+CPU tensors then need the Triton interpreter, ``TRITON_INTERPRET=1`` set before triton is imported).
+Shapes follow :mod:`semcache.gpu.reference`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from types import ModuleType
+from typing import Any
+
+import torch
+from semcache.gpu import reference
+from semcache.gpu.rope import RopeConfig
+from torch import Tensor
+
+IMPLS = ("auto", "torch", "triton")
+
+
+@functools.cache
+def _triton_available() -> bool:
+    try:
+        importlib.import_module("triton")
+    except ImportError:
+        return False
+    return True
+
+
+def _kernel(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(f"semcache.gpu.kernels.{name}")
+    except ImportError as exc:
+        raise ImportError(
+            f"the Triton kernels need triton: pip install semcache[gpu] ({exc})"
+        ) from exc
+
+
+def _use_triton(impl: str, t: Tensor) -> bool:
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if impl == "auto":
+        return t.is_cuda and _triton_available()
+    return impl == "triton"
+
+
+@functools.lru_cache(maxsize=64)
+def _inv_freq(cfg: RopeConfig, device: torch.device) -> Tensor:
+    return cfg.inv_freq(device)
+
+
+def rerotate_k(k: Tensor, delta: Tensor, cfg: RopeConfig, *, impl: str = "auto") -> Tensor:
+    """Rotate cached keys ``k [T, H, D]`` by ``delta [T]`` positions (no attention factor)."""
+    if not _use_triton(impl, k):
+        return reference.rerotate_k_ref(k, delta, cfg)
+    if k.dim() != 3 or k.shape[-1] != cfg.head_dim:
+        raise ValueError(f"k must be [T, H, {cfg.head_dim}], got {tuple(k.shape)}")
+    if delta.shape != (k.shape[0],) or delta.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"delta must be int [{k.shape[0]}], got {delta.dtype} {tuple(delta.shape)}")
+    kern = _kernel("rope_rerotate")
+    inv_freq = _inv_freq(cfg, k.device)
+    return kern.rope_rerotate(k.contiguous(), delta.contiguous(), inv_freq, cfg.rotary_dim)
+
+
+def token_deviation(cached: Tensor, fresh: Tensor, *, impl: str = "auto") -> Tensor:
+    """Per-token L2 norm over heads and dims of ``fresh - cached`` (``[T, H, D]``): ``[T]`` fp32."""
+    if not _use_triton(impl, cached):
+        return reference.token_deviation_ref(cached, fresh)
+    if cached.dim() != 3 or fresh.shape != cached.shape or fresh.dtype != cached.dtype:
+        raise ValueError(f"cached {cached.dtype} {tuple(cached.shape)} and fresh {fresh.dtype} "
+                         f"{tuple(fresh.shape)} must be equal-shaped [T, H, D] of one dtype")  # fmt: skip
+    kern = _kernel("deviation")
+    return kern.token_deviation(cached.contiguous(), fresh.contiguous())
+
+
+def select_topk(scores: Tensor, k: int, candidates: Tensor | None = None, *,
+                impl: str = "auto") -> Tensor:  # fmt: skip
+    """Ascending int64 indices of the ``min(k, #candidates)`` highest ``scores [T]``.
+
+    Both impls use ``torch.topk``: the scores are one fp32 per token, too few for a kernel to pay.
+    """
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    return reference.select_topk_ref(scores, k, candidates)
+
+
+def plan_partial_attention(q_pos: Tensor, k_pos: Tensor) -> Any:
+    """Query order and key-block ranges for :func:`partial_attention` on CUDA.
+
+    Build it once per request and pass it as ``plan=`` to every layer's call: it saves about ten
+    small launches per call. Returns None where the Triton path would not be used.
+    """
+    if not (q_pos.is_cuda and _triton_available()) or q_pos.numel() == 0 or k_pos.numel() == 0:
+        return None
+    plan_mod = _kernel("attention_plan")
+    return plan_mod.plan_partial_attention(q_pos.to(torch.int64), k_pos.to(torch.int64))
+
+
+def partial_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    q_pos: Tensor,
+    k_pos: Tensor,
+    scale: float,
+    *,
+    impl: str = "auto",
+    plan: Any = None,
+) -> Tensor:
+    """Selected queries ``q [Nq, Hq, D]`` over fused ``k, v [Nk, Hkv, D]``, mask ``k_pos <= q_pos``.
+
+    ``plan`` (optional, from :func:`plan_partial_attention` for the same positions) is used by
+    the Triton path only.
+    """
+    if not _use_triton(impl, q):
+        return reference.partial_attention_ref(q, k, v, q_pos, k_pos, scale)
+    if q.dim() != 3 or k.dim() != 3 or v.shape != k.shape or q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"need q [Nq, Hq, D], k = v [Nk, Hkv, D]; got {tuple(q.shape)}, "
+            f"{tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    if q.shape[1] % k.shape[1]:
+        raise ValueError(f"Hq={q.shape[1]} must be a multiple of Hkv={k.shape[1]}")
+    if q_pos.shape != (q.shape[0],) or k_pos.shape != (k.shape[0],):
+        raise ValueError(f"q_pos {tuple(q_pos.shape)} / k_pos {tuple(k_pos.shape)} do not match")
+    if k.dtype != q.dtype or v.dtype != q.dtype:
+        raise TypeError(f"q, k, v dtypes differ: {q.dtype}, {k.dtype}, {v.dtype}")
+    kern = _kernel("partial_attention")
+    return kern.partial_attention(
+        q.contiguous(),
+        k.contiguous(),
+        v.contiguous(),
+        q_pos.to(torch.int64),
+        k_pos.to(torch.int64),
+        float(scale),
+        plan=plan,
+    )
+
+
+def scatter_rows(dst: Tensor, idx: Tensor, src: Tensor, *, impl: str = "auto") -> None:
+    """In place ``dst[idx[i]] = src[i]``: ``dst [T, H, D]``, ``idx [n]``, ``src [n, H, D]``."""
+    if not _use_triton(impl, dst):
+        reference.scatter_rows_ref(dst, idx, src)
+        return
+    if dst.dim() != 3 or src.dim() != 3 or src.shape[1:] != dst.shape[1:]:
+        raise ValueError(f"dst {tuple(dst.shape)} and src {tuple(src.shape)} rows differ")
+    if idx.shape != (src.shape[0],):
+        raise ValueError(f"idx has shape {tuple(idx.shape)}, expected ({src.shape[0]},)")
+    if dst.stride(2) != 1:
+        raise ValueError("dst's last dim must be contiguous (it is written in place)")
+    _kernel("scatter").scatter_rows(dst, idx.contiguous(), src.to(dst.dtype).contiguous())
+
+
+def gather_rows(src: Tensor, idx: Tensor, *, impl: str = "auto") -> Tensor:
+    """Rows of ``src [T, H, D]`` at ``idx [n]``: a new ``[n, H, D]`` tensor."""
+    if not _use_triton(impl, src):
+        return reference.gather_rows_ref(src, idx)
+    if src.dim() != 3 or idx.dim() != 1:
+        raise ValueError(
+            f"need src [T, H, D] and idx [n], got {tuple(src.shape)}, {tuple(idx.shape)}"
+        )
+    return _kernel("scatter").gather_rows(src.contiguous(), idx.contiguous())

@@ -1,0 +1,207 @@
+"""Each Triton kernel against its pure-torch reference (CUDA, or the Triton interpreter on CPU)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from semcache.gpu import ops
+from semcache.gpu.kernels.deviation import token_deviation
+from semcache.gpu.kernels.partial_attention import partial_attention, plan_partial_attention
+from semcache.gpu.kernels.rope_rerotate import rope_rerotate
+from semcache.gpu.kernels.scatter import gather_rows, scatter_rows
+from semcache.gpu.reference import (
+    gather_rows_ref,
+    partial_attention_ref,
+    rerotate_k_ref,
+    scatter_rows_ref,
+    token_deviation_ref,
+)
+from semcache.gpu.rope import RopeConfig
+
+pytestmark = pytest.mark.gpu
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+DTYPES = [torch.float32, torch.bfloat16] + ([torch.float16] if DEVICE == "cuda" else [])
+# (rms error / rms of the reference, max abs error) per dtype; the bf16 / fp16 bounds sit a few
+# output ulps above the rounding of results of magnitude ~1, far below the O(1) error of a bug.
+TOL = {torch.float32: (1e-5, 1e-4), torch.bfloat16: (1e-2, 4e-2), torch.float16: (2e-3, 5e-3)}
+SIZES = [1, 63, 123, 431]
+HEADS = [(9, 3), (8, 8)]
+ROPES = {
+    "llama3": RopeConfig(128, 128, 500000.0, "llama3", (("factor", 8.0), ("high_freq_factor", 4.0),
+                         ("low_freq_factor", 1.0), ("original_max_position_embeddings", 8192.0))),
+    "partial-yarn": RopeConfig(64, 32, 10000.0, "yarn", (
+        ("attention_factor", 1.1386), ("beta_fast", 32.0), ("beta_slow", 1.0), ("factor", 4.0),
+        ("original_max_position_embeddings", 2048.0), ("truncate", 1.0))),
+    "default-d64": RopeConfig(64, 64, 10000.0),
+}  # fmt: skip
+
+
+def dt_id(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def assert_matches(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype) -> None:
+    rms_tol, max_tol = TOL[dtype]
+    out, ref = out.float(), ref.float()
+    assert torch.isfinite(out).all(), "kernel output has NaN/inf (unwritten or broken)"
+    err = out - ref
+    max_err = err.abs().max().item() if err.numel() else 0.0
+    ref_rms = ref.pow(2).mean().sqrt().item() if ref.numel() else 0.0
+    rms_ratio = err.pow(2).mean().sqrt().item() / max(ref_rms, 1e-12) if err.numel() else 0.0
+    assert rms_ratio <= rms_tol and max_err <= max_tol, (rms_ratio, max_err)
+
+
+def randn(*shape: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g).to(device=DEVICE, dtype=dtype)
+
+
+@pytest.mark.parametrize("rope", list(ROPES))
+@pytest.mark.parametrize("t", SIZES, ids=lambda t: f"T{t}")
+@pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
+def test_rope_rerotate(rope: str, t: int, dtype: torch.dtype) -> None:
+    cfg = ROPES[rope]
+    k = randn(t, 3, cfg.head_dim, dtype=dtype, seed=t)
+    g = torch.Generator().manual_seed(t + 1)
+    delta = torch.randint(-6000, 6000, (t,), generator=g).to(DEVICE)
+    out = torch.full_like(k, float("nan"))
+    rope_rerotate(k, delta, cfg.inv_freq(DEVICE), cfg.rotary_dim, out=out)
+    assert_matches(out, rerotate_k_ref(k, delta, cfg), dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=dt_id)
+def test_rope_rerotate_in_place_and_strided(dtype: torch.dtype) -> None:
+    cfg = ROPES["partial-yarn"]
+    base = randn(63, 4, cfg.head_dim, dtype=dtype, seed=5)
+    k = base[:, 1:3]  # non-contiguous heads view
+    delta = torch.arange(63, device=DEVICE) * 37 - 1000
+    ref = rerotate_k_ref(k, delta, cfg)
+    rope_rerotate(k, delta, cfg.inv_freq(DEVICE), cfg.rotary_dim, out=k)
+    assert_matches(k, ref, dtype)
+
+
+@pytest.mark.parametrize("d", [64, 128], ids=lambda d: f"D{d}")
+@pytest.mark.parametrize("t", SIZES, ids=lambda t: f"T{t}")
+@pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
+def test_token_deviation(d: int, t: int, dtype: torch.dtype) -> None:
+    cached = randn(t, 3, d, dtype=dtype, seed=t)
+    fresh = randn(t, 3, d, dtype=dtype, seed=t + 7)
+    fresh[: t // 2] = cached[: t // 2]  # zero deviation on some tokens
+    out = torch.full((t,), float("nan"), device=DEVICE)
+    token_deviation(cached, fresh, out=out)
+    ref = token_deviation_ref(cached, fresh)
+    assert_matches(out, ref, torch.float32)  # fp32 sums of the same rounded inputs
+
+
+def make_attention_case(t: int, hq: int, hkv: int, d: int, dtype: torch.dtype, layout: str,
+                        frac: float = 0.2):  # fmt: skip
+    q_full = randn(t, hq, d, dtype=dtype, seed=t + d)
+    k = randn(t, hkv, d, dtype=dtype, seed=t + d + 1)
+    v = randn(t, hkv, d, dtype=dtype, seed=t + d + 2)
+    g = torch.Generator().manual_seed(t)
+    n_sel = max(1, math.ceil(frac * t))
+    sel = torch.randperm(t, generator=g)[:n_sel].to(DEVICE)  # unsorted selection
+    k_pos = torch.arange(t, device=DEVICE) + 17
+    if layout == "shuffled-kv":  # keys not in position order: skipping must stay exact
+        perm = torch.randperm(t, generator=g).to(DEVICE)
+        k, v, k_pos = k[perm], v[perm], k_pos[perm]
+        q_pos = k_pos[sel]
+    else:
+        q_pos = k_pos[sel]
+    return q_full[sel].contiguous(), k, v, q_pos, k_pos
+
+
+def run_attention_case(t: int, hq: int, hkv: int, d: int, dtype: torch.dtype, layout: str,
+                       use_plan: bool = False, num_splits: int | None = None) -> None:  # fmt: skip
+    q, k, v, q_pos, k_pos = make_attention_case(t, hq, hkv, d, dtype, layout)
+    bm, bn = (16, 32) if t < 200 else (64, 64)  # small T still spans several key blocks
+    plan = plan_partial_attention(q_pos, k_pos, bm, bn) if use_plan else None
+    out = torch.full_like(q, float("nan"))
+    partial_attention(q, k, v, q_pos, k_pos, d**-0.5, block_m=bm, block_n=bn, out=out, plan=plan,
+                      num_splits=num_splits)  # fmt: skip
+    assert_matches(out, partial_attention_ref(q, k, v, q_pos, k_pos, d**-0.5), dtype)
+
+
+@pytest.mark.parametrize("hq,hkv", HEADS, ids=lambda h: str(h))
+@pytest.mark.parametrize("d", [64, 128], ids=lambda d: f"D{d}")
+@pytest.mark.parametrize("t", SIZES, ids=lambda t: f"T{t}")
+@pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
+def test_partial_attention(hq: int, hkv: int, d: int, t: int, dtype: torch.dtype) -> None:
+    run_attention_case(t, hq, hkv, d, dtype, "sorted-kv")
+
+
+@pytest.mark.parametrize("t", SIZES, ids=lambda t: f"T{t}")
+@pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
+def test_partial_attention_keys_out_of_position_order(t: int, dtype: torch.dtype) -> None:
+    run_attention_case(t, 9, 3, 64, dtype, "shuffled-kv", use_plan=True)
+
+
+@pytest.mark.parametrize("splits", [2, 3], ids=lambda s: f"splits{s}")
+@pytest.mark.parametrize("t", [123, 431], ids=lambda t: f"T{t}")
+@pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
+def test_partial_attention_split_keys(splits: int, t: int, dtype: torch.dtype) -> None:
+    run_attention_case(t, 9, 3, 64, dtype, "sorted-kv", num_splits=splits)
+
+
+@pytest.mark.parametrize("splits", [1, 2], ids=lambda s: f"splits{s}")
+def test_partial_attention_query_seeing_no_key_gets_zeros(splits: int) -> None:
+    q, k, v, _, k_pos = make_attention_case(63, 8, 8, 64, torch.float32, "sorted-kv")
+    q_pos = torch.full((q.shape[0],), 5, device=DEVICE)  # below every key position (>= 17)
+    q_pos[::2] = 40
+    out = torch.full_like(q, float("nan"))
+    partial_attention(q, k, v, q_pos, k_pos, 0.125, block_m=16, block_n=16, out=out,
+                      num_splits=splits)  # fmt: skip
+    assert torch.equal(out[1::2], torch.zeros_like(out[1::2]))
+    assert_matches(out, partial_attention_ref(q, k, v, q_pos, k_pos, 0.125), torch.float32)
+
+
+@pytest.mark.parametrize("t", SIZES, ids=lambda t: f"T{t}")
+@pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
+def test_scatter_and_gather_rows(t: int, dtype: torch.dtype) -> None:
+    src = randn(t, 3, 64, dtype=dtype, seed=t)
+    g = torch.Generator().manual_seed(t)
+    idx = torch.randperm(t, generator=g)[: max(1, t // 3)].to(DEVICE)
+    out = torch.full((idx.shape[0], 3, 64), float("nan"), device=DEVICE, dtype=dtype)
+    gather_rows(src, idx, out=out)
+    assert torch.equal(out, gather_rows_ref(src, idx))
+    dst = randn(t, 3, 64, dtype=dtype, seed=t + 3)
+    expected = dst.clone()
+    rows = randn(idx.shape[0], 3, 64, dtype=dtype, seed=t + 4)
+    scatter_rows(dst, idx, rows)
+    scatter_rows_ref(expected, idx, rows)
+    assert torch.equal(dst, expected)
+
+
+def test_ops_dispatch_matches_reference() -> None:
+    cfg = ROPES["default-d64"]
+    k = randn(63, 3, 64, dtype=torch.float32, seed=0)
+    delta = torch.arange(63, device=DEVICE)
+    for impl in ("triton", "torch", "auto"):
+        assert_matches(ops.rerotate_k(k, delta, cfg, impl=impl), rerotate_k_ref(k, delta, cfg),
+                       torch.float32)  # fmt: skip
+    assert ops.select_topk(ops.token_deviation(k, k * 2, impl="triton"), 5).shape == (5,)
+    with pytest.raises(ValueError, match="impl"):
+        ops.rerotate_k(k, delta, cfg, impl="cuda")
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("frac", [0.05, 0.15])
+def test_partial_attention_full_size_llama8b(frac: float) -> None:
+    t, hq, hkv, d = 8192, 32, 8, 128
+    q, k, v, q_pos, k_pos = make_attention_case(t, hq, hkv, d, torch.bfloat16, "sorted-kv", frac)
+    out = torch.full_like(q, float("nan"))
+    partial_attention(q, k, v, q_pos, k_pos, d**-0.5, out=out)
+    assert_matches(out, partial_attention_ref(q, k, v, q_pos, k_pos, d**-0.5), torch.bfloat16)
+
+
+@pytest.mark.cuda
+def test_rerotate_full_size() -> None:
+    cfg = ROPES["llama3"]
+    k = randn(8192, 8, 128, dtype=torch.bfloat16, seed=0)
+    delta = torch.randint(-8192, 8192, (8192,), device=DEVICE)
+    out = torch.full_like(k, float("nan"))
+    rope_rerotate(k, delta, cfg.inv_freq(DEVICE), cfg.rotary_dim, out=out)
+    assert_matches(out, rerotate_k_ref(k, delta, cfg), torch.bfloat16)
