@@ -155,6 +155,7 @@ def _inflection_stem(word: str) -> str:
 
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_WORD_ANY_CASE = re.compile(r"(?<![\w'])[A-Za-z]+(?:'[A-Za-z]+)?(?![\w'])")
 
 
 def correct_typos(cached: str, query: str) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -170,8 +171,9 @@ def correct_typos(cached: str, query: str) -> tuple[str, tuple[tuple[str, str], 
         if match is not None:
             fixes.append((word, match))
             spare.remove(match)
-    for wrong, right in fixes:
-        query = re.sub(rf"(?i)(?<![\w']){wrong}(?![\w'])", right, query)
+    if fixes:
+        mapping = dict(fixes)
+        query = _WORD_ANY_CASE.sub(lambda m: mapping.get(m.group(0).lower(), m.group(0)), query)
     return query, tuple(fixes)
 
 
@@ -225,8 +227,11 @@ _MARKERS = frozenset(
 
 def _directed_pairs(t: Analysed) -> set[tuple[str, str, str]]:
     pairs: set[tuple[str, str, str]] = set()
+    # time and scope words count here: "from the weekly plan to the daily plan" has a direction
     content = [
-        (i, c) for i, (r, c) in enumerate(zip(t.raw, t.canon, strict=True)) if _is_content(r, c)
+        (i, c)
+        for i, (r, c) in enumerate(zip(t.raw, t.canon, strict=True))
+        if _is_content(r, c) or c.startswith(("time:", "scope:"))
     ]
     for i, tok in enumerate(t.raw):
         if tok not in _MARKERS:

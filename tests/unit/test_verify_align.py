@@ -97,6 +97,10 @@ def test_content_reason(verifier):
             "How do I move money from savings to checking?",
             "How do I move money from checking to savings?",
         ),
+        (
+            "Switch me from the weekly plan to the daily plan",
+            "Switch me from the daily plan to the weekly plan",
+        ),
     ],
 )
 def test_reversed_direction_rejects(verifier, cached, query):
