@@ -54,7 +54,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owns_cache = cache is None
-        the_cache = _build_cache(settings) if owns_cache else cache
+        the_cache: Any = _build_cache(settings) if cache is None else cache
         metrics = ProxyMetrics()
         upstream = Upstream(settings, metrics, transport=transport)
         load = LoadMonitor(settings, metrics, clock=load_clock)

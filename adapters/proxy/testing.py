@@ -134,7 +134,7 @@ class FakeUpstream:
                 return
             delta = {"delta": {"content": piece}} if endpoint == "chat" else {"text": piece}
             yield event({"index": 0, **delta, "finish_reason": None})
-        last = {"delta": {}} if endpoint == "chat" else {"text": ""}
+        last: dict[str, Any] = {"delta": {}} if endpoint == "chat" else {"text": ""}
         yield event({"index": 0, **last, "finish_reason": finish})
         options = body.get("stream_options") or {}
         if options.get("include_usage"):
