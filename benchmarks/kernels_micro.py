@@ -47,7 +47,7 @@ LLAMA3_ROPE = RopeConfig(128, 128, 500000.0, "llama3", (
 # (block_m, block_n, num_warps, num_stages, num_splits); num_splits 0 = the launcher's choice.
 # The first is the launcher default.
 ATTN_CONFIGS = [
-    (64, 64, 4, 2, 0), (64, 64, 4, 2, 1), (64, 64, 4, 3, 0), (128, 64, 8, 2, 0),
+    (64, 64, 4, 3, 0), (64, 64, 4, 2, 1), (64, 64, 4, 2, 0), (128, 64, 8, 2, 0),
     (128, 64, 8, 3, 0), (128, 64, 8, 3, 1), (128, 128, 8, 2, 0), (64, 128, 4, 3, 0),
 ]  # fmt: skip
 
