@@ -1,0 +1,298 @@
+"""Prefill with chunk KV reuse and selective recompute (the blend pipeline).
+
+Chunk KV (``ChunkEncoder``): each chunk is prefilled once on its own, after a fixed short
+*anchor* prefix (by default the tokenizer's BOS / chat-start token), and only the chunk's rows are
+stored with the positions they were computed at (``len(anchor) .. len(anchor)+L-1``). The anchor
+gives the chunk a proper attention sink, so its first tokens do not turn into sinks themselves,
+which is the largest single source of deviation when a chunk is computed truly alone.
+
+Request (``Blender.prefill``), for segments ``[prefix][chunk 1]...[chunk N][suffix]`` at
+positions ``0..T-1``:
+
+1. Cached chunk KV is placed at the chunk's new rows and its keys are re-rotated by
+   ``new_pos - stored_pos`` (``ops.rerotate_k``), layer by layer, just before the layer needs it.
+   On CUDA the copies run on a side stream a few layers ahead of compute, so loads from pinned
+   host memory overlap with compute.
+2. Layers ``0 .. check_layer-1`` run in full for every token.
+3. At ``check_layer`` Q/K/V are computed for every token (its fresh K/V are kept for every row),
+   and chunk tokens are scored by the deviation of fresh from cached K and V
+   (``ops.token_deviation``; each normalised by its mean over chunk tokens, then summed).
+   ``round(ratio * chunk_tokens)`` chunk tokens are chosen (``ops.select_topk``); the first
+   ``boundary_tokens`` of every chunk go first (their score is +inf), so they count toward r.
+4. From ``check_layer`` on, only the *active* tokens (non-chunk tokens, selected chunk tokens,
+   and the last prompt token) are carried: their queries attend to the fused KV with the exact
+   causal mask by true positions (``ops.partial_attention``) and their fresh K/V are written
+   into the fused cache (``ops.scatter_rows``).
+
+``ratio`` is therefore exactly the fraction of chunk tokens recomputed in layers after the check
+layer (the last prompt token is added if it is a chunk token and is counted in the stats). With
+``ratio=1`` every token is active, which reproduces a full prefill through this same code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from semcache.gpu import ops
+from semcache.gpu.chunk_kv import ChunkKV, ChunkKVStore
+from semcache.gpu.chunks import ChunkRegistry, Segment, chunk_id
+from semcache.gpu.runner import KVCache, ModelRunner, as_ids
+from torch import Tensor
+
+IMPLS = ("auto", "torch", "triton")
+SCORES = ("k", "v", "kv")
+
+
+@dataclass(frozen=True, slots=True)
+class BlendConfig:
+    """Selective-recompute settings; see the module docstring for the exact accounting."""
+
+    ratio: float = 0.15
+    check_layer: int = 1
+    score: str = "kv"
+    boundary_tokens: int = 0
+    impl: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ratio <= 1.0:
+            raise ValueError(f"ratio must be in [0, 1], got {self.ratio}")
+        if self.check_layer < 1:
+            raise ValueError(f"check_layer must be >= 1 (layer-0 KV has no context), got {self.check_layer}")
+        if self.score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
+        if self.boundary_tokens < 0:
+            raise ValueError(f"boundary_tokens must be >= 0, got {self.boundary_tokens}")
+        if self.impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {self.impl!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class BlendStats:
+    num_tokens: int
+    chunk_tokens: int
+    recomputed_chunk_tokens: int
+    reused_chunks: int
+    encoded_chunks: int
+
+    @property
+    def effective_ratio(self) -> float:
+        return self.recomputed_chunk_tokens / self.chunk_tokens if self.chunk_tokens else 0.0
+
+
+@dataclass(slots=True)
+class BlendResult:
+    logits: Tensor  # [V] float32: next-token logits after the prompt
+    kv: KVCache  # fused KV of the whole prompt, ready for decoding with ModelRunner
+    stats: BlendStats
+
+
+class ChunkEncoder:
+    """Computes a chunk's KV in isolation after a fixed anchor prefix (see module docstring)."""
+
+    def __init__(self, runner: ModelRunner, anchor_ids: Sequence[int] = ()) -> None:
+        self.runner = runner
+        self.anchor_ids = tuple(int(t) for t in anchor_ids)
+
+    def encode(self, token_ids: Sequence[int]) -> ChunkKV:
+        tokens = tuple(int(t) for t in token_ids)
+        a = len(self.anchor_ids)
+        _, kv = self.runner.prefill(self.anchor_ids + tokens)
+        return ChunkKV(
+            tokens, kv.positions[a:].clone(),
+            torch.stack([k[a:] for k in kv.keys]), torch.stack([v[a:] for v in kv.values]),
+        )
+
+
+class Blender:
+    """Chunk-reusing prefill over a ``ModelRunner``, with a chunk KV store and registry."""
+
+    def __init__(self, runner: ModelRunner, store: ChunkKVStore | None = None,
+                 registry: ChunkRegistry | None = None, anchor_ids: Sequence[int] = (),
+                 config: BlendConfig | None = None) -> None:
+        self.runner = runner
+        self.store = store if store is not None else ChunkKVStore()
+        self.registry = registry if registry is not None else ChunkRegistry()
+        self.encoder = ChunkEncoder(runner, anchor_ids)
+        self.config = config if config is not None else BlendConfig()
+
+    def chunk_kv(self, segment: Segment) -> tuple[ChunkKV, bool]:
+        """Stored KV of a chunk segment (token-checked), computing and storing it on a miss.
+
+        Returns the record and whether it came from the store.
+        """
+        assert segment.chunk_id is not None
+        record = self.store.get(segment.chunk_id)
+        if record is not None and record.token_ids == segment.token_ids:
+            return record, True
+        record = self.encoder.encode(segment.token_ids)
+        self.store.put(segment.chunk_id, record)
+        return record, False
+
+    def prefill_tokens(self, token_ids: Sequence[int], config: BlendConfig | None = None) -> BlendResult:
+        """Blend prefill of a plain token sequence: registered chunks are detected automatically."""
+        return self.prefill(self.registry.segments(token_ids), config)
+
+    @torch.inference_mode()
+    def prefill(self, segments: Sequence[Segment], config: BlendConfig | None = None) -> BlendResult:
+        """Blend prefill of ``segments`` (positions ``0..T-1`` in order). See module docstring."""
+        cfg = config if config is not None else self.config
+        run = self.runner
+        if cfg.check_layer >= run.num_layers:
+            raise ValueError(f"check_layer {cfg.check_layer} >= num_layers {run.num_layers}")
+        segs = [_checked(s) for s in segments]
+        if not segs:
+            raise ValueError("no segments to prefill")
+        dev = run.device
+        ids = as_ids([t for s in segs for t in s.token_ids], dev)
+        total = int(ids.shape[0])
+        run.check_length(total - 1)
+        positions = torch.arange(total, device=dev)
+
+        records, rows, boundary = [], [], []
+        reused = start = 0
+        for s in segs:
+            end = start + len(s.token_ids)
+            if s.chunk_id is not None:
+                rec, hit = self.chunk_kv(s)
+                records.append(rec)
+                rows.append((start, end))
+                boundary.append((start, min(end, start + cfg.boundary_tokens)))
+                reused += hit
+            start = end
+        is_chunk = torch.zeros(total, dtype=torch.bool, device=dev)
+        forced = torch.zeros(total, dtype=torch.bool, device=dev)
+        delta = torch.zeros(total, dtype=torch.int64, device=dev)
+        for rec, (a, b), (fa, fb) in zip(records, rows, boundary, strict=True):
+            is_chunk[a:b] = True
+            forced[fa:fb] = True
+            delta[a:b] = positions[a:b] - rec.positions.to(dev)
+        n_chunk = sum(b - a for a, b in rows)
+        budget = int(round(cfg.ratio * n_chunk))
+
+        loader = _FusedKVLoader(run, records, rows, total, delta, cfg)
+        cos, sin = run.rope_tables(positions)
+        hidden = run.embed(ids)
+        keys: list[Tensor] = []
+        values: list[Tensor] = []
+        for layer in range(cfg.check_layer):
+            q, k, v = run.qkv(layer, hidden, cos, sin)
+            keys.append(k)
+            values.append(v)
+            hidden = run.finish_layer(layer, hidden, run.causal_attention(q, k, v))
+
+        # check layer: fresh Q/K/V for all tokens, pick the chunk tokens to recompute
+        c = cfg.check_layer
+        q, k, v = run.qkv(c, hidden, cos, sin)
+        cached_k, cached_v = loader.layer(c)
+        scores = _deviation(cached_k, cached_v, k, v, is_chunk, n_chunk, cfg.score, cfg.impl)
+        scores = torch.where(forced, torch.full_like(scores, float("inf")), scores)
+        selected = ops.select_topk(scores, budget, is_chunk, impl=cfg.impl)
+        active_mask = ~is_chunk
+        active_mask[selected] = True
+        active_mask[-1] = True
+        active = torch.nonzero(active_mask, as_tuple=True)[0]
+        q_pos = positions[active]
+        keys.append(k)
+        values.append(v)
+        attn = self._attention(q[active], k, v, q_pos, positions, cfg.impl)
+        hidden = run.finish_layer(c, hidden[active], attn)
+        cos_a, sin_a = cos[active], sin[active]
+        for layer in range(c + 1, run.num_layers):
+            q, k, v = run.qkv(layer, hidden, cos_a, sin_a)
+            fused_k, fused_v = loader.layer(layer)
+            ops.scatter_rows(fused_k, active, k, impl=cfg.impl)
+            ops.scatter_rows(fused_v, active, v, impl=cfg.impl)
+            keys.append(fused_k)
+            values.append(fused_v)
+            attn = self._attention(q, fused_k, fused_v, q_pos, positions, cfg.impl)
+            hidden = run.finish_layer(layer, hidden, attn)
+        logits = run.logits(hidden[-1:])[0]
+        recomputed = int((active_mask & is_chunk).sum())
+        stats = BlendStats(total, n_chunk, recomputed, reused, len(records) - reused)
+        return BlendResult(logits, KVCache(keys, values, positions), stats)
+
+    def _attention(self, q: Tensor, k: Tensor, v: Tensor, q_pos: Tensor, k_pos: Tensor,
+                   impl: str) -> Tensor:
+        if impl == "torch":  # the plain-PyTorch baseline: SDPA with a boolean position mask
+            return self.runner.masked_attention(q, k, v, q_pos, k_pos)
+        return ops.partial_attention(q, k, v, q_pos, k_pos, self.runner.scale, impl=impl)
+
+
+def _checked(segment: Segment) -> Segment:
+    if not isinstance(segment, Segment):
+        raise TypeError(f"segments must be Segment instances, got {type(segment).__name__}")
+    if not segment.token_ids:
+        raise ValueError("empty segment")
+    if segment.chunk_id is not None and segment.chunk_id != chunk_id(segment.token_ids):
+        raise ValueError(f"segment chunk_id {segment.chunk_id} does not match its token ids")
+    return segment
+
+
+def _deviation(cached_k: Tensor, cached_v: Tensor, k: Tensor, v: Tensor, is_chunk: Tensor,
+               n_chunk: int, score: str, impl: str) -> Tensor:
+    """Per-token deviation score ``[T]`` (0 outside chunks); K and V each normalised by their mean."""
+    parts = []
+    if "k" in score:
+        parts.append(ops.token_deviation(cached_k, k, impl=impl))
+    if "v" in score:
+        parts.append(ops.token_deviation(cached_v, v, impl=impl))
+    total = torch.zeros_like(parts[0])
+    for d in parts:
+        d = torch.where(is_chunk, d, torch.zeros_like(d))
+        total += d / (d.sum() / n_chunk).clamp_min(1e-12) if n_chunk else d
+    return total
+
+
+class _FusedKVLoader:
+    """Places cached chunk KV at its new rows, re-rotated, one layer at a time.
+
+    ``layer(l)`` returns ``[T, Hkv, D]`` K/V tensors for layer ``l`` whose chunk rows hold the
+    re-rotated cached KV (other rows are zero, to be overwritten by recomputed KV). On CUDA the
+    copies of layer ``l + PREFETCH`` are queued on a side stream when layer ``l`` is taken, so
+    host->device loads overlap with compute and their launches interleave with the layer's.
+    """
+
+    PREFETCH = 3
+
+    def __init__(self, run: ModelRunner, records: list[ChunkKV], rows: list[tuple[int, int]],
+                 total: int, delta: Tensor, cfg: BlendConfig) -> None:
+        self.run, self.records, self.rows = run, records, rows
+        self.delta, self.impl, self.first = delta, cfg.impl, cfg.check_layer
+        self.n = run.num_layers - self.first
+        shape = (self.n, total, run.num_kv_heads, run.head_dim)
+        self.k = torch.zeros(shape, dtype=run.dtype, device=run.device)
+        self.v = torch.zeros(shape, dtype=run.dtype, device=run.device)
+        self.stream: torch.cuda.Stream | None = None
+        self.events: dict[int, torch.cuda.Event] = {}
+        if run.device.type == "cuda":
+            self.stream = torch.cuda.Stream(device=run.device)
+            self.stream.wait_stream(torch.cuda.current_stream(run.device))
+        for i in range(min(self.PREFETCH, self.n)):
+            self._queue(i)
+
+    def _queue(self, i: int) -> None:
+        layer = self.first + i
+        if self.stream is None:
+            self._copy(layer, i)
+            return
+        with torch.cuda.stream(self.stream):
+            self._copy(layer, i)
+            event = torch.cuda.Event()
+            event.record(self.stream)
+        self.events[i] = event
+
+    def _copy(self, layer: int, i: int) -> None:
+        for rec, (a, b) in zip(self.records, self.rows, strict=True):
+            self.k[i, a:b].copy_(rec.keys[layer], non_blocking=True)
+            self.v[i, a:b].copy_(rec.values[layer], non_blocking=True)
+
+    def layer(self, layer: int) -> tuple[Tensor, Tensor]:
+        i = layer - self.first
+        if i + self.PREFETCH < self.n:
+            self._queue(i + self.PREFETCH)
+        if self.stream is not None:
+            torch.cuda.current_stream(self.run.device).wait_event(self.events.pop(i))
+        k = ops.rerotate_k(self.k[i], self.delta, self.run.rope, impl=self.impl)
+        return k, self.v[i]

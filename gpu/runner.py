@@ -1,0 +1,209 @@
+"""A model runner for Llama-family HF models with its own layer loop and its own KV tensors.
+
+It drives the HF modules directly (``embed_tokens``, per layer ``input_layernorm``,
+``q/k/v_proj``, ``o_proj``, ``post_attention_layernorm``, ``mlp``, then ``norm`` and ``lm_head``)
+and applies RoPE through ``semcache.gpu.rope``, so it does not depend on a transformers cache API
+(which differs between 5.17 and 5.2x). KV per layer is ``[T, Hkv, D]`` for one sequence.
+
+The layer pieces (``embed``, ``qkv``, ``finish_layer``, ``logits``) are public so the blend
+pipeline can run the same maths on a subset of tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from semcache.gpu.model import check_arch
+from semcache.gpu.rope import RopeConfig, cos_sin, rotate
+from torch import Tensor
+
+
+@dataclass(slots=True)
+class KVCache:
+    """Per-layer keys/values ``[T, Hkv, D]`` (RoPE applied to keys) and token positions ``[T]``."""
+
+    keys: list[Tensor]
+    values: list[Tensor]
+    positions: Tensor
+
+    def __len__(self) -> int:
+        return int(self.positions.shape[0])
+
+    def append(self, layer: int, k: Tensor, v: Tensor) -> None:
+        """Append rows to one layer (positions are appended separately by ``extend_positions``)."""
+        self.keys[layer] = torch.cat((self.keys[layer], k), dim=0)
+        self.values[layer] = torch.cat((self.values[layer], v), dim=0)
+
+    def extend_positions(self, positions: Tensor) -> None:
+        self.positions = torch.cat((self.positions, positions))
+
+    def next_position(self) -> int:
+        return int(self.positions.max().item()) + 1 if len(self) else 0
+
+
+def as_ids(token_ids: Sequence[int] | Tensor, device: torch.device) -> Tensor:
+    """Token ids as an int64 1-D tensor on ``device``."""
+    ids = torch.as_tensor(token_ids, dtype=torch.int64, device=device)
+    if ids.dim() != 1 or ids.numel() == 0:
+        raise ValueError(f"token ids must be a non-empty 1-D sequence, got shape {tuple(ids.shape)}")
+    return ids
+
+
+class ModelRunner:
+    """Runs a Llama-family causal LM layer by layer over one sequence."""
+
+    def __init__(self, model: Any) -> None:
+        """``model``: a transformers ``*ForCausalLM`` of the Llama family, in eval mode."""
+        config = model.config
+        check_arch(config)
+        self.model = model
+        self.config = config
+        self.layers = list(model.model.layers)
+        self.num_layers = len(self.layers)
+        attn = self.layers[0].self_attn
+        self.head_dim = int(attn.head_dim)
+        self.num_heads = int(config.num_attention_heads)
+        self.num_kv_heads = int(config.num_key_value_heads)
+        self.scale = float(attn.scaling)
+        self.rope = RopeConfig.from_hf_config(config)
+        self.sliding_window = _sliding_window(config)
+        param = next(model.parameters())
+        self.device, self.dtype = param.device, param.dtype
+
+    # ----- building blocks -------------------------------------------------------------------
+    def check_length(self, max_position: int) -> None:
+        """Full attention is exact only inside a sliding window, if the model has one."""
+        if self.sliding_window is not None and max_position >= self.sliding_window:
+            raise ValueError(
+                f"sequence reaches position {max_position}, past the model's sliding window "
+                f"{self.sliding_window}; the runner implements full attention only"
+            )
+
+    def rope_tables(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """cos/sin ``[T, rotary_dim]`` (fp32) for ``positions``, shared by all layers."""
+        return cos_sin(self.rope, positions, torch.float32)
+
+    def embed(self, ids: Tensor) -> Tensor:
+        return self.model.model.embed_tokens(ids)
+
+    def qkv(self, layer: int, hidden: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries ``[T, Hq, D]`` and keys (both rotated) and values ``[T, Hkv, D]`` of ``hidden [T, C]``."""
+        attn = self.layers[layer].self_attn
+        x = self.layers[layer].input_layernorm(hidden)
+        t = x.shape[0]
+        q = attn.q_proj(x).view(t, self.num_heads, self.head_dim)
+        k = attn.k_proj(x).view(t, self.num_kv_heads, self.head_dim)
+        v = attn.v_proj(x).view(t, self.num_kv_heads, self.head_dim)
+        rd = self.rope.rotary_dim
+        return rotate(q, cos, sin, rd), rotate(k, cos, sin, rd), v
+
+    def finish_layer(self, layer: int, hidden: Tensor, attn_out: Tensor) -> Tensor:
+        """Residual + ``o_proj(attn_out [T, Hq, D])``, then the MLP block; returns ``[T, C]``."""
+        block = self.layers[layer]
+        h = hidden + block.self_attn.o_proj(attn_out.reshape(attn_out.shape[0], -1))
+        return h + block.mlp(block.post_attention_layernorm(h))
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """Final norm and LM head: ``[T, C] -> [T, V]`` in float32."""
+        return self.model.lm_head(self.model.model.norm(hidden)).float()
+
+    def causal_attention(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """SDPA over one contiguous causal block (queries and keys are the same tokens)."""
+        out = F.scaled_dot_product_attention(
+            q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None],
+            is_causal=True, scale=self.scale, enable_gqa=True,
+        )
+        return out[0].transpose(0, 1)
+
+    def masked_attention(self, q: Tensor, k: Tensor, v: Tensor, q_pos: Tensor, k_pos: Tensor) -> Tensor:
+        """SDPA with a boolean mask ``k_pos <= q_pos`` (exact causal mask by true positions)."""
+        mask = k_pos[None, :] <= q_pos[:, None]
+        out = F.scaled_dot_product_attention(
+            q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None],
+            attn_mask=mask[None, None], scale=self.scale, enable_gqa=True,
+        )
+        return out[0].transpose(0, 1)
+
+    # ----- whole passes ----------------------------------------------------------------------
+    @torch.inference_mode()
+    def prefill(self, token_ids: Sequence[int] | Tensor, start: int = 0,
+                all_logits: bool = False) -> tuple[Tensor, KVCache]:
+        """Full causal prefill of ``token_ids`` at positions ``start..start+T-1``.
+
+        Returns logits (``[T, V]`` if ``all_logits`` else ``[V]`` of the last token) and the KV.
+        """
+        ids = as_ids(token_ids, self.device)
+        positions = torch.arange(start, start + ids.shape[0], device=self.device)
+        self.check_length(int(positions[-1]))
+        cos, sin = self.rope_tables(positions)
+        hidden = self.embed(ids)
+        keys, values = [], []
+        for layer in range(self.num_layers):
+            q, k, v = self.qkv(layer, hidden, cos, sin)
+            keys.append(k)
+            values.append(v)
+            hidden = self.finish_layer(layer, hidden, self.causal_attention(q, k, v))
+        out = hidden if all_logits else hidden[-1:]
+        logits = self.logits(out)
+        return (logits if all_logits else logits[0]), KVCache(keys, values, positions)
+
+    @torch.inference_mode()
+    def extend(self, token_ids: Sequence[int] | Tensor, kv: KVCache,
+               all_logits: bool = False) -> Tensor:
+        """Prefill ``token_ids`` after the tokens already in ``kv`` (updated in place).
+
+        New tokens take positions after ``kv``'s largest; each attends to every cached token and
+        to the new tokens before it. Returns logits like ``prefill``.
+        """
+        ids = as_ids(token_ids, self.device)
+        start = kv.next_position()
+        positions = torch.arange(start, start + ids.shape[0], device=self.device)
+        self.check_length(int(positions[-1]))
+        cos, sin = self.rope_tables(positions)
+        hidden = self.embed(ids)
+        k_pos = torch.cat((kv.positions, positions))
+        for layer in range(self.num_layers):
+            q, k, v = self.qkv(layer, hidden, cos, sin)
+            kv.append(layer, k, v)
+            if ids.shape[0] == 1:  # one query sees every key: no mask needed
+                attn = self.causal_attention_single(q, kv.keys[layer], kv.values[layer])
+            else:
+                attn = self.masked_attention(q, kv.keys[layer], kv.values[layer], positions, k_pos)
+            hidden = self.finish_layer(layer, hidden, attn)
+        kv.extend_positions(positions)
+        logits = self.logits(hidden if all_logits else hidden[-1:])
+        return logits if all_logits else logits[0]
+
+    def causal_attention_single(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        out = F.scaled_dot_product_attention(
+            q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None],
+            scale=self.scale, enable_gqa=True,
+        )
+        return out[0].transpose(0, 1)
+
+    def decode_step(self, token_id: int, kv: KVCache) -> Tensor:
+        """One decoding step: logits ``[V]`` for the token after ``token_id``; ``kv`` grows by one."""
+        return self.extend([token_id], kv)
+
+    def greedy(self, first_logits: Tensor, kv: KVCache, max_new_tokens: int,
+               stop_ids: Sequence[int] = ()) -> list[int]:
+        """Greedy continuation from the logits of the last prompt token; ``kv`` grows."""
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        out = [int(first_logits.argmax())]
+        while len(out) < max_new_tokens and out[-1] not in stop_ids:
+            out.append(int(self.decode_step(out[-1], kv).argmax()))
+        return out
+
+
+def _sliding_window(config: object) -> int | None:
+    window = getattr(config, "sliding_window", None)
+    if window is None:
+        return None
+    if getattr(config, "model_type", "") == "qwen2" and not getattr(config, "use_sliding_window", False):
+        return None
+    return int(window)

@@ -1,0 +1,220 @@
+"""Chunk registry, chunk KV store and the blend pipeline on a tiny random Llama (CPU)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from semcache.gpu.blend import BlendConfig, Blender, ChunkEncoder
+from semcache.gpu.chunk_kv import ChunkKV, ChunkKVStore
+from semcache.gpu.chunks import ChunkRegistry, Segment, chunk_id
+from semcache.gpu.model import random_model
+from semcache.gpu.runner import ModelRunner
+from transformers import LlamaConfig
+
+pytestmark = pytest.mark.gpu
+ROOT = Path(__file__).resolve().parents[2]
+VOCAB = 101
+
+
+@pytest.fixture(scope="module")
+def runner() -> ModelRunner:
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                      num_attention_heads=4, num_key_value_heads=2)
+    return ModelRunner(random_model(cfg, dtype=torch.float32, seed=3).model)
+
+
+def _tokens(n: int, seed: int) -> tuple[int, ...]:
+    return tuple(torch.randint(0, VOCAB, (n,), generator=torch.Generator().manual_seed(seed)).tolist())
+
+
+def _chunk(n: int, seed: int) -> Segment:
+    ids = _tokens(n, seed)
+    return Segment(ids, chunk_id(ids))
+
+
+def _ids(segments: list[Segment]) -> list[int]:
+    return [t for s in segments for t in s.token_ids]
+
+
+# ----- registry and detection -------------------------------------------------------------------
+def test_chunk_id_is_stable_and_distinct() -> None:
+    assert chunk_id([1, 2, 3]) == chunk_id((1, 2, 3))
+    assert chunk_id([1, 2, 3]) != chunk_id([1, 2, 4]) != chunk_id([3, 2, 1])
+    with pytest.raises(ValueError):
+        chunk_id([])
+
+
+def test_find_locates_chunks_anywhere() -> None:
+    reg = ChunkRegistry(window=4)
+    a, b, c = _tokens(12, 1), _tokens(9, 2), _tokens(20, 3)
+    ids = [reg.register(x) for x in (a, b, c)]
+    assert reg.register(a) == ids[0] and len(reg) == 3
+    seq = list(_tokens(5, 9)) + list(c) + [7] + list(a) + list(b) + list(_tokens(3, 8))
+    found = reg.find(seq)
+    assert [(m.chunk_id, m.start, m.end) for m in found] == [
+        (ids[2], 5, 25), (ids[0], 26, 38), (ids[1], 38, 47)]
+    segs = reg.segments(seq)
+    assert _ids(segs) == seq
+    assert [s.chunk_id for s in segs] == [None, ids[2], None, ids[0], ids[1], None]
+
+
+def test_find_checks_every_token_not_only_the_hash_window() -> None:
+    reg = ChunkRegistry(window=4)
+    chunk = _tokens(10, 4)
+    reg.register(chunk)
+    altered = list(chunk)
+    altered[-1] = (altered[-1] + 1) % VOCAB
+    assert reg.find(altered) == []
+    assert reg.find(list(chunk[:-1])) == []  # truncated at the end of the sequence
+
+
+def test_find_prefers_the_longest_chunk_and_skips_short_ones() -> None:
+    reg = ChunkRegistry(window=4)
+    long = _tokens(16, 5)
+    short_id = reg.register(long[:8])
+    long_id = reg.register(long)
+    tiny = reg.register(_tokens(3, 6))  # shorter than the window: explicit use only
+    assert [m.chunk_id for m in reg.find(list(long))] == [long_id]
+    assert [m.chunk_id for m in reg.find(list(long[:10]))] == [short_id]
+    assert tiny in reg and reg.find(list(_tokens(3, 6))) == []
+
+
+def test_store_is_lru_bounded_in_bytes() -> None:
+    def record(seed: int) -> ChunkKV:
+        ids = _tokens(4, seed)
+        kv = torch.zeros(2, 4, 1, 8)
+        return ChunkKV(ids, torch.arange(4), kv, kv.clone())
+
+    one = record(0).nbytes
+    store = ChunkKVStore(capacity_bytes=2 * one)
+    store.put("a", record(0))
+    store.put("b", record(1))
+    assert store.get("a") is not None  # "b" is now least recently used
+    store.put("c", record(2))
+    assert "a" in store and "c" in store and "b" not in store and len(store) == 2
+    with pytest.raises(TypeError):
+        store.put("d", "not a record")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        ChunkKV((1, 2), torch.arange(2), torch.zeros(2, 3, 1, 8), torch.zeros(2, 3, 1, 8))
+
+
+# ----- blend pipeline ---------------------------------------------------------------------------
+def test_full_ratio_equals_full_prefill(runner: ModelRunner) -> None:
+    segs = [Segment(_tokens(5, 10)), _chunk(20, 11), _chunk(17, 12), Segment(_tokens(9, 13))]
+    full, kv = runner.prefill(_ids(segs))
+    res = Blender(runner, anchor_ids=[1, 2]).prefill(segs, BlendConfig(ratio=1.0))
+    torch.testing.assert_close(res.logits, full, atol=1e-5, rtol=1e-5)
+    for layer in range(runner.num_layers):
+        torch.testing.assert_close(res.kv.keys[layer], kv.keys[layer], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(res.kv.values[layer], kv.values[layer], atol=1e-5, rtol=1e-5)
+    assert res.stats.recomputed_chunk_tokens == res.stats.chunk_tokens == 37
+    assert res.stats.encoded_chunks == 2
+
+
+def test_decoding_from_fused_kv_continues_full_prefill(runner: ModelRunner) -> None:
+    segs = [Segment(_tokens(4, 20)), _chunk(15, 21), Segment(_tokens(6, 22))]
+    full, kv = runner.prefill(_ids(segs))
+    res = Blender(runner).prefill(segs, BlendConfig(ratio=1.0, check_layer=2))
+    assert runner.greedy(res.logits, res.kv, 5) == runner.greedy(full, kv, 5)
+
+
+def test_prompt_without_chunks_equals_prefill(runner: ModelRunner) -> None:
+    segs = [Segment(_tokens(11, 30)), Segment(_tokens(7, 31))]
+    full, _ = runner.prefill(_ids(segs))
+    res = Blender(runner).prefill(segs, BlendConfig(ratio=0.15))
+    torch.testing.assert_close(res.logits, full, atol=1e-5, rtol=1e-5)
+    assert res.stats.chunk_tokens == 0 and res.stats.effective_ratio == 0.0
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.1, 0.5])
+def test_ratio_accounting(runner: ModelRunner, ratio: float) -> None:
+    chunks = [_chunk(30, 40), _chunk(25, 41), _chunk(22, 42)]
+    segs = [Segment(_tokens(3, 43)), *chunks, Segment(_tokens(5, 44))]
+    res = Blender(runner).prefill(segs, BlendConfig(ratio=ratio, boundary_tokens=2))
+    assert res.stats.chunk_tokens == 77
+    assert res.stats.recomputed_chunk_tokens == round(ratio * 77)
+    assert torch.isfinite(res.logits).all()
+
+
+def test_reordered_and_fully_cached_prompts(runner: ModelRunner) -> None:
+    a, b, c = _chunk(12, 50), _chunk(18, 51), _chunk(9, 52)
+    blender = Blender(runner)
+    first = blender.prefill([Segment(_tokens(4, 53)), a, b, c, Segment(_tokens(4, 54))])
+    assert first.stats.encoded_chunks == 3
+    again = blender.prefill([c, a, b, a], BlendConfig(ratio=0.2))  # reordered, repeated, no text
+    assert again.stats.reused_chunks == 4 and again.stats.encoded_chunks == 0
+    assert len(again.kv) == 51 and torch.isfinite(again.logits).all()
+    # the last prompt token is always computed, and counted, even when it is a chunk token
+    naive = blender.prefill([b, c], BlendConfig(ratio=0.0))
+    assert naive.stats.recomputed_chunk_tokens == 1
+
+
+def test_auto_detection_matches_explicit_segments(runner: ModelRunner) -> None:
+    reg = ChunkRegistry(window=4)
+    blender = Blender(runner, registry=reg)
+    a, b = _chunk(14, 60), _chunk(11, 61)
+    reg.register(a.token_ids)
+    reg.register(b.token_ids)
+    segs = [Segment(_tokens(6, 62)), b, a, Segment(_tokens(5, 63))]
+    cfg = BlendConfig(ratio=0.3)
+    explicit = blender.prefill(segs, cfg)
+    detected = blender.prefill_tokens(_ids(segs), cfg)
+    assert detected.stats.chunk_tokens == 25 and detected.stats.reused_chunks == 2
+    torch.testing.assert_close(detected.logits, explicit.logits)
+
+
+def test_stored_record_with_other_tokens_is_not_reused(runner: ModelRunner) -> None:
+    store = ChunkKVStore()
+    blender = Blender(runner, store)
+    a, b = _chunk(10, 70), _chunk(10, 71)
+    store.put(a.chunk_id, ChunkEncoder(runner).encode(b.token_ids))  # wrong tokens under a's id
+    res = blender.prefill([a, Segment(_tokens(3, 72))])
+    assert res.stats.reused_chunks == 0 and res.stats.encoded_chunks == 1
+    record = store.get(a.chunk_id)
+    assert record is not None and record.token_ids == a.token_ids
+
+
+def test_rerotated_chunk_keys_match_keys_computed_at_target_positions(runner: ModelRunner) -> None:
+    """Layer-0 keys depend only on token and position: stored+re-rotated == computed in place."""
+    from semcache.gpu import ops
+
+    chunk = _tokens(16, 80)
+    stored = ChunkEncoder(runner, anchor_ids=[3]).encode(chunk)  # positions 1..16
+    assert stored.positions.tolist() == list(range(1, 17))
+    _, placed = runner.prefill(chunk, start=37)
+    moved = ops.rerotate_k(stored.keys[0], torch.full((16,), 36), runner.rope)
+    torch.testing.assert_close(moved, placed.keys[0], atol=1e-5, rtol=1e-5)
+
+
+def test_invalid_inputs(runner: ModelRunner) -> None:
+    blender = Blender(runner)
+    with pytest.raises(ValueError, match="ratio"):
+        BlendConfig(ratio=1.5)
+    with pytest.raises(ValueError, match="check_layer"):
+        BlendConfig(check_layer=0)
+    with pytest.raises(ValueError, match="check_layer 4"):
+        blender.prefill([_chunk(5, 90)], BlendConfig(check_layer=4))
+    with pytest.raises(ValueError, match="does not match"):
+        blender.prefill([Segment((1, 2, 3), chunk_id([4, 5, 6]))])
+    with pytest.raises(ValueError, match="no segments"):
+        blender.prefill([])
+
+
+def test_speed_benchmark_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "reuse.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "chunk_reuse.py"), "--device", "cpu",
+         "--context", "512", "--layers", "2", "--runs", "1", "--warmup", "0", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json
+
+    result = json.loads(out.read_text())
+    ctx = result["contexts"][0]
+    assert ctx["context"] == 512 and set(ctx["blend_gpu"]) == {"0.05", "0.1", "0.15", "0.2"}
+    assert all(ctx[m]["median_ms"] > 0 for m in ("full", "prefix"))

@@ -1,0 +1,111 @@
+"""The model runner against the HF forward pass, on tiny random Llama-family models (CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from semcache.gpu.model import check_arch, llama3_8b_config, random_model
+from semcache.gpu.runner import ModelRunner
+from transformers import GPT2Config, LlamaConfig, MistralConfig, Qwen2Config
+
+pytestmark = pytest.mark.gpu
+
+SMALL = dict(
+    vocab_size=97,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+)
+CONFIGS = {
+    "llama": lambda: LlamaConfig(**SMALL),
+    "llama3-scaled": lambda: LlamaConfig(
+        **SMALL,
+        rope_parameters={
+            "rope_type": "llama3",
+            "rope_theta": 500000.0,
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 16,
+        },
+    ),
+    "qwen2-bias": lambda: Qwen2Config(**SMALL),
+    "mistral": lambda: MistralConfig(**SMALL, sliding_window=None),
+}
+
+
+def _model(name: str) -> torch.nn.Module:
+    return random_model(CONFIGS[name](), dtype=torch.float32, seed=1).model
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_prefill_matches_hf_forward(name: str) -> None:
+    model = _model(name)
+    ids = torch.randint(0, 97, (41,), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = model(ids[None]).logits[0]
+    logits, kv = ModelRunner(model).prefill(ids, all_logits=True)
+    torch.testing.assert_close(logits, ref, atol=1e-5, rtol=1e-5)
+    assert len(kv) == 41 and len(kv.keys) == 3
+    assert kv.keys[0].shape == (41, 2, 16)
+
+
+@pytest.mark.parametrize("name", ["llama", "qwen2-bias"])
+def test_extend_and_decode_match_full_prefill(name: str) -> None:
+    model = _model(name)
+    runner = ModelRunner(model)
+    ids = torch.randint(0, 97, (30,), generator=torch.Generator().manual_seed(2))
+    full, _ = runner.prefill(ids, all_logits=True)
+    _, kv = runner.prefill(ids[:17])
+    ext = runner.extend(ids[17:29], kv, all_logits=True)
+    torch.testing.assert_close(ext, full[17:29], atol=1e-5, rtol=1e-5)
+    step = runner.decode_step(int(ids[29]), kv)
+    torch.testing.assert_close(step, full[29], atol=1e-5, rtol=1e-5)
+    assert len(kv) == 30 and kv.positions.tolist() == list(range(30))
+
+
+def test_greedy_matches_hf_generate() -> None:
+    model = _model("llama")
+    runner = ModelRunner(model)
+    ids = [5, 17, 3, 88, 41, 9]
+    logits, kv = runner.prefill(ids)
+    ours = runner.greedy(logits, kv, 6)
+    seq = list(ids)
+    with torch.no_grad():
+        for _ in range(6):
+            seq.append(int(model(torch.tensor([seq])).logits[0, -1].argmax()))
+    assert ours == seq[len(ids) :]
+
+
+def test_non_llama_family_is_refused() -> None:
+    cfg = GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50)
+    with pytest.raises(ValueError, match="unsupported architecture 'gpt2'"):
+        check_arch(cfg)
+    with pytest.raises(ValueError, match="Llama-family"):
+        random_model(cfg, dtype=torch.float32)
+
+
+def test_sliding_window_limit_is_enforced() -> None:
+    model = random_model(MistralConfig(**SMALL, sliding_window=8), dtype=torch.float32).model
+    runner = ModelRunner(model)
+    runner.prefill(list(range(8)))
+    with pytest.raises(ValueError, match="sliding window 8"):
+        runner.prefill(list(range(9)))
+
+
+def test_empty_prompt_is_refused() -> None:
+    with pytest.raises(ValueError, match="non-empty"):
+        ModelRunner(_model("llama")).prefill([])
+
+
+def test_llama3_8b_shape() -> None:
+    cfg = llama3_8b_config(2)
+    assert (cfg.hidden_size, cfg.num_key_value_heads, cfg.head_dim, cfg.vocab_size) == (
+        4096,
+        8,
+        128,
+        128256,
+    )
+    assert cfg.rope_parameters["rope_type"] == "llama3"
