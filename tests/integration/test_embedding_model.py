@@ -1,0 +1,117 @@
+"""The real all-MiniLM-L6-v2 model: meaning, normalisation, and ONNX == torch.
+
+The ONNX export goes to a temporary folder so that the test exercises the export
+itself rather than a file cached by an earlier run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semcache.embedding import MicroBatcher, MiniLMEmbedder
+
+pytestmark = pytest.mark.integration
+
+# Varied lengths, so that batches are padded; one text is longer than the 256-token limit.
+TEXTS = [
+    "How do I reverse a list in Python?",
+    "ok",
+    "What is the capital of France?",
+    "Explain the difference between a process and a thread in operating systems, "
+    "with an example of when each is the better choice.",
+    "The quick brown fox jumps over the lazy dog.",
+    " ".join(["tokens"] * 400),
+    "Ünïcödé, emoji 🙂 and CJK 漢字 are fine too.",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(tmp_path_factory: pytest.TempPathFactory) -> MiniLMEmbedder:
+    cache_dir: Path = tmp_path_factory.mktemp("onnx-cache")
+    return MiniLMEmbedder(backend="onnx", cache_dir=cache_dir, num_threads=2)
+
+
+@pytest.fixture(scope="module")
+def torch_embedder() -> MiniLMEmbedder:
+    return MiniLMEmbedder(backend="torch")
+
+
+def test_onnx_and_torch_agree_on_padded_batches(
+    onnx_embedder: MiniLMEmbedder, torch_embedder: MiniLMEmbedder
+) -> None:
+    for batch_size in (1, 3, len(TEXTS)):
+        onnx_embedder.batch_size = torch_embedder.batch_size = batch_size
+        a, b = onnx_embedder.embed(TEXTS), torch_embedder.embed(TEXTS)
+        assert np.abs(a - b).max() <= 1e-4, f"batch_size={batch_size}"
+
+
+def test_batching_does_not_change_vectors(onnx_embedder: MiniLMEmbedder) -> None:
+    onnx_embedder.batch_size = 32
+    together = onnx_embedder.embed(TEXTS)
+    alone = np.stack([onnx_embedder.embed_one(t) for t in TEXTS])
+    assert np.abs(together - alone).max() <= 1e-5
+
+
+def test_torch_backend_matches_sentence_transformers(torch_embedder: MiniLMEmbedder) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(str(torch_embedder.model_path), device="cpu")
+    expected = reference.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    assert np.abs(torch_embedder.embed(TEXTS) - expected).max() <= 1e-5
+
+
+def test_vectors_are_normalised_float32(onnx_embedder: MiniLMEmbedder) -> None:
+    vectors = onnx_embedder.embed(TEXTS)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(TEXTS), 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert onnx_embedder.embed_one("hi").shape == (384,)
+    assert onnx_embedder.embed([]).shape == (0, 384)
+
+
+def test_paraphrases_are_closer_than_unrelated(onnx_embedder: MiniLMEmbedder) -> None:
+    a, b, c, d = onnx_embedder.embed(
+        [
+            "How do I reverse a list in Python?",
+            "What's the way to invert the order of a Python list?",
+            "What is the boiling point of water at sea level?",
+            "At what temperature does water boil at sea level?",
+        ]
+    )
+    assert a @ b > 0.7 and c @ d > 0.7
+    assert max(a @ c, a @ d, b @ c, b @ d) < 0.3
+
+
+def test_version_names_the_backend(
+    onnx_embedder: MiniLMEmbedder, torch_embedder: MiniLMEmbedder
+) -> None:
+    assert onnx_embedder.name == torch_embedder.name == "all-MiniLM-L6-v2"
+    assert "onnx" in onnx_embedder.version and "torch" in torch_embedder.version
+    assert onnx_embedder.version != torch_embedder.version
+
+
+def test_export_is_reused(onnx_embedder: MiniLMEmbedder) -> None:
+    assert onnx_embedder.onnx_path is not None
+    cache_dir = onnx_embedder.onnx_path.parent
+    files = sorted(cache_dir.glob("*.onnx"))
+    assert len(files) == 1
+    again = MiniLMEmbedder(backend="onnx", cache_dir=cache_dir)
+    assert sorted(cache_dir.glob("*.onnx")) == files
+    assert np.abs(again.embed(TEXTS[:3]) - onnx_embedder.embed(TEXTS[:3])).max() <= 1e-6
+
+
+def test_non_str_is_a_type_error(onnx_embedder: MiniLMEmbedder) -> None:
+    with pytest.raises(TypeError):
+        onnx_embedder.embed(["fine", 3])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        onnx_embedder.embed_one(None)  # type: ignore[arg-type]
+
+
+def test_micro_batcher_over_the_real_model(onnx_embedder: MiniLMEmbedder) -> None:
+    with MicroBatcher(onnx_embedder) as batcher:
+        futures = [batcher.submit(t) for t in TEXTS]
+        batched = np.stack([f.result() for f in futures])
+    assert np.abs(batched - onnx_embedder.embed(TEXTS)).max() <= 1e-5
