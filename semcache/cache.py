@@ -25,7 +25,7 @@ import numpy as np
 
 from semcache.adaptive import AdaptiveThresholds, Adjustment
 from semcache.categories import Categoriser
-from semcache.context import ContextMatcher
+from semcache.context import ContextMatcher, search_text
 from semcache.mirror import EntryMeta, EntryMirror
 from semcache.normalize import exact_key, normalize_text, prompt_hash
 from semcache.policies import Policy, PolicySet
@@ -122,7 +122,7 @@ class SemanticCache:
         early = self._exact(request)
         if early is not None:
             return early
-        vector = self.embedder.embed_one(request.prompt)
+        vector = self.embedder.embed_one(search_text(request.prompt, request.history))
         return self._semantic(request, vector)
 
     async def alookup(self, request: CacheRequest) -> Hit | None:
@@ -132,7 +132,7 @@ class SemanticCache:
         early = self._exact(request)
         if early is not None:
             return early
-        vector = await self._aembed_one(request.prompt)
+        vector = await self._aembed_one(search_text(request.prompt, request.history))
         return self._semantic(request, vector)
 
     def _exact(self, request: CacheRequest) -> LookupResult | None:
@@ -236,19 +236,29 @@ class SemanticCache:
 
     # ------------------------------------------------------------------- store
     def store(self, request: CacheRequest, response: Any, *, tokens: int = 0, cost: float = 0.0,
-                    latency_ms: float = 0.0, vector: np.ndarray | None = None) -> int | None:
-        """Store an answer; returns the entry id, or None when policy says not to cache."""
+              latency_ms: float = 0.0, vector: np.ndarray | None = None,
+              ttl_seconds: int | None = None) -> int | None:
+        """Store an answer; returns the entry id, or None when policy says not to cache.
+
+        ``ttl_seconds`` overrides the category's TTL for this entry (the proxy
+        lengthens TTLs under load); it must be a positive integer.
+        """
+        if ttl_seconds is not None and (isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int)
+                                        or ttl_seconds <= 0):
+            raise ValueError(f"ttl_seconds must be a positive integer or None, got {ttl_seconds!r}")
         if vector is None:
-            vector = self.embedder.embed_one(request.prompt)
+            vector = self.embedder.embed_one(search_text(request.prompt, request.history))
         category = self.categorise(request, vector)
         policy = self.policy(category)
         if not policy.enabled or (policy.personal and request.scope.user is None):
             return None
+        if ttl_seconds is not None:
+            policy = policy.replace(ttl_seconds=ttl_seconds)
         return self._commit(request, response, vector, category, policy,
                             tokens=tokens, cost=cost, latency_ms=latency_ms)
 
     async def astore(self, request: CacheRequest, response: Any, **kw: Any) -> int | None:
-        vector = await self._aembed_one(request.prompt)
+        vector = await self._aembed_one(search_text(request.prompt, request.history))
         return await asyncio.to_thread(self.store, request, response, vector=vector, **kw)
 
     def _commit(self, request: CacheRequest, response: Any, vector: np.ndarray, category: str,

@@ -20,6 +20,7 @@ import numpy as np
 import typer
 import yaml
 
+from semcache.context import search_text
 from semcache.evaluate import EvalRow, load_rows
 from semcache.policies import PolicySet
 from semcache.types import CacheRequest, Scope
@@ -35,19 +36,21 @@ class Scored:
 
 def score_rows(cache: Any, rows: list[EvalRow], *, trust_category: bool = False) -> list[Scored]:
     """Similarity and post-threshold verdict of every row, through the cache's own components."""
-    texts = sorted({t for r in rows for t in (r.cached, r.query, *r.history_cached, *r.history_query)})
+    texts = sorted({t for r in rows for t in (
+        r.cached, r.query, *r.history_cached, *r.history_query,
+        search_text(r.cached, r.history_cached), search_text(r.query, r.history_query))})
     vectors = dict(zip(texts, cache.embedder.embed(texts), strict=True))
     out: list[Scored] = []
     for i, row in enumerate(rows):
         scope = Scope(tenant=f"calibrate-{i}")
         category = row.category if trust_category else None
         query = CacheRequest(row.query, scope, history=row.history_query, category=category)
-        q_vec = vectors[row.query]
+        q_vec = vectors[search_text(row.query, row.history_query)]
         cat = cache.categorise(query, q_vec)
         q_hist = cache.context.embed(query.history, lambda ts: np.stack([vectors[t] for t in ts]))
         c_turns = cache.context.window(row.history_cached)
         c_hist = cache.context.embed(c_turns, lambda ts: np.stack([vectors[t] for t in ts]))
-        sim = float(np.dot(q_vec, vectors[row.cached]))
+        sim = float(np.dot(q_vec, vectors[search_text(row.cached, row.history_cached)]))
         rejection = cache.judge(query, q_hist, row.cached, c_turns, c_hist, category=cat)
         out.append(Scored(cat, sim, rejection is None, row.should_hit))
     return out

@@ -12,6 +12,11 @@ Context has two parts:
   *and* passes the verifier. Reworded history still matches; a changed entity or
   number in an earlier turn does not.
 
+A follow-up is searched by a *context-conditioned* text: the previous user turn
+followed by the question (``search_text``). "What are its types?" alone says
+little; after "Explain inflation" it is a specific question, and a reworded
+conversation lands near it. Questions without history are searched as they are.
+
 Only the most recent ``max_turns`` user turns are compared: older turns rarely
 change what a follow-up refers to, and comparing them would turn hits into misses.
 """
@@ -26,6 +31,11 @@ import numpy as np
 from semcache.verifier import PassThroughVerifier, Verifier
 
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
+
+
+def search_text(prompt: str, history: Sequence[str] = ()) -> str:
+    """What gets embedded for search: the question, preceded by the previous user turn."""
+    return f"{history[-1]}\n{prompt}" if history else prompt
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from semcache.context import search_text
 from semcache.types import CacheRequest, Scope
 
 
@@ -109,7 +110,9 @@ def metrics(outcomes: Iterable[tuple[bool, bool]]) -> dict[str, float | int]:
 def evaluate(cache: Any, rows: list[EvalRow], *, trust_category: bool = False,
              progress: bool = True) -> dict[str, Any]:
     """Run every row through ``cache`` and return the report (see module docstring)."""
-    texts = sorted({t for r in rows for t in (r.cached, r.query, *r.history_cached, *r.history_query)})
+    texts = sorted({t for r in rows for t in (
+        r.cached, r.query, *r.history_cached, *r.history_query,
+        search_text(r.cached, r.history_cached), search_text(r.query, r.history_query))})
     cache.embedder.embed(texts)  # one batched pass; the LRU then serves the lookups
     results: list[tuple[EvalRow, bool, Any]] = []
     for i, row in enumerate(tqdm(rows, desc="semcache eval", unit="pair", disable=not progress)):

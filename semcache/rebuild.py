@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
+from semcache.context import search_text
 from semcache.mirror import EntryMeta
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def _turn_matrix(row: Any) -> np.ndarray | None:
 
 def _reembed(cache: SemanticCache, rows: list) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
     """Re-embed rows written by another embedder and persist the new vectors."""
-    vectors = cache.embedder.embed([r.prompt for r in rows])
+    vectors = cache.embedder.embed([search_text(r.prompt, r.history) for r in rows])
     out: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
     for row, vector in zip(rows, vectors, strict=True):
         history_vecs = cache.context.embed(row.history or (), cache.embedder.embed)

@@ -21,4 +21,4 @@ try:
 except ImportError:  # pragma: no cover - torch is a core dependency
     pass
 
-pytest_plugins = ["tests.fixtures.models"]
+pytest_plugins = ["tests.fixtures.models", "tests.fixtures.postgres", "tests.fixtures.vllm"]

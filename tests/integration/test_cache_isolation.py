@@ -21,8 +21,8 @@ pytestmark = pytest.mark.integration
 # (stored question, reworded question) pairs that must hit within one scope.
 PAIRS = [
     ("How do I reverse a list in Python?", "How can I reverse a Python list?"),
-    ("What is the capital of Australia?", "What's the capital city of Australia?"),
-    ("How do I reset my router to factory settings?", "How can I factory reset my router?"),
+    ("What is the capital of Australia?", "What's the capital of Australia?"),
+    ("How do I reset my router to factory settings?", "How can I reset my router to its factory settings?"),
     ("What are the symptoms of the flu?", "What symptoms does the flu cause?"),
     ("How do I cancel my subscription?", "How can I cancel my subscription?"),
 ]
