@@ -215,7 +215,8 @@ class SemanticCache:
                                      category=category)
             if not ctx.ok:
                 return Rejection(entry_id, similarity, str(ctx.reason), "context")
-        verdict = self.verifier.verify(request.prompt, cached_prompt, category=category)
+        verdict = self.verifier.verify(request.prompt, cached_prompt, category=category,
+                                       in_context=bool(request.history))
         if not verdict.accepted:
             return Rejection(entry_id, similarity, str(verdict.reason), verdict.rule)
         return None

@@ -89,7 +89,9 @@ class ContextMatcher:
             if float(sim) < self.threshold:
                 return ContextMatch(False, weakest,
                                     f"earlier turn {turn + 1} differs (similarity {float(sim):.2f})")
-            verdict = self.verifier.verify(qt, ct, category=category)
+            # earlier turns are judged like follow-ups: the hard rules (numbers, negation,
+            # entities, time, scope) apply, the single-word rewording rule does not
+            verdict = self.verifier.verify(qt, ct, category=category, in_context=True)
             if not verdict.accepted:
                 return ContextMatch(False, weakest, f"earlier turn {turn + 1}: {verdict.reason}")
         return ContextMatch(True, weakest)

@@ -15,8 +15,13 @@ from semcache.types import Verdict
 
 @runtime_checkable
 class Verifier(Protocol):
-    def verify(self, query: str, cached: str, *, category: str = "other") -> Verdict:
-        """Decide whether ``cached``'s answer may be served for ``query``."""
+    def verify(self, query: str, cached: str, *, category: str = "other",
+               in_context: bool = False) -> Verdict:
+        """Decide whether ``cached``'s answer may be served for ``query``.
+
+        ``in_context`` is True for follow-up questions whose earlier turns have
+        already been matched; a verifier may then judge the wording less strictly.
+        """
         ...
 
 
@@ -25,5 +30,6 @@ class PassThroughVerifier:
 
     name = "passthrough"
 
-    def verify(self, query: str, cached: str, *, category: str = "other") -> Verdict:
+    def verify(self, query: str, cached: str, *, category: str = "other",
+               in_context: bool = False) -> Verdict:
         return Verdict(accepted=True)

@@ -67,8 +67,15 @@ class HardNegativeVerifier:
         self._similarity: dict[tuple[str, str], float] = {}
         self._analysed: dict[str, Analysed] = {}
 
-    def verify(self, query: str, cached: str, *, category: str = "other") -> Verdict:
-        """Accept when ``cached``'s answer may be served for ``query``; else say why not."""
+    def verify(self, query: str, cached: str, *, category: str = "other",
+               in_context: bool = False) -> Verdict:
+        """Accept when ``cached``'s answer may be served for ``query``; else say why not.
+
+        ``in_context``: the two questions are follow-ups whose earlier turns already
+        matched. Follow-ups are short and lean on that context ("its types" /
+        "the kinds of it"), so the single-place ``content`` rule is not applied;
+        numbers, negation, order, time, scope and entities are still checked.
+        """
         if not isinstance(query, str) or not isinstance(cached, str):
             raise TypeError(
                 f"query and cached must be str, got {type(query).__name__} and {type(cached).__name__}"
@@ -87,9 +94,13 @@ class HardNegativeVerifier:
             if verdict is not None:
                 return verdict
         d = diff(a, b)
-        for word_check in (self._entity_check, self._content_check):
+        word_checks = (self._entity_check,) if in_context else (self._entity_check, self._content_check)
+        for word_check in word_checks:
             verdict = word_check(a, b, d, category)
-            if verdict is not None:
+            # in context, naming the subject outright ("it" -> "Einstein's equation") is
+            # rewording; only an entity replaced by another one is a different question
+            if verdict is not None and not (in_context and verdict.reason is not None
+                                            and verdict.reason.startswith(("entity added", "entity removed"))):
                 return verdict
         return Verdict(accepted=True, reason=_accept_reason(d, typos), rule=None)
 

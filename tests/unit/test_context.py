@@ -10,7 +10,7 @@ pytestmark = pytest.mark.unit
 class RejectNumbers:
     """A verifier that rejects when digits differ (enough to test the hook)."""
 
-    def verify(self, query, cached, *, category="other"):
+    def verify(self, query, cached, *, category="other", in_context=False):
         digits = lambda s: [c for c in s if c.isdigit()]  # noqa: E731
         ok = digits(query) == digits(cached)
         return Verdict(ok, None if ok else "number changed", None if ok else "number")
