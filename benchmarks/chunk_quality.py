@@ -27,7 +27,9 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# appended, not prepended: the installed semcache (with its gpu/ mapping) must win over the
+# repo's semcache/ folder
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from semcache.gpu.blend import BlendConfig, Blender  # noqa: E402
 from semcache.gpu.chunk_kv import ChunkKVStore  # noqa: E402

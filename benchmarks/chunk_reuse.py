@@ -27,21 +27,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from semcache.gpu.blend import BlendConfig, Blender  # noqa: E402
-from semcache.gpu.chunk_kv import ChunkKVStore  # noqa: E402
-from semcache.gpu.chunks import Segment, chunk_id  # noqa: E402
-from semcache.gpu.model import llama3_8b_config, random_model  # noqa: E402
-from semcache.gpu.runner import KVCache, ModelRunner  # noqa: E402
+from semcache.gpu.blend import BlendConfig, Blender
+from semcache.gpu.chunk_kv import ChunkKVStore
+from semcache.gpu.chunks import Segment, chunk_id
+from semcache.gpu.model import llama3_8b_config, random_model
+from semcache.gpu.runner import KVCache, ModelRunner
 
 
 def model_config(shape: str, layers: int) -> Any:
@@ -168,6 +164,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         res = bench_context(runner, context, args.chunks, args.question_tokens, ratios,
                             runs, warmup, args.seed)
         results["contexts"].append(res)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")  # kept if a later context fails
         print(f"context {res['context']}: full {res['full']['median_ms']:.1f} ms, "
               f"prefix {res['prefix']['median_ms']:.1f} ms")
         for r in map(str, ratios):
@@ -176,8 +174,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   f"{res['prefix']['median_ms'] / g:4.2f}x prefix)  pinned {p:7.1f} ms  torch {t:7.1f} ms")
         if cuda:
             torch.cuda.empty_cache()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 

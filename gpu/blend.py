@@ -150,7 +150,7 @@ class Blender:
         run.check_length(total - 1)
         positions = torch.arange(total, device=dev)
 
-        records, rows, boundary = [], [], []
+        records, rows, boundary, plain = [], [], [], []
         reused = start = 0
         for s in segs:
             end = start + len(s.token_ids)
@@ -160,6 +160,8 @@ class Blender:
                 rows.append((start, end))
                 boundary.append((start, min(end, start + cfg.boundary_tokens)))
                 reused += hit
+            else:
+                plain.append((start, end))
             start = end
         is_chunk = torch.zeros(total, dtype=torch.bool, device=dev)
         forced = torch.zeros(total, dtype=torch.bool, device=dev)
@@ -167,9 +169,13 @@ class Blender:
         for rec, (a, b), (fa, fb) in zip(records, rows, boundary, strict=True):
             is_chunk[a:b] = True
             forced[fa:fb] = True
-            delta[a:b] = positions[a:b] - rec.positions.to(dev)
+            delta[a:b] = positions[a:b] - rec.positions.to(dev, non_blocking=True)
         n_chunk = sum(b - a for a, b in rows)
-        budget = int(round(cfg.ratio * n_chunk))
+        # the last prompt token is always computed (its logits are the output): when it is a
+        # chunk token it takes one extra slot, counted like any other
+        last_is_chunk = bool(rows) and rows[-1][1] == total
+        n_select = min(n_chunk, int(round(cfg.ratio * n_chunk)) + int(last_is_chunk))
+        plain_idx = [torch.arange(a, b, device=dev) for a, b in plain]
 
         loader = _FusedKVLoader(run, records, rows, total, delta, cfg)
         cos, sin = run.rope_tables(positions)
@@ -187,16 +193,18 @@ class Blender:
         q, k, v = run.qkv(c, hidden, cos, sin)
         cached_k, cached_v = loader.layer(c)
         scores = _deviation(cached_k, cached_v, k, v, is_chunk, n_chunk, cfg.score, cfg.impl)
-        scores = torch.where(forced, torch.full_like(scores, float("inf")), scores)
-        selected = ops.select_topk(scores, budget, is_chunk, impl=cfg.impl)
-        active_mask = ~is_chunk
-        active_mask[selected] = True
-        active_mask[-1] = True
-        active = torch.nonzero(active_mask, as_tuple=True)[0]
+        # host-known sizes, no device sync: forced tokens first, the last token before them
+        scores = torch.where(forced, torch.full_like(scores, 1e38), scores)
+        scores = torch.where(is_chunk, scores, torch.full_like(scores, float("-inf")))
+        if last_is_chunk:
+            scores[-1] = float("inf")
+        selected = ops.select_topk(scores, n_select, impl=cfg.impl)
+        active = torch.sort(torch.cat([*plain_idx, selected])).values
         q_pos = positions[active]
+        plan = ops.plan_partial_attention(q_pos, positions) if cfg.impl != "torch" else None
         keys.append(k)
         values.append(v)
-        attn = self._attention(q[active], k, v, q_pos, positions, cfg.impl)
+        attn = self._attention(q[active], k, v, q_pos, positions, cfg.impl, plan)
         hidden = run.finish_layer(c, hidden[active], attn)
         cos_a, sin_a = cos[active], sin[active]
         for layer in range(c + 1, run.num_layers):
@@ -206,18 +214,17 @@ class Blender:
             ops.scatter_rows(fused_v, active, v, impl=cfg.impl)
             keys.append(fused_k)
             values.append(fused_v)
-            attn = self._attention(q, fused_k, fused_v, q_pos, positions, cfg.impl)
+            attn = self._attention(q, fused_k, fused_v, q_pos, positions, cfg.impl, plan)
             hidden = run.finish_layer(layer, hidden, attn)
         logits = run.logits(hidden[-1:])[0]
-        recomputed = int((active_mask & is_chunk).sum())
-        stats = BlendStats(total, n_chunk, recomputed, reused, len(records) - reused)
+        stats = BlendStats(total, n_chunk, n_select, reused, len(records) - reused)
         return BlendResult(logits, KVCache(keys, values, positions), stats)
 
     def _attention(self, q: Tensor, k: Tensor, v: Tensor, q_pos: Tensor, k_pos: Tensor,
-                   impl: str) -> Tensor:
+                   impl: str, plan: object) -> Tensor:
         if impl == "torch":  # the plain-PyTorch baseline: SDPA with a boolean position mask
             return self.runner.masked_attention(q, k, v, q_pos, k_pos)
-        return ops.partial_attention(q, k, v, q_pos, k_pos, self.runner.scale, impl=impl)
+        return ops.partial_attention(q, k, v, q_pos, k_pos, self.runner.scale, impl=impl, plan=plan)
 
 
 def _checked(segment: Segment) -> Segment:
@@ -249,9 +256,10 @@ class _FusedKVLoader:
     """Places cached chunk KV at its new rows, re-rotated, one layer at a time.
 
     ``layer(l)`` returns ``[T, Hkv, D]`` K/V tensors for layer ``l`` whose chunk rows hold the
-    re-rotated cached KV (other rows are zero, to be overwritten by recomputed KV). On CUDA the
-    copies of layer ``l + PREFETCH`` are queued on a side stream when layer ``l`` is taken, so
-    host->device loads overlap with compute and their launches interleave with the layer's.
+    re-rotated cached KV (other rows are zero, to be overwritten by recomputed KV). Records
+    already on the device are copied once per chunk. Otherwise (host records) the copies of layer
+    ``l + PREFETCH`` are queued on a CUDA side stream when layer ``l`` is taken, so host->device
+    loads overlap with compute and their launches interleave with the layer's.
     """
 
     PREFETCH = 3
@@ -266,6 +274,12 @@ class _FusedKVLoader:
         self.v = torch.zeros(shape, dtype=run.dtype, device=run.device)
         self.stream: torch.cuda.Stream | None = None
         self.events: dict[int, torch.cuda.Event] = {}
+        self.resident = all(rec.keys.device == run.device for rec in records)
+        if self.resident:  # already on the device: one copy per chunk covers every layer
+            for rec, (a, b) in zip(records, rows, strict=True):
+                self.k[:, a:b].copy_(rec.keys[self.first:])
+                self.v[:, a:b].copy_(rec.values[self.first:])
+            return
         if run.device.type == "cuda":
             self.stream = torch.cuda.Stream(device=run.device)
             self.stream.wait_stream(torch.cuda.current_stream(run.device))
@@ -290,7 +304,7 @@ class _FusedKVLoader:
 
     def layer(self, layer: int) -> tuple[Tensor, Tensor]:
         i = layer - self.first
-        if i + self.PREFETCH < self.n:
+        if not self.resident and i + self.PREFETCH < self.n:
             self._queue(i + self.PREFETCH)
         if self.stream is not None:
             torch.cuda.current_stream(self.run.device).wait_event(self.events.pop(i))

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from semcache.gpu import ops
 from semcache.gpu.model import check_arch
 from semcache.gpu.rope import RopeConfig, cos_sin, rotate
 from torch import Tensor
@@ -84,8 +85,20 @@ class ModelRunner:
             )
 
     def rope_tables(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        """cos/sin ``[T, rotary_dim]`` (fp32) for ``positions``, shared by all layers."""
-        return cos_sin(self.rope, positions, torch.float32)
+        """cos/sin ``[T, 1, rotary_dim]`` in the model dtype for ``positions``, shared by all layers.
+
+        Computed in fp32 and cast, then applied in the model dtype, as transformers does.
+        """
+        cos, sin = cos_sin(self.rope, positions, self.dtype)
+        return cos[:, None, :], sin[:, None, :]
+
+    def rotate(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        """RoPE on ``x [T, H, D]`` with tables from ``rope_tables`` (rows matching ``x``)."""
+        rd = self.rope.rotary_dim
+        if rd != self.head_dim:  # partial rotary: the generic (fp32) path
+            return rotate(x, cos[:, 0], sin[:, 0], rd)
+        half = rd // 2
+        return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
 
     def embed(self, ids: Tensor) -> Tensor:
         return self.model.model.embed_tokens(ids)
@@ -98,8 +111,7 @@ class ModelRunner:
         q = attn.q_proj(x).view(t, self.num_heads, self.head_dim)
         k = attn.k_proj(x).view(t, self.num_kv_heads, self.head_dim)
         v = attn.v_proj(x).view(t, self.num_kv_heads, self.head_dim)
-        rd = self.rope.rotary_dim
-        return rotate(q, cos, sin, rd), rotate(k, cos, sin, rd), v
+        return self.rotate(q, cos, sin), self.rotate(k, cos, sin), v
 
     def finish_layer(self, layer: int, hidden: Tensor, attn_out: Tensor) -> Tensor:
         """Residual + ``o_proj(attn_out [T, Hq, D])``, then the MLP block; returns ``[T, C]``."""
@@ -166,13 +178,16 @@ class ModelRunner:
         cos, sin = self.rope_tables(positions)
         hidden = self.embed(ids)
         k_pos = torch.cat((kv.positions, positions))
+        single = ids.shape[0] == 1  # one query sees every key: no mask needed
+        plan = None if single else ops.plan_partial_attention(positions, k_pos)
         for layer in range(self.num_layers):
             q, k, v = self.qkv(layer, hidden, cos, sin)
             kv.append(layer, k, v)
-            if ids.shape[0] == 1:  # one query sees every key: no mask needed
+            if single:
                 attn = self.causal_attention_single(q, kv.keys[layer], kv.values[layer])
-            else:
-                attn = self.masked_attention(q, kv.keys[layer], kv.values[layer], positions, k_pos)
+            else:  # exact mask by positions; Triton kernel on CUDA
+                attn = ops.partial_attention(q, kv.keys[layer], kv.values[layer], positions,
+                                             k_pos, self.scale, plan=plan)
             hidden = self.finish_layer(layer, hidden, attn)
         kv.extend_positions(positions)
         logits = self.logits(hidden if all_logits else hidden[-1:])

@@ -108,7 +108,7 @@ def test_rerotated_keys_match_keys_at_target_positions(
     start = len(layout.segments[0].token_ids) + len(layout.segments[1].token_ids)
     stored = ChunkEncoder(runner, [tok.bos_token_id]).encode(chunk)  # type: ignore[attr-defined]
     _, placed = runner.prefill(list(layout.token_ids[: start + len(chunk)]))
-    delta = torch.full((len(chunk),), start) - stored.positions
+    delta = torch.arange(start, start + len(chunk)) - stored.positions
     moved = ops.rerotate_k(stored.keys[0], delta, runner.rope)
     torch.testing.assert_close(moved, placed.keys[0][start:], atol=1e-4, rtol=1e-5)
     back = ops.rerotate_k(moved, -delta, runner.rope)
