@@ -22,6 +22,7 @@ from typing import Any
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_core.messages.utils import message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
@@ -192,13 +193,13 @@ class SemcacheChatModel(BaseChatModel):
                 yield from self._replay(cached)
                 return
         start = time.perf_counter()
-        total: AIMessageChunk | None = None
+        seen: list[AIMessageChunk] = []
         for chunk in self.model.stream(messages, stop=stop, **kwargs):
-            total = chunk if total is None else total + chunk
+            seen.append(chunk)
             yield ChatGenerationChunk(message=chunk)
         # Only a stream that ran to its end gets here (an error or an early close skips the store).
-        prepared = None if total is None else self._prepare(
-            request, message_chunk_to_message(total), (time.perf_counter() - start) * 1000)
+        prepared = None if not seen else self._prepare(
+            request, _merge(seen), (time.perf_counter() - start) * 1000)
         if request is not None and prepared is not None:
             payload, tokens = prepared
             self.backend.store(request, payload, tokens=tokens, latency_ms=payload["latency_ms"])
@@ -231,15 +232,20 @@ class SemcacheChatModel(BaseChatModel):
                     yield piece
                 return
         start = time.perf_counter()
-        total: AIMessageChunk | None = None
+        seen: list[AIMessageChunk] = []
         async for chunk in self.model.astream(messages, stop=stop, **kwargs):
-            total = chunk if total is None else total + chunk
+            seen.append(chunk)
             yield ChatGenerationChunk(message=chunk)
-        prepared = None if total is None else self._prepare(
-            request, message_chunk_to_message(total), (time.perf_counter() - start) * 1000)
+        prepared = None if not seen else self._prepare(
+            request, _merge(seen), (time.perf_counter() - start) * 1000)
         if request is not None and prepared is not None:
             payload, tokens = prepared
             await self.backend.astore(request, payload, tokens=tokens, latency_ms=payload["latency_ms"])
+
+
+def _merge(chunks: list[AIMessageChunk]) -> BaseMessage:
+    """One message from a finished stream (a single merge: pairwise ``+`` is quadratic)."""
+    return message_chunk_to_message(add_ai_message_chunks(chunks[0], *chunks[1:]))
 
 
 def _as_ai(message: BaseMessage) -> AIMessage:
