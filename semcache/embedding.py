@@ -98,9 +98,10 @@ def _default_model_path() -> Path:
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (384-d), loaded offline, ONNX (default) or torch backend.
 
-    ``backend="auto"`` uses ONNX when onnx and onnxruntime import, else torch (logged).
+    ``backend="auto"`` uses ONNX when onnx and onnxruntime import and the export loads,
+    else torch (with a logged warning); ``"onnx"`` raises EmbedderError instead.
     ``num_threads`` sets onnxruntime's intra-op threads, or torch's process-wide thread
-    count for the torch backend; ``None`` means all cores for ONNX and torch's default.
+    count for the torch backend; ``None`` means up to 8 cores for ONNX and torch's default.
     ``cache_dir`` holds the exported ONNX file (default ``~/.cache/semcache/onnx``).
     """
 
@@ -124,7 +125,8 @@ class MiniLMEmbedder:
             raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
         self.model_path = Path(model_path) if model_path is not None else _default_model_path()
         self.batch_size = batch_size
-        self._threads = num_threads or os.cpu_count() or 1
+        # MiniLM gains little past a few threads; many idle workers only add wake-up cost.
+        self._threads = num_threads or min(os.cpu_count() or 1, 8)
         weights = self.model_path / "model.safetensors"
         if not weights.is_file():
             raise EmbedderError(f"no model.safetensors under {self.model_path}")
@@ -133,27 +135,35 @@ class MiniLMEmbedder:
         self._torch_model: Any = None
         self._onnx: OnnxSession | None = None
         self.onnx_path: Path | None = None
+        if backend == "onnx" and not onnx_available():
+            raise EmbedderError("backend='onnx' needs the onnx and onnxruntime packages")
         if backend == "auto" and not onnx_available():
             logger.warning(
                 "onnx/onnxruntime not importable; embedding with the slower torch backend"
             )
             backend = "torch"
-        if backend == "onnx" and not onnx_available():
-            raise EmbedderError("backend='onnx' needs the onnx and onnxruntime packages")
-        if backend == "torch":
-            if num_threads is not None:
-                import torch
-
-                torch.set_num_threads(num_threads)
-            self._load_torch()
+        if backend != "torch":
+            try:
+                self._onnx = self._load_onnx(Path(cache_dir) if cache_dir else default_cache_dir())
+            except EmbedderError:
+                if backend == "onnx":
+                    raise
+                logger.warning("ONNX backend unavailable; embedding with torch", exc_info=True)
+                backend = "torch"
+        if self._onnx is not None:
+            self.backend = "onnx"
+            self.version = (
+                f"{self.weights_digest[:8]}/onnx-fp32-op{ONNX_OPSET}"
+                f"/ort-{self._onnx.runtime_version}"
+            )
+        else:
             import torch
 
+            if num_threads is not None:
+                torch.set_num_threads(num_threads)  # process-wide: torch has no per-model count
+            self._load_torch()
             self.backend = "torch"
             self.version = f"{self.weights_digest[:8]}/torch-fp32/torch-{torch.__version__}"
-        else:
-            self._onnx = self._load_onnx(Path(cache_dir) if cache_dir else default_cache_dir())
-            self.backend = "onnx"
-            self.version = f"{self.weights_digest[:8]}/onnx-fp32-op{ONNX_OPSET}/ort-{self._onnx.runtime_version}"
 
     # -- loading ---------------------------------------------------------------
     def _load_tokenizer(self) -> Any:

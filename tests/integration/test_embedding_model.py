@@ -6,12 +6,15 @@ itself rather than a file cached by an earlier run.
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from semcache.embedding import MicroBatcher, MiniLMEmbedder
+from semcache.exceptions import EmbedderError
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +118,15 @@ def test_micro_batcher_over_the_real_model(onnx_embedder: MiniLMEmbedder) -> Non
         futures = [batcher.submit(t) for t in TEXTS]
         batched = np.stack([f.result() for f in futures])
     assert np.abs(batched - onnx_embedder.embed(TEXTS)).max() <= 1e-5
+
+
+def test_missing_onnxruntime_falls_back_to_torch(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes the import fail
+    with caplog.at_level(logging.WARNING, logger="semcache.embedding"):
+        embedder = MiniLMEmbedder(cache_dir=tmp_path)
+    assert embedder.backend == "torch"
+    assert "torch backend" in caplog.text
+    with pytest.raises(EmbedderError, match="onnxruntime"):
+        MiniLMEmbedder(backend="onnx", cache_dir=tmp_path)
