@@ -33,7 +33,12 @@ def edit_policy(request: Request, category: str, ctx: Ctx, actor: Writer, thresh
                 ttl_seconds: OptStr = "", max_entries: OptStr = "", enabled: OptStr = "") -> Response:
     url = request.url_for("policies")
     try:
-        ctx.service.set_policy(category, actor.name, **_policy_fields(threshold, ttl_seconds, max_entries, enabled))
+        current = ctx.service.policy_set().get(category)
+        fields = {k: v for k, v in _policy_fields(threshold, ttl_seconds, max_entries, enabled).items()
+                  if getattr(current, k) != v}  # only what the form changed is overridden
+        if not fields:
+            return _see_other(str(url.include_query_params(flash=f"Policy of {category} unchanged.")))
+        ctx.service.set_policy(category, actor.name, **fields)
     except ValueError as exc:
         return _see_other(str(url.include_query_params(error=f"{category}: {exc}")))
     return _see_other(str(url.include_query_params(flash=f"Policy of {category} saved; it applies now.")))
