@@ -93,14 +93,20 @@ class GenerationStream:
     finish_reason: str | None = None
     token_ids: list[int] = field(default_factory=list)
     text: str = ""
+    cancelled: bool = False
 
     def __iter__(self) -> Iterator[str]:
         return self._events
 
     def close(self) -> None:
+        """Stop generating and release the engine lock (safe from another thread)."""
+        self.cancelled = True  # a step running in another thread ends at its next check
         close = getattr(self._events, "close", None)
         if close is not None:
-            close()
+            try:
+                close()
+            except ValueError:  # the generator is running in another thread: it stops itself
+                pass
 
 
 class Engine:
@@ -227,6 +233,9 @@ class Engine:
                 out.token_ids.append(token)
                 delta = text.push(token)
                 out.text = text.text[: text.emitted]
+                if out.cancelled:
+                    finish = "cancelled"
+                    break
                 if delta:
                     yield delta
                 if text.stopped:
@@ -235,8 +244,8 @@ class Engine:
                 if len(out.token_ids) >= params.max_tokens:
                     break
                 token = next_token(self.runner.decode_step(token, kv), params, gen)
-            rest = "" if text.stopped else text.flush()
-            out.text = text.text
+            rest = "" if text.stopped or out.cancelled else text.flush()
+            out.text = text.text[: text.emitted]
             out.finish_reason = finish
             if rest:
                 yield rest

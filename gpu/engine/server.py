@@ -68,6 +68,11 @@ def create_engine_app(engine: Engine, served_name: str = "smollm2") -> FastAPI:
         return _error(400, f"{where}: {first.get('msg', 'invalid request')}" if where
                       else str(first.get("msg", "invalid request")))
 
+    @app.exception_handler(Exception)
+    async def _failed(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("request failed", exc_info=exc)
+        return _error(500, f"engine error: {type(exc).__name__}: {exc}", "server_error")
+
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok", "model": served_name}

@@ -156,3 +156,30 @@ def test_bad_requests_use_openai_errors(client: Any) -> None:
     with pytest.raises(openai.BadRequestError, match="chunks"):
         client.chat.completions.create(model="smollm2", messages=MESSAGES, max_tokens=2,
                                        extra_body={"semcache": {"chunks": [" "]}})
+
+
+def test_chunks_sit_between_system_message_and_user_turn(engine: Any) -> None:
+    tok = engine.tokenizer
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
+    layout = engine.layout(messages, chunks=CHUNKS)
+    chunk_segs = [s for s in layout.segments if s.chunk_id is not None]
+    assert [tok.decode(list(s.token_ids)) for s in chunk_segs] == [c + "\n\n" for c in CHUNKS]
+    text = tok.decode(layout.token_ids)
+    marks = [text.index(x) for x in (SYSTEM, *CHUNKS, "<|im_end|>", QUESTION, "<|im_start|>assistant")]
+    assert marks == sorted(marks)
+    # moved chunks keep their ids (same token ids), so their KV can be reused anywhere
+    moved = engine.layout(messages, chunks=CHUNKS[::-1])
+    assert moved.chunk_ids == layout.chunk_ids[::-1]
+    # without a system message the chunks form one, ahead of the user turn
+    alone = tok.decode(engine.layout(messages[1:], chunks=CHUNKS[:1]).token_ids)
+    assert alone.startswith("<|im_start|>system\n" + CHUNKS[0]) and QUESTION in alone
+
+
+def test_closing_a_stream_early_releases_the_engine(engine: Any) -> None:
+    stream = engine.stream(prompt="Count with me: one, two, three,", max_tokens=8, temperature=0)
+    first = next(iter(stream))
+    assert first and engine._lock.locked()  # the lock is held while the stream runs
+    stream.close()
+    assert not engine._lock.locked()
+    assert stream.finish_reason is None  # it never finished
+    assert engine.generate(prompt="Hi", max_tokens=1).token_ids is not None
