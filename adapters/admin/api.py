@@ -201,6 +201,11 @@ def erase_tenant(tenant: str, ctx: ContextDep, actor: Writer) -> dict[str, int]:
     return ctx.service.erase_tenant(tenant, actor.name)
 
 
+@router.post("/retention/apply", summary="Delete entries older than their tenant's retention period")
+def apply_retention(ctx: ContextDep, actor: Writer) -> dict[str, int]:
+    return ctx.service.apply_retention(actor.name)
+
+
 @router.get("/stats", summary="Hit rate, false-hit reports and savings (tokens, cost, latency)")
 def stats(ctx: ContextDep, _: Reader, tenant: str | None = None) -> dict[str, Any]:
     return ctx.service.stats(tenant)

@@ -78,7 +78,19 @@ def invalidate(db: DbOpt = "sqlite:///semcache.db",
         ids = service.invalidate(actor, ids=entry_id or None, filters=filters, dry_run=dry_run)
     except ValueError as exc:
         _fail(str(exc))
+    finally:
+        service.store.close()
     typer.echo(json.dumps({"dry_run": dry_run, "count": len(ids), "ids": ids}))
+
+
+@admin_app.command("retention")
+def retention(db: DbOpt = "sqlite:///semcache.db", actor: ActorOpt = CLI_ACTOR) -> None:
+    """Delete entries older than their tenant's retention period; prints counts per tenant as JSON."""
+    service = _service(db)
+    try:
+        typer.echo(json.dumps(service.apply_retention(actor)))
+    finally:
+        service.store.close()
 
 
 @admin_app.command("export")

@@ -52,7 +52,7 @@ def invalidate_form(ctx: Ctx, actor: Reader) -> HTMLResponse:
 @router.post("/invalidate")
 def invalidate(ctx: Ctx, actor: Writer, tenant: OptStr = "", category: OptStr = "", model: OptStr = "",
                text: OptStr = "", older_than_h: OptStr = "", entry_ids: OptStr = "",
-               mode: OptStr = "dry_run") -> HTMLResponse:
+               mode: OptStr = "dry_run", confirmed_ids: OptStr = "") -> HTMLResponse:
     form = {"tenant": tenant, "category": category, "model": model, "text": text,
             "older_than_h": older_than_h, "entry_ids": entry_ids}
     dry_run = mode != "delete"
@@ -62,7 +62,9 @@ def invalidate(ctx: Ctx, actor: Writer, tenant: OptStr = "", category: OptStr = 
         filters = EntryFilters.of(tenant=tenant, category=category, model=model, text=text, older_than_s=older)
         if ids is not None and not filters.empty:
             raise ValueError("give entry ids or filters, not both")
-        affected = ctx.service.invalidate(actor.name, ids=ids, filters=None if ids else filters, dry_run=dry_run)
+        confirmed = [int(x) for x in confirmed_ids.split()] if confirmed_ids.strip() and not ids else None
+        affected = ctx.service.invalidate(actor.name, ids=ids, filters=None if ids else filters, dry_run=dry_run,
+                                          confirmed=confirmed)
     except (TypeError, ValueError) as exc:
         return render("invalidate.html", status=400, actor=actor, form=form, result=None, error=str(exc))
     preview: list[dict[str, Any]] = []

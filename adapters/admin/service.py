@@ -127,11 +127,12 @@ class AdminService:
 
     # -- invalidation ----------------------------------------------------------------
     def invalidate(self, actor: str, *, ids: Sequence[int] | None = None, filters: EntryFilters | None = None,
-                   dry_run: bool = False) -> list[int]:
+                   dry_run: bool = False, confirmed: Sequence[int] | None = None) -> list[int]:
         """Delete entries by id or by filters (tenant, category, model, text, older_than_s).
 
         With ``dry_run`` nothing is deleted and the ids that would be are returned.
-        Both are audited.
+        ``confirmed`` (the ids a dry run showed) limits a filtered deletion to
+        those ids, so entries that arrived after the dry run stay. Both are audited.
         """
         if ids is not None:
             ids = sorted(set(int(i) for i in ids))
@@ -150,12 +151,15 @@ class AdminService:
             kw = dict(tenant=filters.tenant, category=filters.category, model=filters.model,
                       text=filters.text, older_than=filters.older_than(utcnow()))
             cache = self.cache
-            if cache is not None:
+            if confirmed is not None and not dry_run:
+                matching = set(self.store.delete_where(dry_run=True, **kw))
+                affected = self._delete_ids(sorted(matching & {int(i) for i in confirmed}))
+            elif cache is not None:
                 affected = cache.invalidate(dry_run=dry_run, **kw)
             else:
                 affected = self.store.delete_where(dry_run=dry_run, **kw)
             target = ", ".join(f"{k}={v!r}" for k, v in filters.as_dict().items())
-            detail = {"filters": filters.as_dict()}
+            detail = {"filters": filters.as_dict(), "confirmed": confirmed is not None}
         detail["affected"] = affected[:1000]
         action = "invalidate.dry_run" if dry_run else "invalidate"
         self.audit.record(actor, action, target, detail=detail, count=len(affected))
@@ -171,6 +175,16 @@ class AdminService:
         counts = {"entries": len(entries), "stats_rows": int(stats or 0)}
         self.audit.record(actor, "tenant.erase", f"tenant {tenant}", detail=counts, count=len(entries))
         return counts
+
+    def apply_retention(self, actor: str) -> dict[str, int]:
+        """Delete entries older than their tenant's retention period; returns counts per tenant."""
+        done: dict[str, int] = {}
+        for tenant in self.keys.tenants():
+            days = tenant["retention_days"]
+            if days:
+                filters = EntryFilters(tenant=tenant["name"], older_than_s=days * 86400.0)
+                done[tenant["name"]] = len(self.invalidate(actor, filters=filters))
+        return done
 
     def _delete_ids(self, ids: list[int]) -> list[int]:
         cache = self.cache

@@ -305,3 +305,24 @@ def test_policy_watcher_reloads_a_cache_in_another_process(make_cache: Any, tmp_
     assert cache.policy("howto").threshold != 0.97
     assert watcher.check() is True and cache.policy("howto").threshold == 0.97
     assert watcher.check() is False
+
+
+def test_retention_deletes_only_entries_past_their_tenants_period(store_app: tuple[TestClient, Store]) -> None:
+    client, store = store_app
+    client.post("/admin/api/tenants", json={"name": "acme", "retention_days": 1}, headers=AS_ADMIN)
+    client.post("/admin/api/tenants", json={"name": "globex"}, headers=AS_ADMIN)
+    assert client.post("/admin/api/retention/apply", headers=AS_ADMIN).json() == {"acme": 1}
+    assert store.count_entries() == 6 and store.count_entries(text="question number 0 ") == 0
+
+
+def test_page_deletion_removes_only_what_the_dry_run_listed(store_app: tuple[TestClient, Store]) -> None:
+    client, store = store_app
+    dry = client.post("/admin/invalidate", data={"tenant": "globex", "mode": "dry_run"}, headers=AS_ADMIN)
+    assert dry.status_code == 200 and "2 entries would be deleted" in dry.text
+    listed = client.post("/admin/api/invalidate", json={"tenant": "globex", "dry_run": True},
+                         headers=AS_ADMIN).json()["ids"]
+    late = store.add_entry(_entry(50, tenant="globex"))  # arrives after the dry run
+    done = client.post("/admin/invalidate", headers=AS_ADMIN,
+                       data={"tenant": "globex", "mode": "delete", "confirmed_ids": " ".join(map(str, listed))})
+    assert done.status_code == 200 and "Deleted 2 entries" in done.text
+    assert store.count_entries(tenant="globex") == 1 and store.get_entry(late) is not None
