@@ -1,0 +1,226 @@
+"""Hit precision: semcache versus a global threshold and GPTCache, in one run.
+
+Systems, all on the same all-MiniLM-L6-v2 embeddings:
+
+* ``global``: one cosine threshold, no verifier (how GPTCache, RedisVL, LiteLLM and
+  LangChain's Redis cache decide), calibrated on the dev set the same way as
+  semcache's thresholds (``semcache.calibrate`` with ``--global``, no verifier);
+* ``gptcache``: GPTCache 0.1.44 from PyPI, with our embedder, faiss and its
+  ``SearchDistanceEvaluation`` at the same global threshold;
+* ``semcache``: per-category thresholds calibrated on dev + the verifier + context,
+  run through the production lookup path (``semcache.evaluate``).
+
+Data: our dev and held-out hard-negative sets (held-out never used for tuning),
+GPTCache's mock_data (positives only: recall), the multi-turn contextual set built
+from MeanCache's data, and vLLM Semantic Router's cache cases (positives only).
+
+    python benchmarks/precision.py --out benchmarks/results/precision.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from semcache.cache import SemanticCache
+from semcache.calibrate import calibrate, score_rows
+from semcache.evaluate import evaluate, load_rows, metrics, parse_row
+from semcache.verifier import PassThroughVerifier
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "benchmarks" / "data"))
+
+
+def datasets(limit_mock: int) -> dict[str, list]:
+    from contextual import build_rows  # type: ignore[import-not-found]
+
+    out = {"dev": load_rows(ROOT / "benchmarks/data/hardneg_dev.jsonl"),
+           "heldout": load_rows(ROOT / "benchmarks/data/hardneg_heldout.jsonl"),
+           "contextual": [parse_row(r, i) for i, r in enumerate(build_rows(), 1)]}
+    mock = json.loads((SHARED / "gptcache_mock/mock_data.json").read_text())[:limit_mock]
+    out["gptcache_mock"] = [parse_row({"cached": m["origin"], "query": m["similar"], "should_hit": True,
+                                       "kind": "paraphrase"}, i) for i, m in enumerate(mock, 1)]
+    cases = json.loads((SHARED / "semantic_router_cases/cache_cases.json").read_text())
+    router = []
+    for case in cases if isinstance(cases, list) else cases.values():
+        original = case["original_question"]
+        for para in case["similar_questions"]:
+            router.append(parse_row({"cached": original, "query": para, "should_hit": True,
+                                     "category": None, "kind": "paraphrase"}, len(router) + 1))
+    out["semantic_router"] = router
+    return out
+
+
+def pr_curve(sims: np.ndarray, accepted: np.ndarray, labels: np.ndarray) -> list[dict]:
+    curve = []
+    for t in np.round(np.arange(0.50, 1.0001, 0.01), 2):
+        hit = (sims >= t) & accepted
+        tp, fp = int((hit & labels).sum()), int((hit & ~labels).sum())
+        curve.append({"threshold": float(t), "precision": tp / (tp + fp) if tp + fp else 1.0,
+                      "recall": tp / int(labels.sum()) if labels.sum() else 1.0})
+    return curve
+
+
+def global_threshold_report(sims: np.ndarray, labels: np.ndarray, threshold: float, rows) -> dict:
+    report = metrics(zip(labels.tolist(), (sims >= threshold).tolist(), strict=True))
+    report["per_kind"] = {}
+    kinds = sorted({r.kind or "unlabelled" for r in rows})
+    for kind in kinds:
+        idx = [i for i, r in enumerate(rows) if (r.kind or "unlabelled") == kind]
+        report["per_kind"][kind] = metrics((bool(labels[i]), bool(sims[i] >= threshold)) for i in idx)
+    return report
+
+
+def gptcache_run(rows, embed, threshold: float) -> dict:
+    """GPTCache itself: one fresh cache per row (rows are judged in isolation)."""
+    try:
+        from gptcache import Cache, Config
+        from gptcache.adapter.api import get, put
+        from gptcache.manager import CacheBase, VectorBase, get_data_manager
+        from gptcache.processor.pre import get_prompt
+        from gptcache.similarity_evaluation.distance import SearchDistanceEvaluation
+    except ImportError as exc:  # pragma: no cover - reported in the JSON
+        return {"error": f"gptcache not installed: {exc}"}
+    # GPTCache maps its threshold t onto the score range of SearchDistanceEvaluation
+    # (max_distance 4 - squared L2); for unit vectors that is cos >= 2t - 1.
+    t_gpt = (threshold + 1.0) / 2.0
+    outcomes = []
+    with tempfile.TemporaryDirectory(prefix="gptcache-") as tmp:
+        for i, row in enumerate(rows):
+            cache = Cache()
+            dm = get_data_manager(CacheBase("sqlite", sql_url=f"sqlite:///{tmp}/g{i}.db"),
+                                  VectorBase("faiss", dimension=384, index_path=f"{tmp}/g{i}.index"))
+            cache.init(pre_embedding_func=get_prompt, embedding_func=lambda text, **_: embed(text),
+                       data_manager=dm,
+                       similarity_evaluation=SearchDistanceEvaluation(),
+                       config=Config(similarity_threshold=t_gpt))
+            put(row.cached, "placeholder", cache_obj=cache)
+            outcomes.append((row.should_hit, get(row.query, cache_obj=cache) is not None))
+            dm.close()
+    report = metrics(outcomes)
+    report["gptcache_similarity_threshold"] = t_gpt
+    return report
+
+
+def plot(curves: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in ("dev", "heldout", "contextual") if n in curves]
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2))
+    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
+        for system, style in (("global", "--"), ("semcache_verifier", "-")):
+            c = curves[name][system]
+            ax.plot([p["recall"] for p in c], [p["precision"] for p in c], style, label=system)
+        for system, marker in (("semcache_calibrated", "o"), ("global_calibrated", "s"), ("gptcache", "^")):
+            point = curves[name].get(system)
+            if point:
+                ax.plot([point["recall"]], [point["precision"]], marker, label=system)
+        ax.axhline(0.98, color="grey", lw=0.6)
+        ax.set_title(name)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_ylim(0.4, 1.01)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/precision.json"))
+    ap.add_argument("--target-precision", type=float, default=0.98)
+    ap.add_argument("--mock", type=int, default=999, help="GPTCache mock pairs to use")
+    ap.add_argument("--no-gptcache", action="store_true")
+    args = ap.parse_args()
+
+    data = datasets(args.mock)
+    result: dict = {"target_precision": args.target_precision, "datasets": {k: len(v) for k, v in data.items()}}
+    with tempfile.TemporaryDirectory(prefix="semcache-precision-") as tmp:
+        with SemanticCache(f"sqlite:///{tmp}/a.db", stats_interval=0) as cache:
+            policies, cal_report = calibrate(cache, data["dev"], target_precision=args.target_precision)
+            result["calibration"] = cal_report
+            embedder = cache.embedder
+        with SemanticCache(f"sqlite:///{tmp}/b.db", stats_interval=0, embedder=embedder,
+                           verifier=PassThroughVerifier()) as plain:
+            _, global_report = calibrate(plain, data["dev"], target_precision=args.target_precision,
+                                         pooled_only=True)
+            global_t = global_report["pooled_threshold"]
+            # the best-accuracy global threshold on dev, for reference
+            dev_scored = score_rows(plain, data["dev"])
+            sims = np.array([s.similarity for s in dev_scored])
+            labels = np.array([s.should_hit for s in dev_scored])
+            grid = np.round(np.arange(0.5, 1.0, 0.005), 3)
+            accs = [float(((sims >= t) == labels).mean()) for t in grid]
+            best_acc_t = float(grid[int(np.argmax(accs))])
+        result["global_threshold"] = {"calibrated_for_precision": global_t, "best_accuracy": best_acc_t,
+                                      "best_accuracy_value": max(accs)}
+        curves: dict = {}
+        with SemanticCache(f"sqlite:///{tmp}/c.db", stats_interval=0, embedder=embedder,
+                           policies=policies) as cache:
+            for name, rows in data.items():
+                entry: dict = {}
+                t0 = time.perf_counter()
+                entry["semcache"] = evaluate(cache, rows, progress=False)
+                entry["semcache"].pop("errors", None)
+                entry["semcache"]["seconds"] = time.perf_counter() - t0
+                scored = score_rows(cache, rows)
+                s = np.array([x.similarity for x in scored])
+                acc = np.array([x.accepted for x in scored])
+                lab = np.array([x.should_hit for x in scored])
+                entry["global_calibrated"] = global_threshold_report(s, lab, global_t, rows)
+                entry["global_best_accuracy"] = global_threshold_report(s, lab, best_acc_t, rows)
+                if not args.no_gptcache:
+                    entry["gptcache"] = gptcache_run(rows, embedder.embed_one, global_t)
+                curves[name] = {
+                    "global": pr_curve(s, np.ones_like(acc), lab),
+                    "semcache_verifier": pr_curve(s, acc, lab),
+                    "semcache_calibrated": entry["semcache"],
+                    "global_calibrated": entry["global_calibrated"],
+                    "gptcache": entry.get("gptcache"),
+                }
+                result[name] = entry
+                print(f"{name:<16} semcache P={entry['semcache']['precision']:.3f} "
+                      f"R={entry['semcache']['recall']:.3f} acc={entry['semcache']['accuracy']:.3f} | "
+                      f"global@{global_t:.3f} P={entry['global_calibrated']['precision']:.3f} "
+                      f"R={entry['global_calibrated']['recall']:.3f} | gptcache "
+                      f"P={entry.get('gptcache', {}).get('precision', float('nan')):.3f} "
+                      f"R={entry.get('gptcache', {}).get('recall', float('nan')):.3f}", flush=True)
+            # verifier latency on real pairs
+            pairs = [(r.query, r.cached) for r in data["dev"] + data["heldout"]]
+            from semcache.verify import HardNegativeVerifier
+
+            cold = HardNegativeVerifier(cache_size=0)
+            times = []
+            for q, c in pairs * 3:
+                t = time.perf_counter()
+                cold.verify(q, c)
+                times.append((time.perf_counter() - t) * 1e3)
+            result["verifier_ms"] = {"p50": float(np.percentile(times, 50)),
+                                     "p99": float(np.percentile(times, 99)), "cache": "disabled",
+                                     "target_p50": 2.0}
+        result["curves"] = {k: {s: v for s, v in c.items() if s in ("global", "semcache_verifier")}
+                            for k, c in curves.items()}
+    hard = ("negation", "entity_swap", "number_swap")
+    for split in ("dev", "heldout"):
+        kinds = result[split]["semcache"]["per_kind"]
+        fp = sum(kinds[k]["hits"] for k in hard if k in kinds)
+        n = sum(kinds[k]["n"] for k in hard if k in kinds)
+        result[split]["semcache"]["false_hit_rate_hard_kinds"] = fp / n if n else 0.0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    plot(curves, args.out.with_suffix(".png"))
+    print(f"written {args.out} and {args.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
