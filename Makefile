@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install lint bench-core clean
+.PHONY: demo test install lint bench-core clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
-test: $(STAMP)
+# Servers the tests start themselves: PostgreSQL 15 (Debian, preinstalled), vLLM on CPU
+# (built by tests/fixtures/vllm.py into ~/.cache/semcache/vllm) and Chromium (Debian).
+test: $(STAMP) chromium
 	$(PY) -m pytest -q -p no:cacheprovider tests
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check semcache adapters gpu tests benchmarks examples

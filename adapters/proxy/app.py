@@ -86,6 +86,10 @@ def create_app(
     app.include_router(routes_cache_api.router)
     _add_ops_routes(app)
     app.include_router(routes_openai.router)
+    if settings.admin_token is not None:
+        from semcache.adapters.admin import mount
+
+        mount(app, cache, settings)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
