@@ -114,10 +114,10 @@ class SemcacheCache(BaseCache):
         return self._result(await self.backend.alookup(request))
 
     def update(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
-        """Store generations for this prompt under this ``llm_string``."""
+        """Store generations for this prompt under this ``llm_string`` (an empty list stores nothing)."""
         payload = encode_generations(return_val)
         request = self.request_for(prompt, llm_string)
-        if request is None:
+        if request is None or not return_val:
             self._count(bypassed=1)
             return
         if self.backend.store(request, payload) is not None:
@@ -127,7 +127,7 @@ class SemcacheCache(BaseCache):
         """Async ``update``."""
         payload = encode_generations(return_val)
         request = self.request_for(prompt, llm_string)
-        if request is None:
+        if request is None or not return_val:
             self._count(bypassed=1)
             return
         if await self.backend.astore(request, payload) is not None:

@@ -224,3 +224,42 @@ def test_chat_openai_through_the_proxy(proxy: tuple[str, FakeUpstream]) -> None:
     assert upstream.calls == 1
     llm.invoke("What is the capital of France?")
     assert upstream.calls == 2  # positive control: a different question reaches the model
+
+
+def _faulty(status: int) -> httpx.MockTransport:
+    return httpx.MockTransport(lambda request: httpx.Response(status, json={"error": {"message": "x"}}))
+
+
+def test_remote_backend_fails_open_on_server_errors() -> None:
+    model, inner = wrap(RemoteBackend("http://proxy", transport=_faulty(503)))
+    assert model.invoke(QUESTION).content == ANSWER
+    assert model.invoke(QUESTION).content == "second answer" and inner.i == 2  # no cache, still answers
+    strict = RemoteBackend("http://proxy", transport=_faulty(503), fail_open=False)
+    with pytest.raises(httpx.HTTPStatusError):
+        SemcacheCache(strict).lookup(QUESTION, "llm")
+
+
+def test_remote_backend_raises_on_refused_requests() -> None:
+    cache = SemcacheCache(RemoteBackend("http://proxy", transport=_faulty(400)))
+    with pytest.raises(ValueError, match="refused the request \\(400\\)"):
+        cache.lookup(QUESTION, "llm")
+
+
+def test_remote_backend_sends_the_parsed_request() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        import json
+
+        seen.append({"path": request.url.path, "auth": request.headers.get("authorization"),
+                     **json.loads(request.content)})
+        return httpx.Response(200, json={"hit": False, "category": "default", "threshold": 0.86})
+
+    cache = SemcacheCache(RemoteBackend("http://proxy/v1", api_key="sk-test", transport=httpx.MockTransport(handler)))
+    from langchain_core.load import dumps
+
+    assert cache.lookup(dumps([SystemMessage("sys"), HumanMessage("q1"), HumanMessage("q2")]), "llm") is None
+    body = seen[0]
+    assert body["path"] == "/semcache/v1/lookup" and body["auth"] == "Bearer sk-test"
+    assert (body["prompt"], body["history"], body["system"]) == ("q2", ["q1"], "sys")
+    assert cache.lookup("   ", "llm") is None and len(seen) == 1  # blank prompts never leave the process
