@@ -23,6 +23,10 @@ engine_app = typer.Typer(help="The chunk-reuse engine: an OpenAI-compatible serv
 ModelOpt = Annotated[str, typer.Option("--model", help="'smollm2' or a local Hugging Face folder "
                                        "(Llama, Qwen2, Mistral)")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda[:N]")]
+CheckLayerOpt = Annotated[int, typer.Option(min=1, help="blend: first layer where deviation is scored")]
+ScoreOpt = Annotated[str, typer.Option(help="blend: deviation score, k, v or kv")]
+BoundaryOpt = Annotated[int, typer.Option(min=0, help="blend: first tokens of each chunk always "
+                                          "recomputed (they count toward r)")]
 
 
 def _fail(message: str) -> None:
@@ -58,6 +62,9 @@ def serve(
         help=f"quality gate file (default: {DEFAULT_GATE_FILE} when it exists)")] = None,
     served_name: Annotated[str, typer.Option(help="model name clients use")] = "smollm2",
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    check_layer: CheckLayerOpt = 1,
+    score: ScoreOpt = "kv",
+    boundary_tokens: BoundaryOpt = 0,
 ) -> None:
     """Serve MODEL through an OpenAI-compatible API (chat, completions, streaming)."""
     _check_device(device)
@@ -74,7 +81,9 @@ def serve(
         _fail(f"gate file {gate} does not exist (run `semcache engine calibrate --out {gate}`)")
     try:
         quality_gate = QualityGate.load(gate_path) if gate_path is not None else None
-        engine = Engine.from_model(model, device, config=EngineConfig(ratio=ratio), gate=quality_gate)
+        config = EngineConfig(ratio=ratio, check_layer=check_layer, score=score,
+                              boundary_tokens=boundary_tokens)
+        engine = Engine.from_model(model, device, config=config, gate=quality_gate)
     except ValueError as exc:
         _fail(str(exc))
     typer.echo(f"engine: {engine.name} on {device}, recompute ratio {engine.default_ratio}"
@@ -94,16 +103,23 @@ def calibrate(
     new_tokens: Annotated[int, typer.Option(min=1, help="continuation length compared")] = 32,
     seed: Annotated[int, typer.Option(help="prompt sampling seed")] = 0,
     out: Annotated[Path, typer.Option(help="gate file to write")] = DEFAULT_GATE_FILE,
+    check_layer: CheckLayerOpt = 1,
+    score: ScoreOpt = "kv",
+    boundary_tokens: BoundaryOpt = 0,
 ) -> None:
     """Measure agreement with full prefill over a grid of r and write the quality gate."""
     _check_device(device)
     grid = _ratios(ratios)
     if not 0.0 < floor <= 1.0:
         _fail(f"--floor must be in (0, 1], got {floor}")
-    from semcache.gpu.engine.engine import Engine
+    from semcache.gpu.engine.engine import Engine, EngineConfig
     from semcache.gpu.quality_gate import calibrate as run_calibration
 
-    engine = Engine.from_model(model, device)
+    try:
+        config = EngineConfig(check_layer=check_layer, score=score, boundary_tokens=boundary_tokens)
+        engine = Engine.from_model(model, device, config=config)
+    except ValueError as exc:
+        _fail(str(exc))
 
     def progress(done: int, total: int) -> None:
         typer.echo(f"  prompt {done}/{total}", err=True)

@@ -157,7 +157,7 @@ def measure(engine: Engine, prompt: CalibrationPrompt, ratios: Sequence[float],
             parts.append(runner.extend(cont[:-1], res.kv, all_logits=True))
         logp = torch.log_softmax(torch.cat(parts), dim=-1)
         agree = float((logp.argmax(-1) == target).float().mean())
-        kl = float((ref.exp() * (ref - logp)).sum(-1).mean())
+        kl = max(0.0, float((ref.exp() * (ref - logp)).sum(-1).mean()))  # float noise at r = 1
         out[float(r)] = (agree, kl)
     return out
 

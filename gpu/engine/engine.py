@@ -255,9 +255,10 @@ class Engine:
         segments = list(layout.segments)
         chunk_segs = [s for s in segments if s.chunk_id is not None]
         n_prompt = sum(len(s.token_ids) for s in segments)
-        if not chunk_segs:
+        if not chunk_segs or ratio >= 1.0:  # r = 1 recomputes everything: a plain prefill is exact
             logits, kv = self.runner.prefill(layout.token_ids)
-            return logits, kv, PrefillReport(n_prompt, 0, 0, 0, 0, n_prompt, ratio)
+            n_chunk = sum(len(s.token_ids) for s in chunk_segs)
+            return logits, kv, PrefillReport(n_prompt, len(chunk_segs), n_chunk, 0, 0, n_prompt, ratio)
         cached = sum(len(s.token_ids) for s in chunk_segs if s.chunk_id in self.store)
         res = self.blender.prefill(segments, self.config.blend(ratio))
         st = res.stats

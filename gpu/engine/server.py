@@ -98,7 +98,7 @@ def create_engine_app(engine: Engine, served_name: str = "smollm2") -> FastAPI:
             return _error(400, str(exc))
 
     async def respond(req: p.ChatCompletionRequest | p.CompletionRequest) -> Response:
-        stream = start(req)
+        stream = await run_in_threadpool(start, req)  # tokenising a long prompt takes a while
         if isinstance(stream, JSONResponse):
             return stream
         chat = isinstance(req, p.ChatCompletionRequest)
