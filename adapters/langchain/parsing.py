@@ -79,8 +79,18 @@ def _split_content(content: Any) -> tuple[str, tuple[str, ...]]:
     return "\n".join(texts), tuple(extras)
 
 
+def _tool_calls(calls: Any) -> Any:
+    """Tool calls without their ids: ids are random per run, the call itself is what matters."""
+    if not isinstance(calls, list):
+        return calls
+    return [{k: v for k, v in c.items() if k not in ("id", "index")} if isinstance(c, dict) else c
+            for c in calls]
+
+
 def _turn(role: str, content: Any, tool_info: dict[str, Any]) -> Turn:
     text, extras = _split_content(content)
+    tool_info = {**tool_info, "tool_calls": _tool_calls(tool_info.get("tool_calls"))}
+    tool_info.pop("tool_call_id", None)  # random per run; the result's position and text identify it
     info = {k: v for k, v in tool_info.items() if v}
     if info:
         extras = (*extras, "tool:" + _canon(info))
@@ -96,10 +106,11 @@ def _turn_from_serialised(obj: Any) -> Turn | None:
         return None
     kwargs = obj["kwargs"]
     role = str(kwargs.get("role") or kwargs.get("type") or ident[-1])
-    tool_info = {k: kwargs.get(k) for k in ("tool_calls", "tool_call_id", "name", "function_call")
-                 if k != "name" or role.lower() in ("tool", "function", "toolmessage", "functionmessage")}
-    if isinstance(kwargs.get("additional_kwargs"), dict):
-        tool_info["function_call"] = tool_info.get("function_call") or kwargs["additional_kwargs"].get("function_call")
+    extra = kwargs.get("additional_kwargs") if isinstance(kwargs.get("additional_kwargs"), dict) else {}
+    tool_info = {"tool_calls": kwargs.get("tool_calls"), "tool_call_id": kwargs.get("tool_call_id"),
+                 "function_call": extra.get("function_call")}
+    if _ROLE_ALIASES.get(role.lower()) in ("tool", "function"):
+        tool_info["name"] = kwargs.get("name")
     return _turn(role, kwargs.get("content"), tool_info)
 
 
@@ -130,7 +141,7 @@ def turns_from_messages(messages: Sequence[Any]) -> list[Turn]:
         tool_info = {"tool_calls": getattr(msg, "tool_calls", None),
                      "tool_call_id": getattr(msg, "tool_call_id", None),
                      "function_call": (getattr(msg, "additional_kwargs", None) or {}).get("function_call")}
-        if role in ("tool", "function"):
+        if _ROLE_ALIASES.get(role.lower()) in ("tool", "function"):
             tool_info["name"] = getattr(msg, "name", None)
         turns.append(_turn(role, getattr(msg, "content", None), tool_info))
     return turns

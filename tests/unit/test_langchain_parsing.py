@@ -140,3 +140,12 @@ def test_generation_payload_round_trips_as_json() -> None:
     assert decode_generations({"choices": []}) is None
     with pytest.raises(TypeError, match="Generation"):
         encode_generations(["not a generation"])  # type: ignore[list-item]
+
+
+def test_tool_call_ids_do_not_change_the_context() -> None:
+    def conversation(call_id: str) -> str:
+        call = {"name": "lookup", "args": {"q": "tuple"}, "id": call_id}
+        return dumps([HumanMessage("What does the docs tool say about tuples?"), AIMessage("", tool_calls=[call]),
+                      ToolMessage("immutable sequence", tool_call_id=call_id)])
+
+    assert parse_prompt(conversation("call-a")).context == parse_prompt(conversation("call-b")).context
