@@ -4,11 +4,12 @@ Starts ``semcache engine serve`` (SmolLM2 on the CPU) and ``semcache serve`` in 
 SQLite and an admin token, each in its own process group on a free 127.0.0.1 port; waits until
 both are ready; runs ``examples/demo_workload.py``; then stops both (also on Ctrl-C or an error).
 
-    python examples/demo.py [--smoke] [--upstream URL] [--out demo_out] [--keep-running]
+    python examples/demo.py [--smoke] [--upstream URL] [--gate FILE] [--out demo_out] [--keep-running]
 
 ``--upstream URL`` skips the engine and puts the proxy in front of an external OpenAI-compatible
 server (for example vLLM). Logs, ``pids.json``, ``summary.json`` and ``demo.png`` go to ``--out``.
-Exits 0 when the workload ran and no labelled hard negative was served from the cache.
+Exits 0 when the workload ran, no labelled hard negative was served from the cache and the admin
+API accepted the generated token.
 """
 
 from __future__ import annotations
@@ -54,10 +55,13 @@ class Servers:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        """Start ``python -m semcache.cli ARGS`` with its output in OUT_DIR/NAME.log."""
+        """Start ``python -m semcache.cli ARGS`` in OUT_DIR, with its output in OUT_DIR/NAME.log.
+
+        OUT_DIR as working directory keeps a stray ``./engine-gate.json`` from being picked up.
+        """
         log = (self.out_dir / f"{name}.log").open("wb")
         proc = subprocess.Popen([sys.executable, "-m", "semcache.cli", *args], stdout=log,
-                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                stderr=subprocess.STDOUT, env=env, cwd=self.out_dir, start_new_session=True)
         log.close()
         self.procs[name] = proc
         pids = self.out_dir / "pids.json"  # written whole, then renamed: readers never see half a file
@@ -115,6 +119,19 @@ def _env(admin_token: str) -> dict[str, str]:
     return env
 
 
+def admin_answers(proxy_url: str, admin_token: str) -> bool:
+    """Whether the admin API on the proxy accepts the demo's token (GET /admin/api/stats)."""
+    try:
+        response = httpx.get(f"{proxy_url}/admin/api/stats", timeout=30,
+                             headers={"Authorization": f"Bearer {admin_token}"})
+    except httpx.HTTPError as exc:
+        print(f"admin API unreachable: {exc}")
+        return False
+    if response.status_code != 200:
+        print(f"admin API answered {response.status_code}: {response.text[:200]}")
+    return response.status_code == 200
+
+
 def print_next_steps(proxy_url: str, admin_token: str, upstream: str) -> None:
     """How to log in to the admin and point an application at the proxy."""
     print(f"\nadmin      {proxy_url}/admin  (log in with the token {admin_token})")
@@ -130,6 +147,7 @@ def main() -> None:
     parser.add_argument("--upstream", help="external OpenAI-compatible server; skips starting the engine")
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="logs, pids, summary, chart")
     parser.add_argument("--model", default="smollm2", help="model the engine serves")
+    parser.add_argument("--gate", type=Path, help="quality gate file for the engine (default: none)")
     parser.add_argument("--keep-running", action="store_true",
                         help="after the workload, keep the servers up until Ctrl-C (to browse the admin)")
     args = parser.parse_args()
@@ -154,7 +172,8 @@ def main() -> None:
             upstream = f"http://127.0.0.1:{engine_port}"
             print(f"starting the engine ({args.model} on cpu) on {upstream} ...", flush=True)
             servers.start("engine", ["engine", "serve", "--model", args.model, "--device", "cpu",
-                                     "--port", str(engine_port), "--log-level", "warning"], env)
+                                     "--port", str(engine_port), "--log-level", "warning",
+                                     *(["--gate", str(args.gate.resolve())] if args.gate else [])], env)
         proxy_port = free_port()
         proxy_url = f"http://127.0.0.1:{proxy_port}"
         print(f"starting the proxy on {proxy_url} (SQLite {args.out / 'demo.db'}) ...", flush=True)
@@ -166,9 +185,11 @@ def main() -> None:
         print(f"ready in {time.monotonic() - t0:.0f}s", flush=True)
         summary = run_workload(proxy_url, args.out, smoke=args.smoke, chunk_extension=args.upstream is None)
         print_next_steps(proxy_url, admin_token, upstream)
-        ok = summary["false_hits"] == 0 and summary["exact_hits"] > 0
+        admin_ok = admin_answers(proxy_url, admin_token)
+        ok = summary["false_hits"] == 0 and summary["exact_hits"] > 0 and admin_ok
         if not ok:
-            print(f"FAILED: {summary['false_hits']} false hit(s), {summary['exact_hits']} exact hit(s)")
+            print(f"FAILED: {summary['false_hits']} false hit(s), {summary['exact_hits']} exact hit(s), "
+                  f"admin API {'ok' if admin_ok else 'not answering'}")
         status = 0 if ok else 1
         done = True
         if args.keep_running:

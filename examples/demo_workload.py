@@ -28,6 +28,7 @@ from pydoc_data.topics import topics
 from typing import Any, Literal
 
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 from tqdm import tqdm
 
 Expect = Literal["hit", "miss", "any"]
@@ -115,18 +116,19 @@ class Result:
     answer: str = ""
 
 
-def _messages(step: Step, answers: dict[str, tuple[str, str]], *, inline_chunks: bool) -> list[dict[str, str]]:
+def _messages(step: Step, answers: dict[str, tuple[str, str]], *,
+              inline_chunks: bool) -> list[ChatCompletionMessageParam]:
     system = SYSTEM
     if inline_chunks and step.chunks:
         system += "\n\nDocuments:\n\n" + "\n\n".join(chunk(t) for t in step.chunks)
-    messages = [{"role": "system", "content": system}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "system", "content": system}]
     for earlier in step.history:
         question, answer = answers[earlier]
         messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
     return messages + [{"role": "user", "content": step.question}]
 
 
-def _send(client: OpenAI, model: str, step: Step, messages: list[dict[str, str]], max_tokens: int,
+def _send(client: OpenAI, model: str, step: Step, messages: list[ChatCompletionMessageParam], max_tokens: int,
           chunk_extension: bool) -> Result:
     extra_body = {"semcache": {"chunks": [chunk(t) for t in step.chunks]}} if chunk_extension and step.chunks else None
     headers = {"x-semcache-control": "no-cache"} if step.no_cache else None
@@ -260,7 +262,7 @@ def run_workload(proxy_url: str, out_dir: Path, *, smoke: bool = False, chunk_ex
     if not proxy_url.startswith(("http://", "https://")):
         raise ValueError(f"proxy_url must start with http:// or https://, got {proxy_url!r}")
     steps = [s for s in FULL if s.id in SMOKE_IDS] if smoke else FULL
-    tokens = max_tokens or (8 if smoke else 32)
+    tokens = max_tokens or (8 if smoke else 24)
     client = OpenAI(base_url=proxy_url.rstrip("/") + "/v1", api_key="sk-demo", max_retries=0, timeout=300)
     model = client.models.list().data[0].id
     warm_up(client, model, chunk_extension)
