@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install lint bench-core clean chromium
+.PHONY: demo quickstart test install lint bench-core clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# The main job on the embedded default: engine (SmolLM2 on CPU) + proxy (SQLite) + admin.
 demo: $(STAMP)
+	$(PY) examples/demo.py --out demo_out
+
+quickstart: $(STAMP)
 	$(PY) examples/quickstart.py
 
 # Servers the tests start themselves: PostgreSQL 15 (Debian, preinstalled), vLLM on CPU
