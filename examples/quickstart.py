@@ -31,7 +31,7 @@ PROBES = [
     ("How do I reverse a list in Rust?", False, "swapped entity"),
     ("What is the maximum daily dose of ibuprofen for children?", False, "changed scope"),
     ("How do I disable two-factor authentication?", False, "negation/antonym"),
-    ("What's the capital city of Australia?", True, "rewording"),
+    ("Could you tell me the capital of Australia?", True, "rewording"),
     ("What is the capital of Austria?", False, "swapped entity"),
 ]
 
