@@ -157,3 +157,33 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class ChangeLog(Base):
+    """One committed change that replicas apply to their in-memory state (the change feed).
+
+    ``kind`` is ``entry.add``, ``entry.delete``, ``policy`` or ``key.revoke``;
+    ``payload`` holds entry ids, a category or a key hash. ``origin`` names the
+    process that made the change, so it can skip its own.
+    """
+
+    __tablename__ = "change_log"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    origin: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[Any] = mapped_column(JSON)
+
+
+class FlightLease(Base):
+    """A replica's lease on one question while it asks the upstream (cross-replica single-flight)."""
+
+    __tablename__ = "flight_leases"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -32,26 +32,45 @@ def rebuild(cache: SemanticCache, *, progress_min: int = 5000, batch_size: int =
         for rows in store.iter_entries(batch_size=batch_size):
             stale = [r for r in rows if r.embedder != current]
             fresh_vecs = _reembed(cache, stale) if stale else {}
-            by_partition: dict[str, tuple[list[int], list[np.ndarray]]] = {}
-            for row in rows:
-                bar.update(1)
-                if row.expires_at is not None and row.expires_at <= now:
-                    expired.append(row.id)
-                    continue
-                vector, history_vecs = fresh_vecs.get(row.id, (row.embedding, _turn_matrix(row)))
-                ids, vecs = by_partition.setdefault(row.partition, ([], []))
-                ids.append(row.id)
-                vecs.append(np.asarray(vector, dtype=np.float32))
-                cache.mirror.put(EntryMeta(
-                    row.id, row.partition, row.exact_key, row.prompt, row.category, row.tenant,
-                    row.expires_at, tuple(row.history or ()), history_vecs, tuple(row.doc_keys),
-                ))
-                loaded += 1
-            for partition, (ids, vecs) in by_partition.items():
-                cache.index.add(partition, np.asarray(ids, dtype=np.int64), np.stack(vecs))
+            added, late = index_rows(cache, rows, now, fresh_vecs)
+            loaded += added
+            expired += late
+            bar.update(len(rows))
     if expired:
         store.delete_entries(expired)
     return loaded
+
+
+def index_rows(cache: SemanticCache, rows: list[Any], now: Any,
+               vectors: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = None,
+               skip: Any = ()) -> tuple[int, list[int]]:
+    """Add stored rows to ``cache.index`` and ``cache.mirror``; returns (added, expired ids).
+
+    Rows whose id is in ``skip`` (deleted since they were read) are left out.
+    The change feed uses this too, for entries other replicas stored.
+    """
+    vectors = vectors or {}
+    expired: list[int] = []
+    by_partition: dict[str, tuple[list[int], list[np.ndarray]]] = {}
+    added = 0
+    for row in rows:
+        if row.expires_at is not None and row.expires_at <= now:
+            expired.append(row.id)
+            continue
+        if row.id in skip:
+            continue
+        vector, history_vecs = vectors.get(row.id, (row.embedding, _turn_matrix(row)))
+        ids, vecs = by_partition.setdefault(row.partition, ([], []))
+        ids.append(row.id)
+        vecs.append(np.asarray(vector, dtype=np.float32))
+        cache.mirror.put(EntryMeta(
+            row.id, row.partition, row.exact_key, row.prompt, row.category, row.tenant,
+            row.expires_at, tuple(row.history or ()), history_vecs, tuple(row.doc_keys),
+        ))
+        added += 1
+    for partition, (ids, vecs) in by_partition.items():
+        cache.index.add(partition, np.asarray(ids, dtype=np.int64), np.stack(vecs))
+    return added, expired
 
 
 def _turn_matrix(row: Any) -> np.ndarray | None:

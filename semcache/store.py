@@ -8,6 +8,7 @@ method returns; an exception leaves nothing half-written.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -32,6 +33,7 @@ from semcache.store_queries import (
     not_expired,
 )
 from semcache.store_records import EntryRow, HitDelta, NewEntry, check_vector
+from semcache.feed.log import prune, record_ids
 
 __all__ = ["EntryRow", "HitDelta", "NewEntry", "Store"]
 
@@ -50,11 +52,27 @@ class Store(AdminTables):
     disposes, its engine) or an existing :class:`~sqlalchemy.Engine` (left open).
     With ``auto_upgrade`` the schema is migrated to the latest revision first;
     without it, a database that was never migrated raises ``StoreError``.
+
+    Every write that changes entries or policies also appends to the change log
+    in its own transaction (``semcache.feed``), tagged with this store's
+    ``origin``; rows older than ``change_retention_s`` are pruned now and then.
     """
 
+    PRUNE_EVERY = 500  # changes written between two prunes of the change log
+
     def __init__(
-        self, url_or_engine: str | Engine = "sqlite:///semcache.db", *, auto_upgrade: bool = True
+        self,
+        url_or_engine: str | Engine = "sqlite:///semcache.db",
+        *,
+        auto_upgrade: bool = True,
+        change_retention_s: float = 3600.0,
     ) -> None:
+        if isinstance(change_retention_s, bool) or not isinstance(change_retention_s, int | float) \
+                or change_retention_s <= 0:
+            raise ValueError(f"change_retention_s must be a positive number, got {change_retention_s!r}")
+        self.origin = uuid.uuid4().hex[:16]
+        self.change_retention_s = float(change_retention_s)
+        self._changes_written = 0
         if isinstance(url_or_engine, str):
             self._engine = db.make_engine(url_or_engine)
             self._owns_engine = True
@@ -85,6 +103,20 @@ class Store(AdminTables):
         """The SQLAlchemy engine this store uses."""
         return self._engine
 
+    def _changed(self, count: int = 1) -> None:
+        """Called after a commit that logged changes: prune the change log now and then."""
+        if count <= 0:
+            return
+        before = self._changes_written // self.PRUNE_EVERY
+        self._changes_written += count
+        if self._changes_written // self.PRUNE_EVERY != before:
+            self.prune_changes()
+
+    def prune_changes(self) -> int:
+        """Delete change-log rows older than ``change_retention_s``; returns how many."""
+        cutoff = utcnow() - dt.timedelta(seconds=self.change_retention_s)
+        return prune(self._engine, cutoff)
+
     def close(self) -> None:
         """Dispose the engine if this store created it."""
         if self._owns_engine:
@@ -113,6 +145,8 @@ class Store(AdminTables):
             doc_keys = sorted(set(rec.doc_keys))
             if doc_keys:
                 conn.execute(insert(DOCS), [{"entry_id": entry_id, "doc_key": k} for k in doc_keys])
+            record_ids(conn, "entry.add", [entry_id], self.origin)
+        self._changed()
         return entry_id
 
     def get_entry(self, entry_id: int) -> EntryRow | None:
@@ -121,6 +155,16 @@ class Store(AdminTables):
             rows = conn.execute(select(ENTRIES).where(ENTRIES.c.id == entry_id)).mappings().all()
             found = _rows(conn, rows)
         return found[0] if found else None
+
+    def get_entries(self, ids: Iterable[int]) -> list[EntryRow]:
+        """Snapshots of the entries among ``ids`` that exist, ordered by id."""
+        wanted = check_ids(ids)
+        found: list[EntryRow] = []
+        with self._engine.connect() as conn:
+            for chunk in chunks(wanted):
+                query = select(ENTRIES).where(ENTRIES.c.id.in_(chunk)).order_by(ENTRIES.c.id)
+                found += _rows(conn, conn.execute(query).mappings().all())
+        return found
 
     def get_response(self, entry_id: int) -> Any | None:
         """Only the stored response of one entry (None if the entry does not exist)."""
@@ -272,21 +316,29 @@ class Store(AdminTables):
         with db.write_transaction(self._engine) as conn:
             for chunk in chunks(wanted):
                 deleted += delete_returning(conn, ENTRIES.c.id.in_(chunk))
+            record_ids(conn, "entry.delete", sorted(deleted), self.origin)
+        self._changed(len(deleted))
         return sorted(deleted)
 
     def delete_expired(self, now: dt.datetime) -> list[int]:
         """Delete entries whose expiry time has been reached at ``now``."""
         expired = ENTRIES.c.expires_at.is_not(None) & (ENTRIES.c.expires_at <= check_now(now))
+        return self._delete(expired)
+
+    def _delete(self, where: Any) -> list[int]:
+        """Delete matching entries and log the deletion, in one transaction."""
         with db.write_transaction(self._engine) as conn:
-            return delete_returning(conn, expired)
+            deleted = delete_returning(conn, where)
+            record_ids(conn, "entry.delete", deleted, self.origin)
+        self._changed(len(deleted))
+        return deleted
 
     def delete_by_document(self, doc_key: str) -> list[int]:
         """Delete every entry answered from the document ``doc_key``."""
         if not isinstance(doc_key, str) or not doc_key:
             raise ValueError(f"doc_key must be a non-empty string, got {doc_key!r}")
         linked = select(DOCS.c.entry_id).where(DOCS.c.doc_key == doc_key)
-        with db.write_transaction(self._engine) as conn:
-            return delete_returning(conn, ENTRIES.c.id.in_(linked))
+        return self._delete(ENTRIES.c.id.in_(linked))
 
     def delete_where(
         self,
@@ -312,8 +364,7 @@ class Store(AdminTables):
         if dry_run:
             with self._engine.connect() as conn:
                 return sorted(conn.execute(select(ENTRIES.c.id).where(where)).scalars())
-        with db.write_transaction(self._engine) as conn:
-            return delete_returning(conn, where)
+        return self._delete(where)
 
     def evict_for_quota(self, category: str, max_entries: int) -> list[int]:
         """Delete the least valuable entries of ``category`` beyond ``max_entries``.
@@ -335,4 +386,6 @@ class Store(AdminTables):
             deleted: list[int] = []
             for chunk in chunks(ids):
                 deleted += delete_returning(conn, ENTRIES.c.id.in_(chunk))
+            record_ids(conn, "entry.delete", sorted(deleted), self.origin)
+        self._changed(len(deleted))
         return sorted(deleted)

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from semcache.db import write_transaction
+from semcache.feed.log import record_change
 from semcache.models import CategoryPolicy, DailyStats, Meta, utcnow
 
 POLICIES: Table = CategoryPolicy.__table__  # type: ignore[assignment]
@@ -56,6 +57,7 @@ class AdminTables:
     """Policy overrides, statistics and meta values (mixed into ``Store``)."""
 
     _engine: Engine
+    origin: str
 
     # -- category policy overrides -------------------------------------------------
     def get_policy_overrides(self, *, with_meta: bool = False) -> dict[str, dict[str, Any]]:
@@ -112,12 +114,15 @@ class AdminTables:
             upsert(
                 conn, POLICIES, row, ["category"], {k: v for k, v in row.items() if k != "category"}
             )
+            record_change(conn, "policy", {"category": category}, self.origin)
         return {name: values[name] for name in POLICY_FIELDS if name in set_fields}
 
     def delete_policy_override(self, category: str) -> bool:
         """Drop a category's overrides (the policy file applies again); True if one existed."""
         with write_transaction(self._engine) as conn:
             result = conn.execute(delete(POLICIES).where(POLICIES.c.category == category))
+            if result.rowcount:
+                record_change(conn, "policy", {"category": category}, self.origin)
             return bool(result.rowcount)
 
     # -- statistics -------------------------------------------------------------
