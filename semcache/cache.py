@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,7 +55,13 @@ class SemanticCache:
         clock: Callable[[], datetime] | None = None,
         stats_interval: float = 1.0,
         rebuild_progress_min: int = 5000,
+        feed: bool | None = None,
+        feed_poll_s: float = 1.0,
     ) -> None:
+        """``feed``: follow the store's change log (other processes' writes), by
+        default on PostgreSQL only; ``feed_poll_s`` is its poll period."""
+        from semcache.feed.follower import ChangeFeed, RecentIds
+        from semcache.feed.log import position
         from semcache.store import Store
 
         self._owns_store = not isinstance(store, Store)
@@ -74,10 +81,18 @@ class SemanticCache:
             self.adaptive = adaptive or AdaptiveThresholds(on_change=self._persist_adjustment)
             self._clock = clock or (lambda: datetime.now(UTC))
             self.mirror = EntryMirror()
+            # Orders local commits against applied remote deletions (see _commit/_forget).
+            self._sync_lock = threading.Lock()
+            self._tombstones = RecentIds()
             self.recorder = Recorder(self.db, interval=stats_interval, clock=self._clock)
             from semcache.rebuild import rebuild
 
+            loaded_at = position(self.db.engine)  # before the load: replaying is idempotent
             rebuild(self, progress_min=rebuild_progress_min)
+            self.feed: ChangeFeed | None = None
+            if feed or (feed is None and self.db.engine.dialect.name == "postgresql"):
+                self.feed = ChangeFeed(self, poll_s=feed_poll_s)
+                self.feed.start(loaded_at)
         except BaseException:
             if self._owns_store:
                 self.db.close()
@@ -282,11 +297,15 @@ class SemanticCache:
             response=response, embedding=np.asarray(vector, dtype=np.float32), embedder=self.embedder_id,
             expires_at=expires, doc_keys=doc_keys, tokens=tokens, cost=cost, latency_ms=latency_ms,
         ))
-        # SQL is committed: now the entry may become visible.
-        self.index.add(request.partition(), np.array([entry_id], dtype=np.int64),
-                       np.asarray(vector, dtype=np.float32)[None, :])
-        self.mirror.put(EntryMeta(entry_id, request.partition(), key, request.prompt, category,
-                                  scope.tenant, expires, turns, history_vecs, tuple(doc_keys)), response)
+        # SQL is committed: now the entry may become visible, unless another
+        # process deleted it already and the change feed applied that first.
+        with self._sync_lock:
+            if entry_id not in self._tombstones:
+                self.index.add(request.partition(), np.array([entry_id], dtype=np.int64),
+                               np.asarray(vector, dtype=np.float32)[None, :])
+                self.mirror.put(EntryMeta(entry_id, request.partition(), key, request.prompt,
+                                          category, scope.tenant, expires, turns, history_vecs,
+                                          tuple(doc_keys)), response)
         self.recorder.count(scope.tenant, category, stores=1)
         if policy.max_entries is not None:
             evicted = self.db.evict_for_quota(category, policy.max_entries)
@@ -341,14 +360,19 @@ class SemanticCache:
         return deleted
 
     def _forget(self, ids: Sequence[int]) -> None:
-        self.index.delete(ids)
-        self.mirror.remove(list(ids))
+        with self._sync_lock:
+            self._tombstones.update(ids)
+            self.index.delete(ids)
+            self.mirror.remove(list(ids))
         self.recorder.forget(list(ids))
 
     def flush(self) -> None:
         self.recorder.flush()
 
     def close(self) -> None:
+        feed = getattr(self, "feed", None)
+        if feed is not None:
+            feed.stop()
         self.recorder.close()
         if self._owns_embedder:
             _close_chain(self.embedder)
