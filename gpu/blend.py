@@ -192,14 +192,14 @@ class Blender:
         keys: list[Tensor] = []
         values: list[Tensor] = []
         for layer in range(cfg.check_layer):
-            q, k, v = run.qkv(layer, hidden, cos, sin)
+            q, k, v = run.qkv(layer, hidden, cos, sin, impl=cfg.impl)
             keys.append(k)
             values.append(v)
-            hidden = run.finish_layer(layer, hidden, run.causal_attention(q, k, v))
+            hidden = run.finish_layer(layer, hidden, run.causal_attention(q, k, v), impl=cfg.impl)
 
         # check layer: fresh Q/K/V for all tokens, pick the chunk tokens to recompute
         c = cfg.check_layer
-        q, k, v = run.qkv(c, hidden, cos, sin)
+        q, k, v = run.qkv(c, hidden, cos, sin, impl=cfg.impl)
         cached_k, cached_v = loader.layer(c)
         scores = _deviation(cached_k, cached_v, k, v, is_chunk, n_chunk, cfg.score, cfg.impl)
         # host-known sizes, no device sync: forced tokens first, the last token before them
@@ -214,17 +214,17 @@ class Blender:
         keys.append(k)
         values.append(v)
         attn = self._attention(q[active], k, v, q_pos, positions, cfg.impl, plan)
-        hidden = run.finish_layer(c, hidden[active], attn)
+        hidden = run.finish_layer(c, hidden[active], attn, impl=cfg.impl)
         cos_a, sin_a = cos[active], sin[active]
         for layer in range(c + 1, run.num_layers):
-            q, k, v = run.qkv(layer, hidden, cos_a, sin_a)
+            q, k, v = run.qkv(layer, hidden, cos_a, sin_a, impl=cfg.impl)
             fused_k, fused_v = loader.layer(layer)
             ops.scatter_rows(fused_k, active, k, impl=cfg.impl)
             ops.scatter_rows(fused_v, active, v, impl=cfg.impl)
             keys.append(fused_k)
             values.append(fused_v)
             attn = self._attention(q, fused_k, fused_v, q_pos, positions, cfg.impl, plan)
-            hidden = run.finish_layer(layer, hidden, attn)
+            hidden = run.finish_layer(layer, hidden, attn, impl=cfg.impl)
         logits = run.logits(hidden[-1:])[0]
         stats = BlendStats(total, n_chunk, n_select, reused, len(records) - reused)
         return BlendResult(logits, KVCache(keys, values, positions), stats)

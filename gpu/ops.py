@@ -163,3 +163,44 @@ def gather_rows(src: Tensor, idx: Tensor, *, impl: str = "auto") -> Tensor:
             f"need src [T, H, D] and idx [n], got {tuple(src.shape)}, {tuple(idx.shape)}"
         )
     return _kernel("scatter").gather_rows(src.contiguous(), idx.contiguous())
+
+
+# ----- the runner's layer ops: fewer, fused launches on CUDA, the HF maths elsewhere -------------
+
+
+def rms_norm(x: Tensor, weight: Tensor, eps: float, *, impl: str = "auto") -> Tensor:
+    """Llama RMSNorm of ``x [T, C]`` with ``weight [C]`` (``reference.rms_norm_ref``)."""
+    if not _use_triton(impl, x):
+        return reference.rms_norm_ref(x, weight, eps)
+    if x.dim() != 2 or weight.shape != (x.shape[1],):
+        raise ValueError(f"need x [T, C] and weight [C], got {tuple(x.shape)}, {tuple(weight.shape)}")
+    return _kernel("rms_norm").rms_norm(x.contiguous(), weight.contiguous(), eps)
+
+
+def rope_qkv(qkv: Tensor, cos: Tensor, sin: Tensor, num_heads: int, num_kv_heads: int, *,
+             impl: str = "auto") -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """Split the fused projection ``qkv [T, (Hq + 2 Hkv) * D]`` into rotated Q, rotated K and V.
+
+    ``cos/sin [T, D]`` in the model dtype, full rotary dims. Returns ``[T, Hq, D]``,
+    ``[T, Hkv, D]``, ``[T, Hkv, D]``.
+    """
+    t = qkv.shape[0]
+    d = qkv.shape[1] // (num_heads + 2 * num_kv_heads)
+    if qkv.dim() != 2 or d * (num_heads + 2 * num_kv_heads) != qkv.shape[1]:
+        raise ValueError(f"qkv {tuple(qkv.shape)} does not split into {num_heads}+2x{num_kv_heads} heads")
+    if not _use_triton(impl, qkv):
+        q, k, v = qkv.split((num_heads * d, num_kv_heads * d, num_kv_heads * d), dim=-1)
+        q, k = q.view(t, num_heads, d), k.view(t, num_kv_heads, d)
+        return (reference.apply_rope_ref(q, cos, sin), reference.apply_rope_ref(k, cos, sin),
+                v.reshape(t, num_kv_heads, d).contiguous())  # fmt: skip
+    return _kernel("rope_apply").rope_apply(qkv.contiguous(), cos.contiguous(), sin.contiguous(),
+                                            num_heads, num_kv_heads)  # fmt: skip
+
+
+def silu_mul(gate_up: Tensor, *, impl: str = "auto") -> Tensor:
+    """``silu(gate) * up`` of the fused MLP projection ``gate_up [T, 2I]``: ``[T, I]``."""
+    if not _use_triton(impl, gate_up):
+        return reference.silu_mul_ref(gate_up)
+    if gate_up.dim() != 2 or gate_up.shape[1] % 2:
+        raise ValueError(f"gate_up must be [T, 2I], got {tuple(gate_up.shape)}")
+    return _kernel("silu_mul").silu_mul(gate_up.contiguous())

@@ -116,3 +116,29 @@ def gather_rows_ref(src: Tensor, idx: Tensor) -> Tensor:
     _check_kv("src", src)
     _check_index("idx", idx)
     return src[idx]
+
+
+# ----- layer elementwise ops (the runner's fused paths) -------------------------------------------
+# These follow the transformers Llama modules op for op, including where results are rounded to the
+# model dtype, so that the runner's torch path is the HF maths and the kernels are checked against it.
+
+
+def rms_norm_ref(x: Tensor, weight: Tensor, eps: float) -> Tensor:
+    """Llama RMSNorm of ``x [T, C]``: normalise in fp32, round to ``x.dtype``, times ``weight [C]``."""
+    xf = x.to(torch.float32)
+    normed = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * normed.to(x.dtype)
+
+
+def apply_rope_ref(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """HF ``x * cos + rotate_half(x) * sin`` for ``x [T, H, D]`` and ``cos/sin [T, D]`` (model dtype)."""
+    _check_kv("x", x)
+    half = x.shape[-1] // 2
+    c, s = cos[:, None, :], sin[:, None, :]
+    return x * c + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * s
+
+
+def silu_mul_ref(gate_up: Tensor) -> Tensor:
+    """``silu(gate) * up`` for ``gate_up [T, 2I]`` holding ``gate`` then ``up``: ``[T, I]``."""
+    gate, up = gate_up.chunk(2, dim=-1)
+    return torch.nn.functional.silu(gate) * up

@@ -7,6 +7,14 @@ and applies RoPE through ``semcache.gpu.rope``, so it does not depend on a trans
 
 The layer pieces (``embed``, ``qkv``, ``finish_layer``, ``logits``) are public so the blend
 pipeline can run the same maths on a subset of tokens.
+
+Short prompts and selective recompute are bound by kernel launches, not by the GPU: a profile of a
+blend prefill on an 8B-shaped model (``benchmarks/blend_profile.py``, H200) showed host enqueue time
+equal to device time, at about 45 launches per layer. So the runner fuses at load time: Q/K/V become
+one projection and gate/up another (the HF modules' weights become views of the fused tensors, so
+nothing is stored twice), and on CUDA the norms, RoPE with the Q/K/V split, and ``silu(gate) * up``
+are one Triton kernel each (``ops.rms_norm``, ``ops.rope_qkv``, ``ops.silu_mul``). With
+``impl="torch"`` (and on CPU) the same ops run as the HF maths in plain PyTorch.
 """
 
 from __future__ import annotations
@@ -74,6 +82,7 @@ class ModelRunner:
         self.sliding_window = _sliding_window(config)
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
+        self.weights = [_LayerWeights.fuse(layer, config) for layer in self.layers]
 
     # ----- building blocks -------------------------------------------------------------------
     def check_length(self, max_position: int) -> None:
@@ -103,21 +112,32 @@ class ModelRunner:
     def embed(self, ids: Tensor) -> Tensor:
         return self.model.model.embed_tokens(ids)
 
-    def qkv(self, layer: int, hidden: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def qkv(self, layer: int, hidden: Tensor, cos: Tensor, sin: Tensor, *,
+            impl: str = "auto") -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
         """Queries ``[T, Hq, D]`` and keys (both rotated) and values ``[T, Hkv, D]`` of ``hidden [T, C]``."""
-        attn = self.layers[layer].self_attn
-        x = self.layers[layer].input_layernorm(hidden)
-        t = x.shape[0]
-        q = attn.q_proj(x).view(t, self.num_heads, self.head_dim)
-        k = attn.k_proj(x).view(t, self.num_kv_heads, self.head_dim)
-        v = attn.v_proj(x).view(t, self.num_kv_heads, self.head_dim)
+        w = self.weights[layer]
+        x = _norm(w.input_norm, hidden, impl)
+        fused = F.linear(x, w.qkv, w.qkv_bias)
+        if self.rope.rotary_dim == self.head_dim:
+            return ops.rope_qkv(fused, cos[:, 0], sin[:, 0], self.num_heads, self.num_kv_heads,
+                                impl=impl)  # fmt: skip
+        t, d = x.shape[0], self.head_dim
+        q, k, v = fused.split((self.num_heads * d, self.num_kv_heads * d, self.num_kv_heads * d), -1)
+        q, k = q.view(t, self.num_heads, d), k.view(t, self.num_kv_heads, d)
+        v = v.reshape(t, self.num_kv_heads, d).contiguous()
         return self.rotate(q, cos, sin), self.rotate(k, cos, sin), v
 
-    def finish_layer(self, layer: int, hidden: Tensor, attn_out: Tensor) -> Tensor:
+    def finish_layer(self, layer: int, hidden: Tensor, attn_out: Tensor, *,
+                     impl: str = "auto") -> Tensor:  # fmt: skip
         """Residual + ``o_proj(attn_out [T, Hq, D])``, then the MLP block; returns ``[T, C]``."""
-        block = self.layers[layer]
+        block, w = self.layers[layer], self.weights[layer]
         h = hidden + block.self_attn.o_proj(attn_out.reshape(attn_out.shape[0], -1))
-        return h + block.mlp(block.post_attention_layernorm(h))
+        x = _norm(w.post_norm, h, impl)
+        if w.gate_up is None:
+            return h + block.mlp(x)
+        down = block.mlp.down_proj
+        act = ops.silu_mul(F.linear(x, w.gate_up, w.gate_up_bias), impl=impl)
+        return h + F.linear(act, down.weight, down.bias)
 
     def logits(self, hidden: Tensor) -> Tensor:
         """Final norm and LM head: ``[T, C] -> [T, V]`` in float32."""
@@ -213,6 +233,70 @@ class ModelRunner:
         while len(out) < max_new_tokens and out[-1] not in stop_ids:
             out.append(int(self.decode_step(out[-1], kv).argmax()))
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Norm:
+    """An RMSNorm as ``ops.rms_norm`` computes it, or (``weight`` None) the module to call."""
+
+    module: Any
+    weight: Tensor | None
+    eps: float
+
+    @staticmethod
+    def of(module: Any) -> _Norm:
+        weight, eps = getattr(module, "weight", None), getattr(module, "variance_epsilon", None)
+        if type(module).__name__.endswith("RMSNorm") and weight is not None and eps is not None:
+            return _Norm(module, weight, float(eps))
+        return _Norm(module, None, 0.0)
+
+
+def _norm(norm: _Norm, x: Tensor, impl: str) -> Tensor:
+    if norm.weight is None:
+        return norm.module(x)
+    return ops.rms_norm(x, norm.weight, norm.eps, impl=impl)
+
+
+@dataclass(frozen=True, slots=True)
+class _LayerWeights:
+    """One layer's fused projections: Q/K/V in one weight, gate/up in another (None: call the MLP)."""
+
+    input_norm: _Norm
+    post_norm: _Norm
+    qkv: Tensor
+    qkv_bias: Tensor | None
+    gate_up: Tensor | None
+    gate_up_bias: Tensor | None
+
+    @staticmethod
+    @torch.no_grad()
+    def fuse(layer: Any, config: Any) -> _LayerWeights:
+        attn, mlp = layer.self_attn, layer.mlp
+        qkv, qkv_bias = _concat_linears((attn.q_proj, attn.k_proj, attn.v_proj))
+        gate_up = gate_up_bias = None
+        if (getattr(config, "hidden_act", None) == "silu" and hasattr(mlp, "gate_proj")
+                and hasattr(mlp, "up_proj") and hasattr(mlp, "down_proj")):
+            gate_up, gate_up_bias = _concat_linears((mlp.gate_proj, mlp.up_proj))
+        return _LayerWeights(_Norm.of(layer.input_layernorm), _Norm.of(layer.post_attention_layernorm),
+                             qkv, qkv_bias, gate_up, gate_up_bias)  # fmt: skip
+
+
+def _concat_linears(linears: Sequence[Any]) -> tuple[Tensor, Tensor | None]:
+    """One weight (and bias) for several ``nn.Linear`` on the same input; each module's own
+    parameters become views of it, so the model computes as before and nothing is stored twice."""
+    weight = torch.cat([m.weight for m in linears], dim=0)
+    biases = [m.bias for m in linears]
+    if any(b is not None for b in biases) and not all(b is not None for b in biases):
+        raise ValueError("fused projections must all have a bias or none")
+    bias = torch.cat(biases) if biases[0] is not None else None
+    start = 0
+    for m in linears:
+        rows = m.weight.shape[0]
+        m.weight.data = weight[start:start + rows]
+        if bias is not None:
+            m.bias.data = bias[start:start + rows]
+        start += rows
+    return weight, bias
 
 
 def _sliding_window(config: object) -> int | None:

@@ -109,3 +109,33 @@ def test_llama3_8b_shape() -> None:
         128256,
     )
     assert cfg.rope_parameters["rope_type"] == "llama3"
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_fused_layer_kernels_match_the_hf_maths(name: str) -> None:
+    # the Triton layer ops (interpreter on CPU) against the torch path, which is the HF maths above
+    runner = ModelRunner(_model(name))
+    ids = torch.randint(0, 97, (23,), generator=torch.Generator().manual_seed(2))
+    cos, sin = runner.rope_tables(torch.arange(23))
+    hidden = runner.embed(ids)
+    with torch.inference_mode():
+        for layer in range(runner.num_layers):
+            ref = runner.qkv(layer, hidden, cos, sin, impl="torch")
+            out = runner.qkv(layer, hidden, cos, sin, impl="triton")
+            for a, b in zip(out, ref, strict=True):
+                torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+            attn = runner.causal_attention(*ref)
+            nxt = runner.finish_layer(layer, hidden, attn, impl="torch")
+            torch.testing.assert_close(runner.finish_layer(layer, hidden, attn, impl="triton"), nxt,
+                                       atol=1e-5, rtol=1e-5)  # fmt: skip
+            hidden = nxt
+
+
+def test_fused_projections_share_the_model_weights() -> None:
+    model = _model("qwen2-bias")
+    runner = ModelRunner(model)
+    attn = model.model.layers[0].self_attn
+    fused = runner.weights[0].qkv
+    assert attn.q_proj.weight.data_ptr() == fused.data_ptr()  # a view, not a copy
+    assert attn.k_proj.weight.data_ptr() == fused[attn.q_proj.weight.shape[0]:].data_ptr()
+    assert runner.weights[0].qkv_bias is not None and runner.weights[0].gate_up is not None
