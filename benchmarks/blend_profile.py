@@ -92,10 +92,11 @@ def main() -> None:
             blender.chunk_kv(s)
         ids = [t for s in segs for t in s.token_ids]
         per: dict[str, Any] = {}
-        cases = {"full": lambda: runner.prefill(ids)[0].argmax()}
+        cases = {"full": lambda ids=ids: runner.prefill(ids)[0].argmax()}
         for impl in ("auto", "torch"):
             cfg = BlendConfig(ratio=args.ratio, impl=impl)
-            cases[f"blend_{impl}"] = lambda cfg=cfg: blender.prefill(segs, cfg).logits.argmax()
+            cases[f"blend_{impl}"] = (lambda cfg=cfg, b=blender, segs=segs:
+                                      b.prefill(segs, cfg).logits.argmax())
         for name, fn in cases.items():
             for _ in range(3):
                 fn()
