@@ -9,6 +9,7 @@ history) is stored in a fresh scope with a placeholder answer, then the query
 from __future__ import annotations
 
 import json
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -114,9 +115,12 @@ def evaluate(cache: Any, rows: list[EvalRow], *, trust_category: bool = False,
         r.cached, r.query, *r.history_cached, *r.history_query,
         search_text(r.cached, r.history_cached), search_text(r.query, r.history_query))})
     cache.embedder.embed(texts)  # one batched pass; the LRU then serves the lookups
+    # a fresh tenant per row *and per call*: rows stored by an earlier call on the same cache
+    # must not answer (or shadow) this call's lookups
+    run = uuid.uuid4().hex[:12]
     results: list[tuple[EvalRow, bool, Any]] = []
     for i, row in enumerate(tqdm(rows, desc="semcache eval", unit="pair", disable=not progress)):
-        scope = Scope(tenant=f"eval-{i}", model="eval")
+        scope = Scope(tenant=f"eval-{run}-{i}", model="eval")
         category = row.category if trust_category else None
         stored = CacheRequest(row.cached, scope, history=row.history_cached, category=category)
         query = CacheRequest(row.query, scope, history=row.history_query, category=category)
