@@ -73,8 +73,15 @@ class HardNegativeVerifier:
 
         ``in_context``: the two questions are follow-ups whose earlier turns already
         matched. Follow-ups are short and lean on that context ("its types" /
-        "the kinds of it"), so the single-place ``content`` rule is not applied;
-        numbers, negation, order, time, scope and entities are still checked.
+        "the kinds of it"), so the single-place ``content`` rule is not applied. A
+        number, time or scope word present on one side only is part of the rewording
+        when the follow-ups share fewer than half of their content words ("name some
+        famous figures" / "notable people from that period"), and a present-time
+        word on one side ("current number of member states") is the time an undated
+        follow-up asks about anyway. A replaced value ("first" -> "second", "10" ->
+        "20"), or a word added to a follow-up that is otherwise kept ("the law" /
+        "the second law"), is still a different question; negation, order
+        and entities are checked as always.
         """
         if not isinstance(query, str) or not isinstance(cached, str):
             raise TypeError(
@@ -89,11 +96,18 @@ class HardNegativeVerifier:
                 "typo: " + ", ".join(f"{x} -> {y}" for x, y in typos) if typos else "same words"
             )
             return Verdict(accepted=True, reason=reason, rule=None)
+        d = diff(a, b)
+        tolerated: list[str] = []
         for check in self._checks():
             verdict = check(a, b)
-            if verdict is not None:
-                return verdict
-        d = diff(a, b)
+            if verdict is None:
+                continue
+            if in_context and check in _ONE_SIDED_CHECKS:
+                strict_reason, verdict = verdict.reason, _as_follow_up(check, a, b)
+                if verdict is None:
+                    tolerated.append(str(strict_reason))
+                    continue
+            return verdict
         word_checks = (self._entity_check,) if in_context else (self._entity_check, self._content_check)
         for word_check in word_checks:
             verdict = word_check(a, b, d, category)
@@ -102,11 +116,14 @@ class HardNegativeVerifier:
             if verdict is not None and not (in_context and verdict.reason is not None
                                             and verdict.reason.startswith(("entity added", "entity removed"))):
                 return verdict
-        return Verdict(accepted=True, reason=_accept_reason(d, typos), rule=None)
+        reason = _accept_reason(d, typos)
+        if tolerated:
+            reason += "; follow-up rewording: " + "; ".join(tolerated)
+        return Verdict(accepted=True, reason=reason, rule=None)
 
     # -- checks on the whole question ------------------------------------------------------
 
-    def _checks(self) -> tuple[Callable[[Analysed, Analysed], Verdict | None], ...]:
+    def _checks(self) -> tuple[Callable[..., Verdict | None], ...]:
         return (_number_check, _negation_check, _order_check, _time_check, _scope_check)
 
     # -- checks on the differing words -----------------------------------------------------
@@ -185,7 +202,7 @@ def _is_entity(word: str, t: Analysed) -> bool:
     )
 
 
-def _number_check(a: Analysed, b: Analysed) -> Verdict | None:
+def _number_check(a: Analysed, b: Analysed, *, one_sided_ok: bool = False) -> Verdict | None:
     qa, qb = Counter(a.quantities), Counter(b.quantities)
     gone, new = list((qa - qb).elements()), list((qb - qa).elements())
     # "a" and "one" are interchangeable: a lone 1 on one side is not a change
@@ -193,7 +210,7 @@ def _number_check(a: Analysed, b: Analysed) -> Verdict | None:
         return None
     if gone and new:
         return _reject("number", f"number changed: {', '.join(gone)} -> {', '.join(new)}")
-    if gone or new:
+    if (gone or new) and not one_sided_ok:
         verb = "removed" if gone else "added"
         return _reject("number", f"number {verb}: {', '.join(gone or new)}")
     if Counter(a.operators) != Counter(b.operators):
@@ -223,7 +240,8 @@ def _order_check(a: Analysed, b: Analysed) -> Verdict | None:
     return _reject("order", f"direction reversed: {x} {marker} {y} -> {y} {marker} {x}")
 
 
-def _time_check(a: Analysed, b: Analysed) -> Verdict | None:
+def _time_check(a: Analysed, b: Analysed, *, one_sided_ok: bool = False,
+                present_ok: bool = False) -> Verdict | None:
     ta, tb = time_expressions(a.raw), time_expressions(b.raw)
     if Counter(ta) == Counter(tb):
         return None
@@ -239,6 +257,8 @@ def _time_check(a: Analysed, b: Analysed) -> Verdict | None:
     new = [t for t in tb if t not in ta]
     if gone and new:
         return _reject("time", f"time changed: {', '.join(gone)} -> {', '.join(new)}")
+    if one_sided_ok or (present_ok and set(gone or new) == {"now"}):
+        return None
     verb = "removed" if gone else "added"
     return _reject("time", f"time reference {verb}: {', '.join(gone or new)}")
 
@@ -263,12 +283,30 @@ def _scope_words(t: Analysed) -> list[str]:
     return out
 
 
-def _scope_check(a: Analysed, b: Analysed) -> Verdict | None:
+def _scope_check(a: Analysed, b: Analysed, *, one_sided_ok: bool = False) -> Verdict | None:
     sa, sb = Counter(_scope_words(a)), Counter(_scope_words(b))
     if sa == sb:
         return None
     gone, new = list((sa - sb).elements()), list((sb - sa).elements())
     if gone and new:
         return _reject("scope", f"scope changed: {', '.join(gone)} -> {', '.join(new)}")
+    if one_sided_ok:
+        return None
     verb = "removed" if gone else "added"
     return _reject("scope", f"scope word {verb}: {', '.join(gone or new)}")
+
+
+# checks whose one-sided findings ("number added", "scope word removed") a reworded follow-up
+# may tolerate; replaced values are rejected by them either way
+_ONE_SIDED_CHECKS = (_number_check, _time_check, _scope_check)
+
+
+def _as_follow_up(check: Callable[..., Verdict | None], a: Analysed, b: Analysed) -> Verdict | None:
+    """``check`` as follow-ups are judged: one-sided findings pass when the follow-ups
+    share fewer than half of their content words (Jaccard); a one-sided present-time
+    word always passes."""
+    ca, cb = set(a.content()), set(b.content())
+    reworded = len(ca & cb) < 0.5 * len(ca | cb)
+    if check is _time_check:
+        return _time_check(a, b, one_sided_ok=reworded, present_ok=True)
+    return check(a, b, one_sided_ok=reworded)
