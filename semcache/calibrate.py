@@ -98,6 +98,39 @@ def calibrate(cache: Any, rows: list[EvalRow], *, target_precision: float = 0.98
     return base.with_overrides(overrides), report
 
 
+def calibrate_context(cache: Any, rows: list[EvalRow], *, lo: float = 0.40, hi: float = 0.95,
+                      step: float = 0.01) -> tuple[float, dict[str, Any]]:
+    """The context threshold (cosine every aligned earlier turn must reach) for multi-turn rows.
+
+    Each grid threshold is scored through ``cache.judge`` with the cache's own
+    verifier, window and category thresholds; the one with the best accuracy wins,
+    ties going to the higher threshold (precision first). ``cache.context`` is
+    restored afterwards. Rows without history are ignored.
+    """
+    rows = [r for r in rows if r.history_cached or r.history_query]
+    if not rows:
+        raise ValueError("calibrate_context needs rows with history_cached/history_query")
+    if not 0.0 < lo <= hi <= 1.0:
+        raise ValueError(f"need 0 < lo <= hi <= 1, got lo={lo!r} hi={hi!r}")
+    original = cache.context
+    curve: list[dict[str, float]] = []
+    try:
+        for t in np.round(np.arange(lo, hi + 1e-9, step), 4):
+            cache.context = original.with_threshold(float(t))
+            scored = score_rows(cache, rows)
+            hits = [s.accepted and s.similarity >= cache.policy(s.category).threshold for s in scored]
+            correct = sum(h == s.should_hit for h, s in zip(hits, scored, strict=True))
+            tp = sum(h and s.should_hit for h, s in zip(hits, scored, strict=True))
+            curve.append({"threshold": float(t), "accuracy": correct / len(rows),
+                          "precision": tp / sum(hits) if any(hits) else 1.0,
+                          "recall": tp / max(1, sum(s.should_hit for s in scored))})
+    finally:
+        cache.context = original
+    best = max(curve, key=lambda c: (c["accuracy"], c["threshold"]))
+    return best["threshold"], {"rows": len(rows), "chosen": best, "curve": curve,
+                               "rule": "best accuracy, ties to the higher threshold"}
+
+
 def calibrate_cmd(
     pairs: Annotated[Path, typer.Argument(help="labelled JSONL pairs (the `semcache eval` format)")],
     out: Annotated[Path, typer.Option("--out", help="policy file to write (YAML)")] = Path("policies.yaml"),

@@ -56,6 +56,10 @@ class ContextMatcher:
         self.threshold = threshold
         self.max_turns = max_turns
 
+    def with_threshold(self, threshold: float) -> ContextMatcher:
+        """The same matcher (verifier, window) with another turn threshold."""
+        return ContextMatcher(self.verifier, threshold=threshold, max_turns=self.max_turns)
+
     def window(self, history: Sequence[str]) -> tuple[str, ...]:
         return tuple(history[-self.max_turns:])
 
