@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo quickstart test install lint bench-core clean chromium
+.PHONY: demo quickstart test install lint bench-core clean chromium redis-server
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,16 @@ quickstart: $(STAMP)
 	$(PY) examples/quickstart.py
 
 # Servers the tests start themselves: PostgreSQL 15 (Debian, preinstalled), vLLM on CPU
-# (built by tests/fixtures/vllm.py into ~/.cache/semcache/vllm) and Chromium (Debian).
-test: $(STAMP) chromium
+# (built by tests/fixtures/vllm.py into ~/.cache/semcache/vllm), Chromium and Redis (Debian;
+# tests/fixtures/redis.py starts its own redis-server, whatever service apt may start).
+test: $(STAMP) chromium redis-server
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check semcache adapters gpu tests benchmarks examples

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -49,13 +50,26 @@ class ChunkKV:
         return ChunkKV(self.token_ids, move(self.positions), move(self.keys), move(self.values))
 
 
-class ChunkKVStore:
-    """Dict-like LRU store of ``ChunkKV`` records keyed by chunk id, bounded in bytes."""
+class SharedKVTier(Protocol):
+    """A tier below this store that several engines share (``semcache.gpu.kv_redis.RedisChunkKV``)."""
 
-    def __init__(self, capacity_bytes: int = 8 << 30) -> None:
+    def get(self, chunk_id: str) -> ChunkKV | None: ...
+
+    def put(self, chunk_id: str, record: ChunkKV) -> bool: ...
+
+
+class ChunkKVStore:
+    """Dict-like LRU store of ``ChunkKV`` records keyed by chunk id, bounded in bytes.
+
+    With ``shared`` (optional), a local miss asks the shared tier, and every
+    record put here is written through to it.
+    """
+
+    def __init__(self, capacity_bytes: int = 8 << 30, *, shared: SharedKVTier | None = None) -> None:
         if capacity_bytes <= 0:
             raise ValueError(f"capacity_bytes must be positive, got {capacity_bytes}")
         self.capacity_bytes = capacity_bytes
+        self.shared = shared
         self._records: OrderedDict[str, ChunkKV] = OrderedDict()
         self._bytes = 0
 
@@ -64,12 +78,21 @@ class ChunkKVStore:
         record = self._records.get(chunk_id)
         if record is not None:
             self._records.move_to_end(chunk_id)
+        elif self.shared is not None:
+            record = self.shared.get(chunk_id)
+            if record is not None:
+                self._keep(chunk_id, record)
         return record
 
     def put(self, chunk_id: str, record: ChunkKV) -> None:
-        """Store ``record``, evicting least recently used records beyond the capacity."""
+        """Store ``record`` (and share it), evicting least recently used records beyond the capacity."""
         if not isinstance(record, ChunkKV):
             raise TypeError(f"record must be a ChunkKV, got {type(record).__name__}")
+        self._keep(chunk_id, record)
+        if self.shared is not None:
+            self.shared.put(chunk_id, record)
+
+    def _keep(self, chunk_id: str, record: ChunkKV) -> None:
         old = self._records.pop(chunk_id, None)
         if old is not None:
             self._bytes -= old.nbytes

@@ -57,9 +57,12 @@ class SemanticCache:
         rebuild_progress_min: int = 5000,
         feed: bool | None = None,
         feed_poll_s: float = 1.0,
+        shared: Any | None = None,
     ) -> None:
         """``feed``: follow the store's change log (other processes' writes), by
-        default on PostgreSQL only; ``feed_poll_s`` is its poll period."""
+        default on PostgreSQL only; ``feed_poll_s`` is its poll period.
+        ``shared``: an optional shared tier (``semcache.redis_tier.RedisTier``),
+        told of every local store and deletion; closed by ``close()``."""
         from semcache.feed.follower import ChangeFeed, RecentIds
         from semcache.feed.log import position
         from semcache.store import Store
@@ -89,6 +92,9 @@ class SemanticCache:
 
             loaded_at = position(self.db.engine)  # before the load: replaying is idempotent
             rebuild(self, progress_min=rebuild_progress_min)
+            self.shared = shared
+            if shared is not None:
+                shared.attach(self)
             self.feed: ChangeFeed | None = None
             if feed or (feed is None and self.db.engine.dialect.name == "postgresql"):
                 self.feed = ChangeFeed(self, poll_s=feed_poll_s)
@@ -306,6 +312,8 @@ class SemanticCache:
                 self.mirror.put(EntryMeta(entry_id, request.partition(), key, request.prompt,
                                           category, scope.tenant, expires, turns, history_vecs,
                                           tuple(doc_keys)), response)
+        if self.shared is not None:
+            self.shared.stored(key, entry_id, policy.ttl_seconds)
         self.recorder.count(scope.tenant, category, stores=1)
         if policy.max_entries is not None:
             evicted = self.db.evict_for_quota(category, policy.max_entries)
@@ -359,12 +367,18 @@ class SemanticCache:
         self._forget(ids)
         return deleted
 
-    def _forget(self, ids: Sequence[int]) -> None:
+    def _forget(self, ids: Sequence[int], *, local: bool = True) -> None:
+        """Drop ids from memory; ``local`` deletions are also announced on the shared tier."""
+        keyed: list[tuple[int, str]] = []
         with self._sync_lock:
             self._tombstones.update(ids)
+            if local and self.shared is not None:
+                keyed = [(m.entry_id, m.exact_key) for m in map(self.mirror.get, ids) if m is not None]
             self.index.delete(ids)
             self.mirror.remove(list(ids))
         self.recorder.forget(list(ids))
+        if local and self.shared is not None:
+            self.shared.forgotten(list(ids), keyed, self.db.origin)
 
     def flush(self) -> None:
         self.recorder.flush()
@@ -373,6 +387,8 @@ class SemanticCache:
         feed = getattr(self, "feed", None)
         if feed is not None:
             feed.stop()
+        if getattr(self, "shared", None) is not None:
+            self.shared.close()
         self.recorder.close()
         if self._owns_embedder:
             _close_chain(self.embedder)

@@ -1,6 +1,12 @@
 """``semcache serve``: run the OpenAI-compatible caching proxy; ``issue_key``: create a tenant key.
 
     semcache serve --upstream http://127.0.0.1:8000 [--port 8080] [--db URL] [--policies FILE]
+                   [--redis-url redis://HOST:6379/0] [--feed auto|on|off]
+
+Several replicas share one cache when they use the same PostgreSQL ``--db``
+(see docs/deploy.md). An unreachable ``--redis-url`` is reported at start-up;
+the proxy then runs degraded on the SQL store alone, or refuses to start with
+``--redis-required``.
 
 Options not given here come from ``SEMCACHE_*`` environment variables (see
 ``semcache.adapters.proxy.settings``). Also runnable as
@@ -30,6 +36,10 @@ def serve(
     require_keys: Annotated[bool, typer.Option("--require-keys/--no-require-keys",
                                                help="401 for requests without a valid tenant key")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    redis_url: Annotated[Optional[str], typer.Option("--redis-url", help="shared Redis tier")] = None,  # noqa: UP045
+    redis_required: Annotated[bool, typer.Option("--redis-required/--redis-optional",
+                                                 help="refuse to start when Redis is unreachable")] = False,
+    feed: Annotated[Optional[str], typer.Option("--feed", help="follow other replicas' writes: auto|on|off")] = None,  # noqa: UP045
 ) -> None:
     """Serve the OpenAI-compatible caching proxy in front of UPSTREAM."""
     try:
@@ -45,13 +55,39 @@ def serve(
         overrides["policies"] = policies
     if require_keys:
         overrides["require_keys"] = True
+    if redis_url is not None:
+        overrides["redis_url"] = redis_url
+    if redis_required:
+        overrides["redis_required"] = True
+    if feed is not None:
+        overrides["feed"] = feed
     try:
         settings = ProxySettings(**overrides)
     except ValueError as exc:
         _fail(str(exc))
+    if settings.redis_url is not None:
+        _check_redis(settings.redis_url, settings.redis_required, settings.redis_timeout_s)
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, access_log=False,
                 timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None, loop="auto", http="auto")
+
+
+def _check_redis(url: str, required: bool, timeout_s: float) -> None:
+    """Say at start-up whether Redis answers: fail when it is required, warn otherwise."""
+    from semcache.exceptions import MissingExtraError
+    from semcache.redis_tier import RedisTier
+
+    try:
+        tier = RedisTier(url, timeout_s=max(timeout_s, 1.0), required=True)
+    except MissingExtraError as exc:
+        _fail(str(exc))
+    except ValueError as exc:
+        if required:
+            _fail(f"{exc} (--redis-required)")
+        typer.secho(f"warning: {exc}; running degraded on the SQL store alone until it answers",
+                    fg=typer.colors.YELLOW, err=True)
+    else:
+        tier.close()
 
 
 def issue_key(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,7 +37,11 @@ class EntryMeta:
 
 
 class EntryMirror:
+    """``fallback`` (optional) answers exact keys this mirror does not hold, e.g. from
+    the shared Redis tier; it returns the entry's meta once it has been loaded here."""
+
     def __init__(self, response_cache_size: int = 10_000) -> None:
+        self.fallback: Callable[[str], EntryMeta | None] | None = None
         self._lock = threading.Lock()
         self._meta: dict[int, EntryMeta] = {}
         self._exact: dict[str, int] = {}
@@ -58,7 +63,10 @@ class EntryMirror:
 
     def exact(self, key: str) -> EntryMeta | None:
         entry_id = self._exact.get(key)
-        return None if entry_id is None else self._meta.get(entry_id)
+        meta = None if entry_id is None else self._meta.get(entry_id)
+        if meta is None and self.fallback is not None:
+            meta = self.fallback(key)
+        return meta
 
     def put(self, meta: EntryMeta, response: Any = None) -> None:
         with self._lock:

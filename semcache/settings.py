@@ -25,6 +25,27 @@ class CoreSettings(BaseSettings):
     verifier: Literal["hardneg", "none"] = "hardneg"
     rebuild_progress_min: int = Field(5000, ge=0, description="show a progress bar above this many entries")
 
+    # Scale-out: several processes sharing one database (see docs/deploy.md).
+    feed: Literal["auto", "on", "off"] = Field(
+        "auto", description="follow the change log of other processes' writes; auto: on PostgreSQL only")
+    feed_poll_s: float = Field(1.0, gt=0, le=60, description="change-log poll period (LISTEN wakes it sooner)")
+    change_retention_s: float = Field(3600.0, gt=0, description="change-log rows older than this are pruned")
+    redis_url: str | None = Field(None, description="optional shared tier, e.g. redis://127.0.0.1:6379/0")
+    redis_prefix: str = Field("semcache", min_length=1, description="key prefix of this cache in Redis")
+    redis_required: bool = Field(False, description="refuse to start when Redis is unreachable")
+    redis_timeout_s: float = Field(0.25, gt=0, le=10, description="socket timeout of Redis calls")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"redis_url must start with redis://, rediss:// or unix://, got {value!r}")
+        return value
+
+    def feed_enabled(self) -> bool | None:
+        """The ``feed`` argument of ``SemanticCache``: None lets it decide by dialect."""
+        return {"auto": None, "on": True, "off": False}[self.feed]
+
     @field_validator("db_url")
     @classmethod
     def _check_url(cls, value: str) -> str:

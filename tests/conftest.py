@@ -1,6 +1,6 @@
 """Shared test set-up.
 
-Servers (PostgreSQL, vLLM, Chromium) come from session-scoped fixtures in
+Servers (PostgreSQL, Redis, vLLM, Chromium) come from session-scoped fixtures in
 tests/fixtures/, bound to 127.0.0.1 and stopped by PID.
 """
 
@@ -21,4 +21,9 @@ try:
 except ImportError:  # pragma: no cover - torch is a core dependency
     pass
 
-pytest_plugins = ["tests.fixtures.models", "tests.fixtures.postgres", "tests.fixtures.vllm"]
+pytest_plugins = [
+    "tests.fixtures.models",
+    "tests.fixtures.postgres",
+    "tests.fixtures.redis",
+    "tests.fixtures.vllm",
+]

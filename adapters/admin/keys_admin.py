@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from semcache.adapters.proxy.keys import KeyStore
+from semcache.adapters.proxy.keys import KeyStore, log_revocation
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -54,6 +54,7 @@ class KeyAdmin:
             if key.revoked_at is not None:
                 raise ValueError(f"key {key_id} is already revoked")
             key.revoked_at = utcnow()
+            log_revocation(session, key.key_hash)  # other proxies drop it at once
             tenant = session.get(Tenant, key.tenant_id)
             return {"tenant": tenant.name if tenant else "", "role": key.role, "prefix": key.prefix}
 

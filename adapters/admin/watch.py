@@ -4,7 +4,10 @@
     watcher.start()   # ... watcher.stop()
 
 Every ``interval_s`` it reads the category overrides and, when they differ
-from the last ones seen, calls ``cache.reload_policies()``.
+from the last ones seen, calls ``cache.reload_policies()``. A cache that
+follows the change feed (``SemanticCache(feed=True)``, the default on
+PostgreSQL) reloads on every logged policy change by itself and needs no
+watcher; this one remains for caches that do not follow the feed.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from semcache.adapters.proxy.keys import KeyStore
 from semcache.adapters.proxy.load import LoadMonitor
 from semcache.adapters.proxy.metrics import CONTENT_TYPE, ProxyMetrics
 from semcache.adapters.proxy.settings import ProxySettings
+from semcache.adapters.proxy.singleflight import SharedFlights
 from semcache.adapters.proxy.state import ProxyState
 from semcache.adapters.proxy.upstream import Upstream
 
@@ -37,7 +38,30 @@ log = logging.getLogger("semcache.proxy")
 def _build_cache(settings: ProxySettings) -> Any:
     from semcache.cache import SemanticCache
 
-    return SemanticCache(store=settings.db_url, policies=settings.policies, candidates=settings.candidates)
+    shared = None
+    if settings.redis_url is not None:
+        from semcache.redis_tier import RedisTier
+
+        shared = RedisTier(settings.redis_url, prefix=settings.redis_prefix, timeout_s=settings.redis_timeout_s,
+                           required=settings.redis_required)
+    try:
+        cache = SemanticCache(store=settings.db_url, policies=settings.policies, candidates=settings.candidates,
+                              feed=settings.feed_enabled(), feed_poll_s=settings.feed_poll_s, shared=shared)
+    except BaseException:
+        if shared is not None:
+            shared.close()
+        raise
+    cache.db.change_retention_s = settings.change_retention_s
+    return cache
+
+
+def _shared_flights(settings: ProxySettings, cache: Any) -> SharedFlights | None:
+    mode = settings.shared_singleflight
+    if mode == "off" or (mode == "auto" and getattr(cache, "feed", None) is None):
+        return None
+    from semcache.feed.leases import FlightLeases
+
+    return SharedFlights(FlightLeases(cache.db.engine, lease_s=settings.shared_flight_lease_s), cache)
 
 
 def create_app(
@@ -58,13 +82,19 @@ def create_app(
         metrics = ProxyMetrics()
         upstream = Upstream(settings, metrics, transport=transport)
         load = LoadMonitor(settings, metrics, clock=load_clock)
+        keys = KeyStore(the_cache.db.engine, ttl_s=settings.key_cache_ttl_s)
         state = ProxyState(settings=settings, cache=the_cache, upstream=upstream, metrics=metrics, load=load,
-                           keys=KeyStore(the_cache.db.engine, ttl_s=settings.key_cache_ttl_s))
+                           keys=keys, shared_flights=_shared_flights(settings, the_cache))
+        feed = getattr(the_cache, "feed", None)
+        if feed is not None:
+            feed.listeners.append(keys.on_change)  # revocations elsewhere apply here at once
         app.state.proxy = state
         load.start(upstream.client)
         try:
             yield
         finally:
+            if feed is not None and keys.on_change in feed.listeners:
+                feed.listeners.remove(keys.on_change)
             app.state.proxy = None
             await load.stop()
             await upstream.close()
@@ -110,12 +140,28 @@ def _add_ops_routes(app: FastAPI) -> None:
         except httpx.HTTPError as exc:
             ok, detail = False, f"upstream unreachable: {type(exc).__name__}"
         if ok:
-            return JSONResponse({"status": "ready", "upstream": detail})
+            return JSONResponse({"status": "ready", "upstream": detail, **_scaleout_detail(state.cache)})
         return JSONResponse({"error": {"message": detail, "type": "upstream_error", "code": "not_ready",
                                        "param": None}}, status_code=503)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
     async def metrics(state: StateDep) -> Response:
-        """Cache outcomes, latencies, upstream errors, single-flight and load adaptation."""
+        """Cache outcomes, latencies, upstream errors, single-flight, load adaptation, feed and Redis."""
         state.load.refresh()
+        state.metrics.refresh_scaleout(state.cache)
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _scaleout_detail(cache: Any) -> dict[str, Any]:
+    """What /readyz says about the change feed and the Redis tier (when they are in use)."""
+    out: dict[str, Any] = {}
+    feed = getattr(cache, "feed", None)
+    if feed is not None:
+        status = feed.status()
+        out["feed"] = {k: status[k] for k in ("mode", "connected", "position", "lag_s", "last_error")}
+    shared = getattr(cache, "shared", None)
+    if shared is not None:
+        up = bool(shared.status()["up"])
+        out["redis"] = "up" if up else "down: degraded to the SQL store alone"
+        out["degraded"] = not up
+    return out

@@ -203,14 +203,33 @@ class CompletionHandler:
                 if outcome.entry_id is not None:
                     headers["x-semcache-entry"] = str(outcome.entry_id)
                 return self._render(scoped, outcome, headers)
+        lease = None
+        shared = self.state.shared_flights
+        if shared is not None and coalesce and store_req is not None:
+            leased, found = await shared.acquire(scoped.flight_key(), store_req)
+            if found is not None:  # another replica asked the upstream and stored the answer
+                hit = found.hit
+                outcome = Outcome(200, hit.response, entry_id=hit.entry_id)
+                if flight is not None:
+                    flight.publish(outcome)
+                    flights.release(flight)
+                self.state.metrics.coalesced_replicas.inc()
+                headers["x-semcache-coalesced"] = "replica"
+                headers["x-semcache-entry"] = str(hit.entry_id)
+                return self._render(scoped, outcome, headers)
+            lease = scoped.flight_key() if leased else None
         if scoped.stream:
-            return await self._stream(scoped, store_req, up_headers, headers, flight=flight)
-        if flight is None:
-            outcome = await self._fetch(scoped, store_req, up_headers)
-        else:
-            with flights.lead(flight):
+            return await self._stream(scoped, store_req, up_headers, headers, flight=flight, lease=lease)
+        try:
+            if flight is None:
                 outcome = await self._fetch(scoped, store_req, up_headers)
-                flight.publish(outcome)
+            else:
+                with flights.lead(flight):
+                    outcome = await self._fetch(scoped, store_req, up_headers)
+                    flight.publish(outcome)
+        finally:
+            if lease is not None and shared is not None:
+                await shared.release(lease)
         if outcome.entry_id is not None:
             headers["x-semcache-entry"] = str(outcome.entry_id)
         return self._render(scoped, outcome, headers)
@@ -261,17 +280,24 @@ class CompletionHandler:
         return entry_id
 
     async def _stream(self, scoped: ScopedRequest, store_req: CacheRequest | None, up_headers: dict[str, str],
-                      headers: dict[str, str], *, flight: Any) -> Response:
+                      headers: dict[str, str], *, flight: Any, lease: str | None = None) -> Response:
         """Open the upstream stream (errors answer as JSON), then forward it line by line."""
         upstream = self.state.upstream
         started = time.perf_counter()
         context = upstream.stream(upstream.build("POST", PATHS[scoped.endpoint], json_body=scoped.body,
                                                  headers=up_headers))
+        shared = self.state.shared_flights
+
+        async def release_lease() -> None:
+            if lease is not None and shared is not None:
+                await shared.release(lease)
+
         try:
             response = await context.__aenter__()
         except BaseException as exc:
             if flight is not None:
                 self.state.flights.release(flight, exc)
+            await release_lease()
             raise
         metrics = self.state.metrics
         closed = False
@@ -284,7 +310,10 @@ class CompletionHandler:
             metrics.inflight_streams.dec()
             if flight is not None:
                 self.state.flights.release(flight, ProxyError(502, "stream was not completed"))
-            await context.__aexit__(None, None, None)
+            try:
+                await context.__aexit__(None, None, None)
+            finally:
+                await release_lease()
 
         metrics.inflight_streams.inc()
         if response.status_code != 200:

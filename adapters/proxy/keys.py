@@ -3,7 +3,9 @@
 A key is ``sk-sc-`` followed by 43 random URL-safe characters; only its SHA-256
 hash is stored. Resolving a key costs one indexed query, and the answer (also a
 negative one) is remembered for ``ttl_s`` seconds, so a revoked key stops
-working within that time.
+working within that time, or at once where the change feed runs: a revocation
+is logged as a ``key.revoke`` change in its own transaction, and
+:meth:`KeyStore.on_change` (a change-feed listener) drops the key from memory.
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from semcache.auth_models import ROLES, ApiKey, Tenant
+from semcache.feed.log import record_change
 from semcache.models import utcnow
 
 KEY_PREFIX = "sk-sc-"
 _MAX_CACHED = 10_000
+
+
+def log_revocation(session: Session, key_hash: str) -> None:
+    """Log a key revocation in the session's transaction (after its UPDATE is flushed)."""
+    session.flush()
+    record_change(session.connection(), "key.revoke", {"key_hash": key_hash}, "keys")
 
 
 def hash_key(key: str) -> str:
@@ -88,8 +97,21 @@ class KeyStore:
             if row is None or row.revoked_at is not None:
                 return False
             row.revoked_at = utcnow()
+            log_revocation(session, row.key_hash)
         self._cache.pop(hash_key(key), None)
         return True
+
+    def forget(self, key_hash: str) -> None:
+        """Drop one key's remembered resolution (it was revoked elsewhere)."""
+        self._cache.pop(key_hash, None)
+
+    def on_change(self, change: object) -> None:
+        """Change-feed listener: forget revoked keys; forget everything after a resync."""
+        kind = getattr(change, "kind", None)
+        if kind == "key.revoke":
+            self.forget(str(getattr(change, "payload", {}).get("key_hash", "")))
+        elif kind == "resync":
+            self._cache.clear()
 
     def is_cached(self, key: str) -> bool:
         """True when :meth:`resolve` would answer from memory (no SQL query)."""

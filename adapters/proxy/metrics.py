@@ -51,6 +51,42 @@ class ProxyMetrics:
         )
         self.ttl_factor = Gauge("semcache_ttl_factor", "Multiplier applied to TTLs under load", registry=r)
         self.ttl_factor.set(1.0)
+        # Scale-out (docs/deploy.md): the change feed, the Redis tier, cross-replica single-flight.
+        self.coalesced_replicas = Counter(
+            "semcache_singleflight_replica_coalesced", "Misses answered by another replica's upstream call",
+            registry=r,
+        )
+        self.feed_connected = Gauge("semcache_feed_connected", "1 while the change feed follows the database",
+                                    registry=r)
+        self.feed_lag = Gauge("semcache_feed_lag_seconds", "Commit-to-apply delay of the newest applied change",
+                              registry=r)
+        self.feed_position = Gauge("semcache_feed_position", "Change-log id applied up to", registry=r)
+        self.feed_applied = Gauge("semcache_feed_changes_applied", "Changes read from the change log", registry=r)
+        self.feed_resyncs = Gauge("semcache_feed_resyncs", "Full resynchronisations (log pruned past us)",
+                                  registry=r)
+        self.redis_up = Gauge("semcache_redis_up", "1 while the Redis tier answers (absent without Redis)",
+                              registry=r)
+        self.redis_errors = Gauge("semcache_redis_errors", "Redis calls that failed", registry=r)
+        self.degraded = Gauge(
+            "semcache_degraded", "1 while a configured shared tier (Redis) is down: SQL store alone", registry=r
+        )
+
+    def refresh_scaleout(self, cache: object) -> None:
+        """Copy the change feed's and the Redis tier's state into the gauges."""
+        feed = getattr(cache, "feed", None)
+        if feed is not None:
+            status = feed.status()
+            self.feed_connected.set(1.0 if status["connected"] else 0.0)
+            self.feed_lag.set(status["lag_s"])
+            self.feed_position.set(status["position"])
+            self.feed_applied.set(status["applied"])
+            self.feed_resyncs.set(status["resyncs"])
+        shared = getattr(cache, "shared", None)
+        if shared is not None:
+            up = bool(shared.status()["up"])
+            self.redis_up.set(1.0 if up else 0.0)
+            self.redis_errors.set(shared.status()["errors"])
+            self.degraded.set(0.0 if up else 1.0)
 
     def render(self) -> bytes:
         """The exposition text of this registry."""

@@ -21,6 +21,7 @@ to greedy).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -56,6 +57,10 @@ class ProxySettings(CoreSettings):
     cache_sampled: bool = False
     default_temperature: float = Field(default=1.0, ge=0)
     singleflight_timeout_s: float = Field(default=300.0, gt=0)
+    shared_singleflight: Literal["auto", "on", "off"] = Field(
+        default="auto", description="one upstream call per question across replicas; auto: when the feed runs")
+    shared_flight_lease_s: float = Field(
+        default=30.0, gt=0, le=600, description="longest another replica waits for a leader's answer")
 
     load_adaptive: bool = True
     load_window_s: float = Field(default=10.0, gt=0, description="window of upstream latency samples")

@@ -4,15 +4,19 @@ The first caller of a key becomes the *leader* and does the work; callers that
 arrive while it runs become *followers* and wait for its outcome. The key is
 forgotten as soon as the leader finishes, so a later request makes a fresh
 lookup (and normally hits the entry the leader stored).
+
+:class:`SharedFlights` extends this across replicas that share one database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -76,3 +80,46 @@ class SingleFlight(Generic[T]):
     async def wait(flight: Flight[T], timeout: float) -> T:
         """Wait (shielded from the follower's own cancellation) for the leader's outcome."""
         return await asyncio.wait_for(asyncio.shield(flight.future), timeout)
+
+
+class SharedFlights:
+    """Single-flight across replicas, through leases in the shared SQL store.
+
+    :meth:`acquire` either takes the lease for a question (the caller asks the
+    upstream, stores the answer, then calls :meth:`release`) or waits for the
+    replica that holds it, catches up with the change feed and looks the
+    question up again. A waiter that finds no entry (the leader failed or did
+    not store) takes over.
+    """
+
+    def __init__(self, leases: Any, cache: Any, *, poll_s: float = 0.05) -> None:
+        self.leases = leases
+        self.cache = cache
+        self.poll_s = poll_s
+        self.waited = 0
+        self.answered = 0
+
+    @staticmethod
+    def digest(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+    async def acquire(self, key: str, request: Any) -> tuple[bool, Any | None]:
+        """``(leased, result)``: ``result`` is a lookup result with a hit when another replica answered."""
+        digest = self.digest(key)
+        if await asyncio.to_thread(self.leases.try_acquire, digest):
+            return True, None
+        self.waited += 1
+        deadline = time.monotonic() + self.leases.lease_s
+        while time.monotonic() < deadline and await asyncio.to_thread(self.leases.held, digest):
+            await asyncio.sleep(self.poll_s)
+        feed = getattr(self.cache, "feed", None)
+        if feed is not None:
+            await asyncio.to_thread(feed.sync)
+        result = await self.cache.alookup_detailed(request)
+        if result.hit is not None:
+            self.answered += 1
+            return False, result
+        return await asyncio.to_thread(self.leases.try_acquire, digest), None
+
+    async def release(self, key: str) -> None:
+        await asyncio.to_thread(self.leases.release, self.digest(key))

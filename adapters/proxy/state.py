@@ -10,7 +10,7 @@ from semcache.adapters.proxy.keys import KeyStore
 from semcache.adapters.proxy.load import LoadMonitor
 from semcache.adapters.proxy.metrics import ProxyMetrics
 from semcache.adapters.proxy.settings import ProxySettings
-from semcache.adapters.proxy.singleflight import SingleFlight
+from semcache.adapters.proxy.singleflight import SharedFlights, SingleFlight
 from semcache.adapters.proxy.upstream import Upstream
 
 
@@ -25,6 +25,7 @@ class ProxyState:
     load: LoadMonitor
     keys: KeyStore
     flights: SingleFlight[Any] = field(default_factory=SingleFlight)
+    shared_flights: SharedFlights | None = None  # across replicas sharing one database
     store_takes_ttl: bool = False
 
     def __post_init__(self) -> None:

@@ -139,7 +139,7 @@ class ChangeFeed:
                     self._add(adds)
                     adds = []
                 if change.kind == "entry.delete" and not own:
-                    cache._forget(change.payload["ids"])
+                    cache._forget(change.payload["ids"], local=False)
                 elif change.kind == "policy":
                     cache.reload_policies()
             for listener in self.listeners:
@@ -175,7 +175,7 @@ class ChangeFeed:
         held = cache.mirror.ids()
         gone = sorted(held - stored)
         if gone:
-            cache._forget(gone)
+            cache._forget(gone, local=False)
         new = sorted(stored - held)
         for start in range(0, len(new), self.batch):
             rows = cache.db.get_entries(new[start : start + self.batch])
