@@ -43,11 +43,13 @@ def rebuild(cache: SemanticCache, *, progress_min: int = 5000, batch_size: int =
 
 def index_rows(cache: SemanticCache, rows: list[Any], now: Any,
                vectors: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = None,
-               skip: Any = ()) -> tuple[int, list[int]]:
+               skip: Any = (), with_responses: bool = False) -> tuple[int, list[int]]:
     """Add stored rows to ``cache.index`` and ``cache.mirror``; returns (added, expired ids).
 
     Rows whose id is in ``skip`` (deleted since they were read) are left out.
-    The change feed uses this too, for entries other replicas stored.
+    The change feed uses this too, for entries other replicas stored, with
+    ``with_responses`` (their answers go into the mirror's response LRU, so a
+    hit on them needs no SQL read, even while the database is away).
     """
     vectors = vectors or {}
     expired: list[int] = []
@@ -66,7 +68,7 @@ def index_rows(cache: SemanticCache, rows: list[Any], now: Any,
         cache.mirror.put(EntryMeta(
             row.id, row.partition, row.exact_key, row.prompt, row.category, row.tenant,
             row.expires_at, tuple(row.history or ()), history_vecs, tuple(row.doc_keys),
-        ))
+        ), row.response if with_responses else None)
         added += 1
     for partition, (ids, vecs) in by_partition.items():
         cache.index.add(partition, np.asarray(ids, dtype=np.int64), np.stack(vecs))

@@ -159,7 +159,7 @@ class RedisTier:
         if not rows or rows[0].exact_key != exact_key:
             return None
         with cache._sync_lock:
-            index_rows(cache, rows, cache._clock(), skip=cache._tombstones)
+            index_rows(cache, rows, cache._clock(), skip=cache._tombstones, with_responses=True)
         return cache.mirror.get(entry_id)
 
     def _listen(self) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from semcache.adapters.proxy.errors import ProxyError, bad_request
 from semcache.adapters.proxy.keys import Principal
 from semcache.adapters.proxy.scope import ScopedRequest, scope_request
@@ -272,7 +273,12 @@ class CompletionHandler:
             policy = self.state.cache.policy(self.state.cache.categorise(store_req))
             if policy.ttl_seconds:
                 kwargs["ttl_seconds"] = int(policy.ttl_seconds * factor)
-        entry_id: int | None = await self.state.cache.astore(store_req, data, **kwargs)
+        try:
+            entry_id: int | None = await self.state.cache.astore(store_req, data, **kwargs)
+        except SQLAlchemyError as exc:  # the database is away: answer anyway, uncached
+            log.warning("storing the answer failed (%s); served without caching", type(exc).__name__)
+            metrics.store_skipped.labels("store_error").inc()
+            return None
         if entry_id is None:
             metrics.store_skipped.labels("policy").inc()
         else:

@@ -163,7 +163,7 @@ class ChangeFeed:
             return
         rows = cache.db.get_entries(missing)
         with cache._sync_lock:
-            index_rows(cache, rows, cache._clock(), skip=cache._tombstones)
+            index_rows(cache, rows, cache._clock(), skip=cache._tombstones, with_responses=True)
 
     def _resync(self) -> None:
         """The log no longer reaches back to our position: diff ids against the store."""
@@ -180,7 +180,7 @@ class ChangeFeed:
         for start in range(0, len(new), self.batch):
             rows = cache.db.get_entries(new[start : start + self.batch])
             with cache._sync_lock:
-                index_rows(cache, rows, cache._clock(), skip=cache._tombstones)
+                index_rows(cache, rows, cache._clock(), skip=cache._tombstones, with_responses=True)
         cache.reload_policies()
         resync = Change(0, cache._clock(), "", "resync", {})
         for listener in self.listeners:

@@ -42,8 +42,8 @@ class FlightLeases:
                                      expires_at=now + dt.timedelta(seconds=self.lease_s))
         with write_transaction(self.engine) as conn:
             conn.execute(delete(LEASES).where(LEASES.c.key == key, LEASES.c.expires_at <= now))
-            result = conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
-            return bool(result.rowcount)
+            taken = stmt.on_conflict_do_nothing(index_elements=["key"]).returning(LEASES.c.key)
+            return conn.execute(taken).first() is not None
 
     def held(self, key: str) -> bool:
         """True while someone holds an unexpired lease on ``key``."""

@@ -211,3 +211,21 @@ def test_sqlite_without_feed_starts_no_thread(url: str) -> None:
         cache.close()
     with pytest.raises(ValueError, match="retention"):
         Store(url, change_retention_s=0)
+
+
+def test_flight_leases_admit_one_owner_until_release_or_expiry(url: str) -> None:
+    from semcache.feed.leases import FlightLeases
+
+    with Store(url) as store:
+        first, second = FlightLeases(store.engine), FlightLeases(store.engine)
+        assert first.try_acquire("q1") and not second.try_acquire("q1") and second.held("q1")
+        second.release("q1")  # not its lease: nothing happens
+        assert first.held("q1") and not second.try_acquire("q1")
+        first.release("q1")
+        assert not first.held("q1") and second.try_acquire("q1")
+        short = FlightLeases(store.engine, lease_s=0.05)
+        assert short.try_acquire("q2")
+        time.sleep(0.1)
+        assert not short.held("q2") and first.try_acquire("q2")  # an expired lease is taken over
+        with pytest.raises(ValueError, match="lease key"):
+            first.try_acquire("x" * 65)
