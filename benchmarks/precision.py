@@ -8,7 +8,11 @@ Systems, all on the same all-MiniLM-L6-v2 embeddings:
 * ``gptcache``: GPTCache 0.1.44 from PyPI, with our embedder, faiss and its
   ``SearchDistanceEvaluation`` at the same global threshold;
 * ``semcache``: per-category thresholds calibrated on dev + the verifier + context,
-  run through the production lookup path (``semcache.evaluate``).
+  run through the production lookup path (``semcache.evaluate``). The context
+  threshold (cosine each aligned earlier turn must reach) is calibrated on the
+  ``calibration`` half of the contextual rows only (``semcache.calibrate.
+  calibrate_context``); contextual figures are reported on the whole set and on
+  each half, so the ``report`` half is measured on rows the calibration never saw.
 
 Data: our dev and held-out hard-negative sets (held-out never used for tuning),
 GPTCache's mock_data (positives only: recall), the multi-turn contextual set built
@@ -29,21 +33,25 @@ from pathlib import Path
 import numpy as np
 
 from semcache.cache import SemanticCache
-from semcache.calibrate import calibrate, score_rows
+from semcache.calibrate import calibrate, calibrate_context, score_rows
+from semcache.context import ContextMatcher
 from semcache.evaluate import evaluate, load_rows, metrics, parse_row
 from semcache.verifier import PassThroughVerifier
+from semcache.verify import HardNegativeVerifier
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT / "benchmarks" / "data"))
 
 
-def datasets(limit_mock: int) -> dict[str, list]:
+def datasets(limit_mock: int) -> tuple[dict[str, list], list[dict]]:
+    """The labelled sets, and the contextual rows as built (with ``split`` and the label audit)."""
     from contextual import build_rows  # type: ignore[import-not-found]
 
+    contextual = build_rows()
     out = {"dev": load_rows(ROOT / "benchmarks/data/hardneg_dev.jsonl"),
            "heldout": load_rows(ROOT / "benchmarks/data/hardneg_heldout.jsonl"),
-           "contextual": [parse_row(r, i) for i, r in enumerate(build_rows(), 1)]}
+           "contextual": [parse_row(r, i) for i, r in enumerate(contextual, 1)]}
     mock = json.loads((SHARED / "gptcache_mock/mock_data.json").read_text())[:limit_mock]
     out["gptcache_mock"] = [parse_row({"cached": m["origin"], "query": m["similar"], "should_hit": True,
                                        "kind": "paraphrase"}, i) for i, m in enumerate(mock, 1)]
@@ -55,7 +63,7 @@ def datasets(limit_mock: int) -> dict[str, list]:
             router.append(parse_row({"cached": original, "query": para, "should_hit": True,
                                      "category": None, "kind": "paraphrase"}, len(router) + 1))
     out["semantic_router"] = router
-    return out
+    return out, contextual
 
 
 def pr_curve(sims: np.ndarray, accepted: np.ndarray, labels: np.ndarray) -> list[dict]:
@@ -143,7 +151,10 @@ def main() -> None:
     ap.add_argument("--no-gptcache", action="store_true")
     args = ap.parse_args()
 
-    data = datasets(args.mock)
+    data, ctx_raw = datasets(args.mock)
+    ctx_split = [r["split"] for r in ctx_raw]
+    ctx_audit = [r.get("same_recorded_answer") for r in ctx_raw]
+    ctx_calibration = [r for r, s in zip(data["contextual"], ctx_split, strict=True) if s == "calibration"]
     result: dict = {"target_precision": args.target_precision, "datasets": {k: len(v) for k, v in data.items()}}
     with tempfile.TemporaryDirectory(prefix="semcache-precision-") as tmp:
         with SemanticCache(f"sqlite:///{tmp}/a.db", stats_interval=0) as cache:
@@ -164,15 +175,38 @@ def main() -> None:
             best_acc_t = float(grid[int(np.argmax(accs))])
         result["global_threshold"] = {"calibrated_for_precision": global_t, "best_accuracy": best_acc_t,
                                       "best_accuracy_value": max(accs)}
-        curves: dict = {}
-        with SemanticCache(f"sqlite:///{tmp}/c.db", stats_interval=0, embedder=embedder,
+        # the context threshold, on the calibration half of the contextual rows only
+        with SemanticCache(f"sqlite:///{tmp}/ctx.db", stats_interval=0, embedder=embedder,
                            policies=policies) as cache:
+            context_t, context_report = calibrate_context(cache, ctx_calibration)
+        result["context_calibration"] = {"default_threshold": ContextMatcher().threshold,
+                                         "threshold": context_t, **context_report}
+        curves: dict = {}
+        verifier = HardNegativeVerifier()
+        with SemanticCache(f"sqlite:///{tmp}/c.db", stats_interval=0, embedder=embedder,
+                           policies=policies, verifier=verifier,
+                           context=ContextMatcher(verifier, threshold=context_t)) as cache:
             for name, rows in data.items():
                 entry: dict = {}
                 t0 = time.perf_counter()
                 entry["semcache"] = evaluate(cache, rows, progress=False)
                 entry["semcache"].pop("errors", None)
                 entry["semcache"]["seconds"] = time.perf_counter() - t0
+                if name == "contextual":
+                    for half in ("calibration", "report"):
+                        subset = [r for r, s in zip(rows, ctx_split, strict=True) if s == half]
+                        split_report = evaluate(cache, subset, progress=False)
+                        split_report.pop("errors", None)
+                        entry[f"semcache_{half}"] = split_report
+                    # label audit: same follow-up under another parent, by whether the data
+                    # records the same answer under both parents (see benchmarks/data/contextual.py)
+                    audit = {}
+                    for same in (True, False):
+                        subset = [r for r, a in zip(rows, ctx_audit, strict=True) if a is same]
+                        part = evaluate(cache, subset, progress=False)
+                        audit["same_recorded_answer" if same else "different_recorded_answers"] = {
+                            "n": part["n"], "false_hits": part["hits"]}
+                    entry["same_follow_up_audit"] = audit
                 scored = score_rows(cache, rows)
                 s = np.array([x.similarity for x in scored])
                 acc = np.array([x.accepted for x in scored])
@@ -189,6 +223,11 @@ def main() -> None:
                     "gptcache": entry.get("gptcache"),
                 }
                 result[name] = entry
+                if name == "contextual":
+                    for half in ("calibration", "report"):
+                        idx = [i for i, sp in enumerate(ctx_split) if sp == half]
+                        entry[f"global_calibrated_{half}"] = global_threshold_report(
+                            s[idx], lab[idx], global_t, [rows[i] for i in idx])
                 print(f"{name:<16} semcache P={entry['semcache']['precision']:.3f} "
                       f"R={entry['semcache']['recall']:.3f} acc={entry['semcache']['accuracy']:.3f} | "
                       f"global@{global_t:.3f} P={entry['global_calibrated']['precision']:.3f} "
@@ -197,8 +236,6 @@ def main() -> None:
                       f"R={entry.get('gptcache', {}).get('recall', float('nan')):.3f}", flush=True)
             # verifier latency on real pairs
             pairs = [(r.query, r.cached) for r in data["dev"] + data["heldout"]]
-            from semcache.verify import HardNegativeVerifier
-
             cold = HardNegativeVerifier(cache_size=0)
             times = []
             for q, c in pairs * 3:
@@ -208,6 +245,17 @@ def main() -> None:
             result["verifier_ms"] = {"p50": float(np.percentile(times, 50)),
                                      "p99": float(np.percentile(times, 99)), "cache": "disabled",
                                      "target_p50": 2.0}
+            # follow-ups and their earlier turns, as the context path verifies them
+            ctx_pairs = [p for r in data["contextual"] for p in
+                         ((r.query, r.cached), *zip(r.history_query, r.history_cached, strict=True))]
+            times = []
+            for q, c in ctx_pairs * 3:
+                t = time.perf_counter()
+                cold.verify(q, c, in_context=True)
+                times.append((time.perf_counter() - t) * 1e3)
+            result["verifier_ms_in_context"] = {"p50": float(np.percentile(times, 50)),
+                                                "p99": float(np.percentile(times, 99)),
+                                                "cache": "disabled", "pairs": len(ctx_pairs)}
         result["curves"] = {k: {s: v for s, v in c.items() if s in ("global", "semcache_verifier")}
                             for k, c in curves.items()}
     hard = ("negation", "entity_swap", "number_swap")
