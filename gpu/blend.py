@@ -158,6 +158,17 @@ class Blender:
         total = int(ids.shape[0])
         run.check_length(total - 1)
         positions = torch.arange(total, device=dev)
+        # layers before the check layer need no chunk data: launched first, the GPU runs them
+        # while the host does the chunk bookkeeping below
+        cos, sin = run.rope_tables(positions)
+        hidden = run.embed(ids)
+        keys: list[Tensor] = []
+        values: list[Tensor] = []
+        for layer in range(cfg.check_layer):
+            q, k, v = run.qkv(layer, hidden, cos, sin, impl=cfg.impl)
+            keys.append(k)
+            values.append(v)
+            hidden = run.finish_layer(layer, hidden, run.causal_attention(q, k, v), impl=cfg.impl)
 
         records, rows, boundary, plain = [], [], [], []
         reused = start = 0
@@ -187,15 +198,6 @@ class Blender:
         plain_idx = [torch.arange(a, b, device=dev) for a, b in plain]
 
         loader = _FusedKVLoader(run, records, rows, total, delta, cfg)
-        cos, sin = run.rope_tables(positions)
-        hidden = run.embed(ids)
-        keys: list[Tensor] = []
-        values: list[Tensor] = []
-        for layer in range(cfg.check_layer):
-            q, k, v = run.qkv(layer, hidden, cos, sin, impl=cfg.impl)
-            keys.append(k)
-            values.append(v)
-            hidden = run.finish_layer(layer, hidden, run.causal_attention(q, k, v), impl=cfg.impl)
 
         # check layer: fresh Q/K/V for all tokens, pick the chunk tokens to recompute
         c = cfg.check_layer

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from semcache.gpu import ops
@@ -56,7 +57,10 @@ class KVCache:
 
 def as_ids(token_ids: Sequence[int] | Tensor, device: torch.device) -> Tensor:
     """Token ids as an int64 1-D tensor on ``device``."""
-    ids = torch.as_tensor(token_ids, dtype=torch.int64, device=device)
+    if isinstance(token_ids, Tensor):
+        ids = token_ids.to(device=device, dtype=torch.int64)
+    else:  # through numpy: torch.as_tensor of a long Python list costs ~2 ms at 8K tokens
+        ids = torch.from_numpy(np.asarray(token_ids, dtype=np.int64)).to(device)
     if ids.dim() != 1 or ids.numel() == 0:
         raise ValueError(f"token ids must be a non-empty 1-D sequence, got shape {tuple(ids.shape)}")
     return ids

@@ -114,9 +114,10 @@ def test_llama3_8b_shape() -> None:
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_fused_layer_kernels_match_the_hf_maths(name: str) -> None:
     # the Triton layer ops (interpreter on CPU) against the torch path, which is the HF maths above
-    runner = ModelRunner(_model(name))
-    ids = torch.randint(0, 97, (23,), generator=torch.Generator().manual_seed(2))
-    cos, sin = runner.rope_tables(torch.arange(23))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    runner = ModelRunner(_model(name).to(device))
+    ids = torch.randint(0, 97, (23,), generator=torch.Generator().manual_seed(2)).to(device)
+    cos, sin = runner.rope_tables(torch.arange(23, device=device))
     hidden = runner.embed(ids)
     with torch.inference_mode():
         for layer in range(runner.num_layers):
