@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,30 @@ def test_micro_batcher_over_the_real_model(onnx_embedder: MiniLMEmbedder) -> Non
         futures = [batcher.submit(t) for t in TEXTS]
         batched = np.stack([f.result() for f in futures])
     assert np.abs(batched - onnx_embedder.embed(TEXTS)).max() <= 1e-5
+
+
+MIXED = [f"question {i}: " + " ".join(["word"] * (i % 23)) for i in range(48)]
+
+
+def test_length_groups_cut_padding_without_changing_vectors(onnx_embedder: MiniLMEmbedder) -> None:
+    onnx_embedder.batch_size = 32
+    lengths = [len(ids) for ids in (e.ids for e in onnx_embedder._tokenizer.encode_batch(MIXED))]
+    order = sorted(range(len(MIXED)), key=lambda i: lengths[i])
+    groups = onnx_embedder._length_groups(order, lengths)
+    assert sorted(i for g in groups for i in g) == list(range(len(MIXED)))
+    assert len(groups) > 2 and max(map(len, groups)) <= 32
+    alone = np.stack([onnx_embedder.embed_one(t) for t in MIXED])
+    assert np.abs(onnx_embedder.embed(MIXED) - alone).max() <= 1e-5
+
+
+def test_concurrent_batches_give_the_same_vectors(onnx_embedder: MiniLMEmbedder) -> None:
+    assert onnx_embedder.parallelism == 2  # num_threads=2: two single-core batches at once
+    expected = onnx_embedder.embed(MIXED)
+    with MicroBatcher(onnx_embedder, max_wait_ms=0.0) as batcher:
+        assert len(batcher._workers) == 2
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            got = np.stack(list(pool.map(batcher.embed_one, MIXED)))
+    assert np.abs(got - expected).max() <= 1e-5
 
 
 def test_missing_onnxruntime_falls_back_to_torch(

@@ -206,3 +206,74 @@ def test_close_drains_then_refuses() -> None:
 def test_batcher_rejects_bad_settings(kwargs: dict[str, float], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         MicroBatcher(RecordingEmbedder(), **kwargs)  # type: ignore[arg-type]
+
+
+class SlowEmbedder(RecordingEmbedder):
+    """A fake whose batches can run side by side (``parallelism`` 2), recording overlap."""
+
+    parallelism = 2
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__(delay_s=delay_s)
+        self.running = 0
+        self.max_running = 0
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+        try:
+            return super().embed(texts)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def test_workers_default_to_the_embedders_parallelism() -> None:
+    with MicroBatcher(RecordingEmbedder()) as one, MicroBatcher(SlowEmbedder(0.0)) as two:
+        assert len(one._workers) == 1
+        assert len(two._workers) == 2
+
+
+def test_two_workers_run_batches_side_by_side_under_concurrency() -> None:
+    inner = SlowEmbedder(delay_s=0.03)
+    callers = 32
+    results: dict[str, np.ndarray] = {}
+
+    def call(i: int) -> None:
+        for round_ in range(3):  # closed loop: each caller asks again when answered
+            text = f"c{i}-{round_}"
+            results[text] = batcher.embed_one(text)
+
+    with MicroBatcher(inner, max_batch=64, max_wait_ms=0.0, min_batch=4, busy_wait_ms=5.0) as batcher:
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(callers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        sizes = list(batcher.batch_sizes)
+    assert sum(sizes) == callers * 3 == sum(map(len, inner.batches))
+    assert inner.max_running == 2, "the second worker never ran beside the first"
+    # 96 requests from 32 closed-loop callers coalesce into a few batches, not 96
+    assert len(sizes) <= 24, sizes
+    for text, vector in results.items():
+        np.testing.assert_array_equal(vector, vector_for(text))
+
+
+def test_a_lone_caller_is_not_held_back() -> None:
+    inner = SlowEmbedder(delay_s=0.0)
+    with MicroBatcher(inner, max_wait_ms=0.0, min_batch=8, busy_wait_ms=200.0) as batcher:
+        batcher.embed_one("warm")
+        start = time.perf_counter()
+        batcher.embed_one("alone")
+        elapsed = time.perf_counter() - start
+    assert elapsed < 0.1, f"a lone request waited {elapsed:.3f}s for a batch to fill"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"workers": 0}, "workers"), ({"min_batch": 0}, "min_batch"), ({"busy_wait_ms": -1.0}, "busy_wait_ms")],
+)
+def test_batcher_rejects_bad_worker_settings(kwargs: dict[str, float], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        MicroBatcher(RecordingEmbedder(), **kwargs)  # type: ignore[arg-type]
