@@ -18,7 +18,6 @@ import time
 from typing import Any
 
 import torch
-
 from semcache.gpu.chunk_kv import ChunkKV
 
 log = logging.getLogger(__name__)

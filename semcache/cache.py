@@ -387,8 +387,9 @@ class SemanticCache:
         feed = getattr(self, "feed", None)
         if feed is not None:
             feed.stop()
-        if getattr(self, "shared", None) is not None:
-            self.shared.close()
+        shared = getattr(self, "shared", None)
+        if shared is not None:
+            shared.close()
         self.recorder.close()
         if self._owns_embedder:
             _close_chain(self.embedder)

@@ -19,6 +19,7 @@ from sqlalchemy.sql import bindparam
 
 from semcache import db
 from semcache.exceptions import StoreError
+from semcache.feed.log import prune, record_ids
 from semcache.models import UTCDateTime, utcnow
 from semcache.store_admin import AdminTables
 from semcache.store_queries import (
@@ -33,7 +34,6 @@ from semcache.store_queries import (
     not_expired,
 )
 from semcache.store_records import EntryRow, HitDelta, NewEntry, check_vector
-from semcache.feed.log import prune, record_ids
 
 __all__ = ["EntryRow", "HitDelta", "NewEntry", "Store"]
 

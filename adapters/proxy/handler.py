@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import SQLAlchemyError
 from semcache.adapters.proxy.errors import ProxyError, bad_request
 from semcache.adapters.proxy.keys import Principal
 from semcache.adapters.proxy.scope import ScopedRequest, scope_request
@@ -35,6 +34,7 @@ from semcache.adapters.proxy.streaming import (
     storable,
 )
 from semcache.adapters.proxy.upstream import HOP_HEADERS
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
