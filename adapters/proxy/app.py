@@ -139,9 +139,15 @@ def _add_ops_routes(app: FastAPI) -> None:
             detail = f"upstream answered {response.status_code}"
         except httpx.HTTPError as exc:
             ok, detail = False, f"upstream unreachable: {type(exc).__name__}"
+        kind = "upstream_error"
+        feed = getattr(state.cache, "feed", None)
+        limit = state.settings.ready_max_feed_outage_s
+        if ok and feed is not None and limit is not None and feed.outage_s() > limit:
+            ok, kind = False, "server_error"
+            detail = f"change feed cut off from the database for {feed.outage_s():.0f} s (> {limit:g} s)"
         if ok:
             return JSONResponse({"status": "ready", "upstream": detail, **_scaleout_detail(state.cache)})
-        return JSONResponse({"error": {"message": detail, "type": "upstream_error", "code": "not_ready",
+        return JSONResponse({"error": {"message": detail, "type": kind, "code": "not_ready",
                                        "param": None}}, status_code=503)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
@@ -158,7 +164,7 @@ def _scaleout_detail(cache: Any) -> dict[str, Any]:
     feed = getattr(cache, "feed", None)
     if feed is not None:
         status = feed.status()
-        out["feed"] = {k: status[k] for k in ("mode", "connected", "position", "lag_s", "last_error")}
+        out["feed"] = {k: status[k] for k in ("mode", "connected", "outage_s", "position", "lag_s", "last_error")}
     shared = getattr(cache, "shared", None)
     if shared is not None:
         up = bool(shared.status()["up"])

@@ -111,7 +111,12 @@ class CompletionHandler:
             headers["x-semcache-reason"] = "no-cache requested"
             return await self._miss(scoped, req, up_headers, headers, started, coalesce=False)
         req = self.adapt_threshold(req)
-        result: LookupResult = await self.state.cache.alookup_detailed(req)
+        try:
+            result: LookupResult = await self.state.cache.alookup_detailed(req)
+        except SQLAlchemyError as exc:  # the database is away and the answer is not in memory
+            log.warning("lookup needed the database and failed (%s); asking the upstream", type(exc).__name__)
+            headers["x-semcache-reason"] = "store unavailable"
+            return await self._miss(scoped, None, up_headers, headers, started, coalesce=True)
         if result.hit is not None:
             return self._hit(scoped, result, started)
         if result.bypass_reason:
@@ -207,7 +212,10 @@ class CompletionHandler:
         lease = None
         shared = self.state.shared_flights
         if shared is not None and coalesce and store_req is not None:
-            leased, found = await shared.acquire(scoped.flight_key(), store_req)
+            try:
+                leased, found = await shared.acquire(scoped.flight_key(), store_req)
+            except SQLAlchemyError:  # no shared store: this replica asks the upstream alone
+                leased, found = False, None
             if found is not None:  # another replica asked the upstream and stored the answer
                 hit = found.hit
                 outcome = Outcome(200, hit.response, entry_id=hit.entry_id)

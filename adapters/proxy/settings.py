@@ -59,6 +59,8 @@ class ProxySettings(CoreSettings):
     singleflight_timeout_s: float = Field(default=300.0, gt=0)
     shared_singleflight: Literal["auto", "on", "off"] = Field(
         default="auto", description="one upstream call per question across replicas; auto: when the feed runs")
+    ready_max_feed_outage_s: float | None = Field(
+        default=None, gt=0, description="/readyz answers 503 once the change feed has been cut off this long")
     shared_flight_lease_s: float = Field(
         default=30.0, gt=0, le=600, description="longest another replica waits for a leader's answer")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("semcache.proxy")
 
 
 @dataclass(slots=True)
@@ -122,4 +124,7 @@ class SharedFlights:
         return await asyncio.to_thread(self.leases.try_acquire, digest), None
 
     async def release(self, key: str) -> None:
-        await asyncio.to_thread(self.leases.release, self.digest(key))
+        try:
+            await asyncio.to_thread(self.leases.release, self.digest(key))
+        except Exception as exc:  # the lease expires by itself; the answer must still go out
+            log.warning("releasing a single-flight lease failed (%s); it expires on its own", type(exc).__name__)

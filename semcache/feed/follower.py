@@ -81,6 +81,7 @@ class ChangeFeed:
         self.resyncs = 0
         self.reconnects = 0
         self.lag_s = 0.0  # commit-to-apply delay of the newest applied change
+        self.disconnected_since: float | None = time.monotonic()  # until the first pass
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -102,9 +103,19 @@ class ChangeFeed:
             self._thread.join(timeout)
             self._thread = None
 
+    def outage_s(self) -> float:
+        """Seconds since the feed lost the database (0 while connected)."""
+        since = self.disconnected_since
+        return 0.0 if since is None or self.connected else time.monotonic() - since
+
+    def _connected(self) -> None:
+        self.connected = True
+        self.disconnected_since = None
+
     def status(self) -> dict[str, Any]:
         """What /readyz and the metrics report."""
         return {"mode": "listen" if self.listen else "poll", "connected": self.connected,
+                "outage_s": round(self.outage_s(), 3),
                 "position": self.position, "lag_s": self.lag_s, "applied": self.applied,
                 "resyncs": self.resyncs, "reconnects": self.reconnects, "last_error": self.last_error}
 
@@ -202,13 +213,14 @@ class ChangeFeed:
                     self._follow_notifications()
                 else:
                     self.sync()
-                    self.connected = True
+                    self._connected()
                     self._maybe_prune()
                     self._stop.wait(self.poll_s)
                 backoff = 0.2
             except Exception as exc:  # the database went away: reconnect and catch up
                 if self.connected:
                     log.warning("change feed lost the database (%s); reconnecting", _reason(exc))
+                    self.disconnected_since = time.monotonic()
                 self.connected = False
                 self.last_error = _reason(exc)
                 self.reconnects += 1
@@ -223,7 +235,7 @@ class ChangeFeed:
         with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f"LISTEN {CHANNEL}")  # CHANNEL is a constant, not input
             self.sync()  # after LISTEN, so a change committed meanwhile is not missed
-            self.connected = True
+            self._connected()
             self.last_error = None
             while not self._stop.is_set():
                 for _ in conn.notifies(timeout=self.poll_s, stop_after=1):

@@ -75,3 +75,25 @@ def test_concurrent_writers_leave_every_replica_with_the_stored_state(fresh_pg_u
     finally:
         for cache in caches:
             cache.close()
+
+
+async def test_readyz_reports_the_feed_and_fails_after_a_long_outage(tmp_path) -> None:
+    from semcache.adapters.proxy.testing import FakeUpstream
+
+    from tests.fixtures.proxy import proxy_client
+
+    cache = _cache(f"sqlite:///{tmp_path / 'ready.db'}", feed=True, feed_poll_s=0.05)
+    try:
+        assert _wait(lambda: cache.feed.connected)
+        async with proxy_client(cache, FakeUpstream().app, ready_max_feed_outage_s=5.0) as client:
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["feed"]["connected"] is True
+            cache.feed.stop()  # no thread: the state below stays as set
+            cache.feed.connected = False
+            cache.feed.disconnected_since = time.monotonic() - 60
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503 and "change feed cut off" in ready.json()["error"]["message"]
+            metrics = (await client.get("/metrics")).text
+            assert "semcache_feed_connected 0.0" in metrics
+    finally:
+        cache.close()
