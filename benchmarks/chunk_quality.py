@@ -128,7 +128,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--check-layer", type=int, default=1)
     parser.add_argument("--score", default="kv", choices=("k", "v", "kv"))
     parser.add_argument("--boundary-tokens", type=int, default=0)
-    parser.add_argument("--anchor", default="bos", choices=("bos", "none"))
+    parser.add_argument("--anchor", default="bos", choices=("bos", "prefix", "none"),
+                        help="what chunk KV is computed after: the BOS token, the prompts' shared "
+                             "system prefix, or nothing")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--shard", default="0/1",
@@ -150,10 +152,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     loaded = load_smollm2()
     tok = loaded.tokenizer
     runner = ModelRunner(loaded.model)
-    anchor = [tok.bos_token_id] if args.anchor == "bos" else []
     registry = ChunkRegistry()
-    blender = Blender(runner, ChunkKVStore(4 << 30), registry, anchor_ids=anchor)
     prompts = rag_prompts(tok, args.limit, seed=args.seed)[shard::nshards]
+    anchor = ([tok.bos_token_id] if args.anchor == "bos" else
+              _shared_prefix(tok, prompts) if args.anchor == "prefix" else [])
+    blender = Blender(runner, ChunkKVStore(4 << 30), registry, anchor_ids=anchor)
     per_ratio: dict[float, list[dict[str, float]]] = {r: [] for r in ratios}
     lengths = []
     t0 = time.perf_counter()
@@ -172,6 +175,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.out.write_text(json.dumps(partial, indent=1) + "\n")
     return write(summary(args, anchor, len(lengths), lengths, per_ratio, time.perf_counter() - t0),
                  args.out)
+
+
+def _shared_prefix(tok: Any, prompts: list[Any]) -> list[int]:
+    """Token ids of the system prefix that every prompt starts with (one system prompt here)."""
+    systems = {p.system for p in prompts}
+    if len(systems) != 1:
+        raise ValueError("--anchor prefix needs prompts that share one system prompt")
+    layout = build_prompt(tok, prompts[0].system, prompts[0].chunks, prompts[0].question)
+    first = layout.segments[0]
+    if first.chunk_id is not None:
+        raise ValueError("the prompt layout has no plain prefix before its chunks")
+    return list(first.token_ids)
 
 
 def summary(args: argparse.Namespace, anchor: list[int], n: int, lengths: list[int],
