@@ -10,8 +10,9 @@ ids already held, deletes ignore unknown ids), which is what makes
 "position read before the load" safe. When the log was pruned past its
 position it resynchronises: it diffs its ids against the store.
 
-Its own entry changes (same ``origin`` as the cache's store) are skipped:
-the cache applied them already.
+The process's own changes come back too; they are no-ops (ids already held,
+ids already dropped), except where a write bypassed the cache (an import
+through the store), which this way reaches the process's own index as well.
 """
 
 from __future__ import annotations
@@ -138,18 +139,16 @@ class ChangeFeed:
 
     def _apply(self, changes: list[Change]) -> None:
         cache = self.cache
-        origin = cache.db.origin
         adds: list[int] = []
         for change in changes:
-            own = change.origin == origin
             if change.kind == "entry.add":
-                if not own:
-                    adds += change.payload["ids"]
+                adds += change.payload["ids"]
             else:
                 if adds:
                     self._add(adds)
                     adds = []
-                if change.kind == "entry.delete" and not own:
+                if change.kind == "entry.delete":
+                    # all ids, held or not: the tombstones keep a racing local insert out
                     cache._forget(change.payload["ids"], local=False)
                 elif change.kind == "policy":
                     cache.reload_policies()

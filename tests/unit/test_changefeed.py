@@ -134,7 +134,7 @@ def test_the_thread_applies_changes_without_being_asked(url: str) -> None:
         reader.close()
 
 
-def test_own_changes_are_not_applied_twice_and_quota_evictions_propagate(url: str) -> None:
+def test_own_changes_come_back_as_no_ops_and_quota_evictions_propagate(url: str) -> None:
     writer = _settled(_cache(url, feed=True, feed_poll_s=30.0))
     reader = _cache(url, feed=True, feed_poll_s=30.0)
     try:
@@ -229,3 +229,33 @@ def test_flight_leases_admit_one_owner_until_release_or_expiry(url: str) -> None
         assert not short.held("q2") and first.try_acquire("q2")  # an expired lease is taken over
         with pytest.raises(ValueError, match="lease key"):
             first.try_acquire("x" * 65)
+
+
+def test_an_import_through_the_store_reaches_the_own_index(url: str) -> None:
+    cache = _settled(_cache(url, feed=True, feed_poll_s=30.0))
+    try:
+        other = SemanticCache(cache.db, embedder=HashEmbedder(), stats_interval=0, feed=False)
+        try:
+            entry_id = other.store(_req("What is the capital of Peru?"), {"answer": "Lima"})
+        finally:
+            other.close()
+        assert entry_id not in cache.mirror  # written past this cache, with its store's origin
+        cache.feed.sync()
+        assert cache.lookup(_req("What is the capital of Peru?")).entry_id == entry_id
+    finally:
+        cache.close()
+
+
+def test_a_feed_deletion_of_an_id_not_yet_indexed_keeps_it_out(url: str) -> None:
+    from semcache.feed.log import record_ids
+
+    cache = _settled(_cache(url, feed=True, feed_poll_s=30.0))
+    try:
+        first = cache.store(_req("What is the capital of Chile?"), {"answer": "Santiago"})
+        with write_transaction(cache.db.engine) as conn:  # another process deleted the next id
+            record_ids(conn, "entry.delete", [first + 1], "elsewhere")
+        cache.feed.sync()
+        second = cache.store(_req("What is the capital of Peru?"), {"answer": "Lima"})
+        assert second == first + 1 and second not in cache.index and first in cache.index
+    finally:
+        cache.close()
