@@ -124,14 +124,14 @@ class ChangeFeed:
     def sync(self) -> int:
         """Apply every change committed after the current position; returns how many."""
         with self._sync_lock:
-            first = oldest(self.engine)
-            if first is not None and first > self.position + 1 and self.position > 0:
-                self._resync()
             done = 0
             while True:
                 changes = changes_after(self.engine, self.position, self.batch)
                 if not changes:
                     return done
+                if self.position > 0 and changes[0].id > self.position + 1 and self._pruned_past():
+                    self._resync()
+                    continue
                 self._apply(changes)
                 done += len(changes)
                 if len(changes) < self.batch:
@@ -163,6 +163,11 @@ class ChangeFeed:
         self.position = newest.id
         self.applied += len(changes)
         self.lag_s = max(0.0, time.time() - newest.at.timestamp())
+
+    def _pruned_past(self) -> bool:
+        """True when rows after our position were pruned (not just ids skipped by rollbacks)."""
+        first = oldest(self.engine)
+        return first is not None and first > self.position + 1
 
     def _add(self, ids: list[int]) -> None:
         from semcache.rebuild import index_rows
@@ -238,6 +243,8 @@ class ChangeFeed:
             self.last_error = None
             while not self._stop.is_set():
                 for _ in conn.notifies(timeout=self.poll_s, stop_after=1):
+                    pass
+                for _ in conn.notifies(timeout=0):  # a burst needs one pass, not one per change
                     pass
                 self.sync()
                 self._maybe_prune()
