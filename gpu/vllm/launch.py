@@ -51,9 +51,14 @@ def server_command(python: Path | str, model: Path | str, port: int, served_name
     return cmd
 
 
-def server_env(base: Mapping[str, str], shim: Path | None) -> dict[str, str]:
-    """Environment for a CPU vLLM server (offline, 1 GiB KV cache), with ``shim`` on the path."""
+def server_env(base: Mapping[str, str], shim: Path | None, cpus: str | None = None) -> dict[str, str]:
+    """Environment for a CPU vLLM server (offline, 1 GiB KV cache), with ``shim`` on the path.
+
+    ``cpus`` (e.g. ``"1"`` or ``"0-3"``) binds its OpenMP threads to those cores instead of all.
+    """
     env = dict(base, HF_HUB_OFFLINE="1", VLLM_CPU_KVCACHE_SPACE="1", VLLM_CPU_NUM_OF_RESERVED_CPU="0")
+    if cpus is not None:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = cpus
     env.pop("PYTHONPATH", None)
     if shim is not None:
         env["PYTHONPATH"] = str(shim)
