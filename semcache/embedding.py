@@ -40,6 +40,7 @@ from semcache.exceptions import EmbedderError
 logger = logging.getLogger(__name__)
 
 Backend = Literal["auto", "onnx", "torch"]
+Precision = Literal["fp32", "int8"]
 MIN_GROUP = 8  # rows a batch holds before padding may end it
 
 
@@ -104,6 +105,10 @@ class MiniLMEmbedder:
     ``num_threads`` is the number of cores ONNX may use (``None``: up to 8), or torch's
     process-wide thread count for the torch backend (``None``: torch's default).
     ``cache_dir`` holds the exported ONNX file (default ``~/.cache/semcache/onnx``).
+    ``precision="int8"`` (opt-in) runs a dynamically quantised copy of the export: about
+    2x less CPU per sentence, but the vectors move (cosine to fp32 down to ~0.95), so
+    hit/miss decisions can change; its version string says ``int8``, so entries embedded
+    in one precision are never searched with the other.
 
     ONNX runs a batch on all ``num_threads`` cores when it is the only batch running
     (lowest latency for a lone query), and on one core when other batches run at the
@@ -123,9 +128,15 @@ class MiniLMEmbedder:
         cache_dir: Path | None = None,
         num_threads: int | None = None,
         batch_size: int = 32,
+        precision: Precision = "fp32",
     ) -> None:
         if backend not in ("auto", "onnx", "torch"):
             raise ValueError(f"backend must be 'auto', 'onnx' or 'torch', got {backend!r}")
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
+        if precision == "int8" and backend == "torch":
+            raise ValueError("precision='int8' needs the ONNX backend")
+        self.precision = precision
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if num_threads is not None and num_threads < 1:
@@ -148,6 +159,8 @@ class MiniLMEmbedder:
         self.onnx_path: Path | None = None
         if backend == "onnx" and not onnx_available():
             raise EmbedderError("backend='onnx' needs the onnx and onnxruntime packages")
+        if precision == "int8":
+            backend = "onnx"  # no silent fallback to fp32 torch: the vectors would differ
         if backend == "auto" and not onnx_available():
             logger.warning(
                 "onnx/onnxruntime not importable; embedding with the slower torch backend"
@@ -168,7 +181,7 @@ class MiniLMEmbedder:
                 self._onnx_single = OnnxSession(self.onnx_path, 1)
                 self.parallelism = self._threads
             self.version = (
-                f"{self.weights_digest[:8]}/onnx-fp32-op{ONNX_OPSET}"
+                f"{self.weights_digest[:8]}/onnx-{precision}-op{ONNX_OPSET}"
                 f"/ort-{self._onnx.runtime_version}"
             )
         else:
@@ -212,8 +225,28 @@ class MiniLMEmbedder:
             except Exception as exc:  # the exporter raises many unrelated types
                 raise EmbedderError(f"ONNX export of {self.name} failed: {exc}") from exc
             self._torch_model = None  # the session no longer needs the torch weights
+        if self.precision == "int8":
+            path = self._quantised(path)
         self.onnx_path = path
         return OnnxSession(path, self._threads)
+
+    @staticmethod
+    def _quantised(fp32_path: Path) -> Path:
+        """Dynamic int8 quantisation of the weights (opt-in: vectors move, cosine ~0.95-1)."""
+        path = fp32_path.with_name(fp32_path.stem + "-int8dyn.onnx")
+        if not path.is_file():
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            try:
+                quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8)
+                os.replace(tmp, path)
+            except Exception as exc:  # the quantiser raises many unrelated types
+                raise EmbedderError(f"int8 quantisation of {fp32_path} failed: {exc}") from exc
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+        return path
 
     # -- inference -------------------------------------------------------------
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

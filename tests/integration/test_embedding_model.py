@@ -145,6 +145,21 @@ def test_concurrent_batches_give_the_same_vectors(onnx_embedder: MiniLMEmbedder)
     assert np.abs(got - expected).max() <= 1e-5
 
 
+def test_int8_is_opt_in_and_named_in_the_version(onnx_embedder: MiniLMEmbedder) -> None:
+    assert onnx_embedder.precision == "fp32" and "fp32" in onnx_embedder.version
+    assert onnx_embedder.onnx_path is not None
+    int8 = MiniLMEmbedder(cache_dir=onnx_embedder.onnx_path.parent, precision="int8", num_threads=2)
+    assert "int8" in int8.version and int8.version != onnx_embedder.version
+    assert int8.onnx_path is not None and int8.onnx_path != onnx_embedder.onnx_path
+    texts = TEXTS[:5]
+    cosines = np.einsum("ij,ij->i", int8.embed(texts), onnx_embedder.embed(texts))
+    assert cosines.min() > 0.8  # close, not equal: the reason it is not the default
+    with pytest.raises(ValueError, match="precision"):
+        MiniLMEmbedder(precision="fp16")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ONNX"):
+        MiniLMEmbedder(backend="torch", precision="int8")
+
+
 def test_missing_onnxruntime_falls_back_to_torch(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
