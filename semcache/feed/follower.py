@@ -129,7 +129,7 @@ class ChangeFeed:
                 changes = changes_after(self.engine, self.position, self.batch)
                 if not changes:
                     return done
-                if self.position > 0 and changes[0].id > self.position + 1 and self._pruned_past():
+                if changes[0].id > self.position + 1 and self._pruned_past():
                     self._resync()
                     continue
                 self._apply(changes)

@@ -259,3 +259,22 @@ def test_a_feed_deletion_of_an_id_not_yet_indexed_keeps_it_out(url: str) -> None
         assert second == first + 1 and second not in cache.index and first in cache.index
     finally:
         cache.close()
+
+
+def test_a_replica_loaded_on_an_empty_log_resyncs_when_the_log_was_pruned(url: str) -> None:
+    writer = _cache(url)
+    reader = _settled(_cache(url, feed=True, feed_poll_s=30.0))
+    try:
+        assert reader.feed.position == 0
+        kept = writer.store(_req("What is the capital of Chile?"), {"answer": "Santiago"})
+        gone = writer.store(_req("What is the capital of Peru?"), {"answer": "Lima"})
+        writer.invalidate([gone])
+        last = writer.store(_req("What is the capital of Bolivia?"), {"answer": "Sucre"})
+        writer.db.change_retention_s = 1e-6
+        time.sleep(0.01)
+        writer.db.prune_changes()
+        reader.feed.sync()
+        assert reader.mirror.ids() == {kept, last}
+    finally:
+        writer.close()
+        reader.close()
