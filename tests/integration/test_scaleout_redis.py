@@ -113,3 +113,30 @@ def test_chunk_kv_is_shared_between_engines(redis_url: str, redis_server, dtype)
         assert "doc-2" in third and third.shared.errors >= 1
     finally:
         redis_server.start()
+
+
+def test_serve_with_an_unreachable_required_redis_exits_with_the_reason(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "semcache.cli", "serve", "--upstream", "http://127.0.0.1:9",
+            "--db", f"sqlite:///{tmp_path / 'x.db'}", "--redis-url", "redis://127.0.0.1:1/0"]
+    done = subprocess.run([*argv, "--redis-required"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Redis at redis://127.0.0.1:1/0 is unreachable" in done.stderr and "--redis-required" in done.stderr
+    bad = subprocess.run([*argv[:-1], "http://127.0.0.1:1"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "redis_url must start with redis://" in bad.stderr
+
+
+def test_the_gpu_package_and_the_kv_tier_import_without_redis() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['redis'] = None\n"
+            "from semcache.gpu.chunk_kv import ChunkKVStore\n"
+            "from semcache.gpu.kv_redis import RedisChunkKV\n"
+            "try:\n    RedisChunkKV('redis://127.0.0.1:1/0')\n"
+            "except ImportError as exc:\n    print('ERR', exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'semcache[redis]'" in done.stdout
