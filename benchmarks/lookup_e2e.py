@@ -7,6 +7,10 @@ Measures on the real MiniLM embedder, SQLite store, HNSW index and verifier:
 * throughput of semantic lookups with 32 concurrent callers on distinct queries (so the
   embedding LRU cannot help) — target >= 400 lookups/s; sync threads and asyncio both.
 
+The machine is shared, so the run also records the load average, the process CPU time
+per lookup, the batch sizes the micro-batcher formed, and the model's own throughput in
+batches of 32 on the same texts (the ceiling for lookups/s at this moment's CPU share).
+
     python benchmarks/lookup_e2e.py --out benchmarks/results/lookup_e2e.json
 """
 
@@ -74,7 +78,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300, help="single-request samples per case")
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--requests", type=int, default=1200, help="requests in each throughput run")
+    ap.add_argument("--note", default="", help="free text stored in the JSON")
     args = ap.parse_args()
+    load_start = os.getloadavg()[0]
 
     tmp = tempfile.TemporaryDirectory(prefix="semcache-bench-")
     scope = Scope.of("bench", "m")
@@ -124,13 +130,18 @@ def main() -> None:
                     with lock:
                         thread_hits[0] += 1
 
+        batcher = getattr(cache.embedder, "inner", None)
+        sizes = getattr(batcher, "batch_sizes", [])
         threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
-        t0 = time.perf_counter()
+        sizes.clear()
+        t0, c0 = time.perf_counter(), time.process_time()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         thread_rps = args.requests / (time.perf_counter() - t0)
+        thread_cpu_ms = (time.process_time() - c0) / args.requests * 1e3
+        thread_batches = list(sizes)
 
         async def async_run() -> float:
             sem = asyncio.Semaphore(args.concurrency)
@@ -143,21 +154,49 @@ def main() -> None:
             await asyncio.gather(*(one(start + args.requests + i) for i in range(args.requests)))
             return args.requests / (time.perf_counter() - t)
 
+        sizes.clear()
+        c0 = time.process_time()
         async_rps = asyncio.run(async_run())
-        single_embed = timed(cache.embedder.inner.embedder.embed_one if hasattr(cache.embedder, "inner")
-                             else cache.embedder.embed_one, [(f"plain embedding probe {i}",) for i in range(100)])
+        async_cpu_ms = (time.process_time() - c0) / args.requests * 1e3
+        async_batches = list(sizes)
+        # The model alone, without LRU or batcher, on the very texts of the semantic-hit run.
+        model = getattr(batcher, "embedder", cache.embedder)
+        single_embed = timed(model.embed_one, [(variants[10 + i][0],) for i in range(100)])
+        ceiling_texts = [text for text, _ in variants[10 : 10 + 1024]]
+        t0, c0 = time.perf_counter(), time.process_time()
+        for i in range(0, len(ceiling_texts), 32):
+            model.embed(ceiling_texts[i : i + 32])
+        ceiling_rps = len(ceiling_texts) / (time.perf_counter() - t0)
+        ceiling_cpu_ms = (time.process_time() - c0) / len(ceiling_texts) * 1e3
 
+    cores = os.cpu_count() or 1
     result = {
+        "load_average_1m_at_start": load_start,
         "load_average_1m_at_end": os.getloadavg()[0],
+        "note": args.note,
         "machine": f"{platform.node()} ({platform.processor() or platform.machine()}), CPU only",
         "entries": len(questions),
         "exact_hit_ms": {"p50": pct(exact, 50), "p99": pct(exact, 99), "target_p50": 1.0},
         "semantic_hit_ms": {"p50": pct(semantic_ms, 50), "p99": pct(semantic_ms, 99), "target_p50": 10.0,
                             "hit_rate": semantic_hits / args.n},
-        "embedding_only_ms": {"p50": statistics.median(single_embed)},
+        "embedding_only_ms": {"p50": statistics.median(single_embed),
+                              "texts": "the texts of the semantic-hit run, model alone (no LRU, no batcher)"},
         "throughput_semantic_lookups_per_s": {"threads": thread_rps, "asyncio": async_rps,
                                               "threads_hit_rate": thread_hits[0] / args.requests,
                                               "concurrency": args.concurrency, "target": 400},
+        "cpu_ms_per_lookup": {"threads": thread_cpu_ms, "asyncio": async_cpu_ms},
+        "batches": {"threads_mean": float(np.mean(thread_batches)) if thread_batches else None,
+                    "asyncio_mean": float(np.mean(async_batches)) if async_batches else None,
+                    "threads_count": len(thread_batches), "asyncio_count": len(async_batches)},
+        "embedding_ceiling_batch32": {
+            "sentences_per_s": ceiling_rps, "cpu_ms_per_sentence": ceiling_cpu_ms,
+            "note": "the model alone in batches of 32 on the same queries, in this run: the bound on "
+                    "lookups/s at this moment's share of the CPU"},
+        "capacity_if_cores_were_free": {
+            "lookups_per_s": cores * 1e3 / thread_cpu_ms,
+            "embedding_sentences_per_s": cores * 1e3 / ceiling_cpu_ms,
+            "note": f"{cores} cores divided by the CPU time per lookup (or per embedded sentence) "
+                    "measured above; what this process would reach with the machine to itself"},
         "embedder": cache.embedder_id,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

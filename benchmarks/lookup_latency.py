@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import re
@@ -40,7 +41,7 @@ from semcache.index import HnswIndex
 REAL_ENTRIES = 10_000
 N_QUERIES = 1_000  # half held-out texts, half perturbed indexed texts
 K = 5
-EF_GRID = (16, 32, 64, 128, 256, 512)
+EF_GRID = (16, 32, 64, 128, 256, 512, 1024)
 HIT_ZONE = 0.8  # queries whose exact best similarity is at least this could be cache hits
 NOISE_SIGMA = 0.03  # per dimension: synthetic vectors keep cosine ~0.85 to their real source
 
@@ -226,6 +227,7 @@ def concurrent_lookups(
 
     class Counting:  # records the batch sizes the batcher forms
         name, version, dim = embedder.name, embedder.version, embedder.dim
+        parallelism = embedder.parallelism
 
         def embed(self, batch: list[str]) -> np.ndarray:
             batch_sizes.append(len(batch))
@@ -313,6 +315,22 @@ def main() -> None:
         "--quick", action="store_true", help="small sizes and few timed queries (a smoke run)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sweep",
+        default="",
+        help="graph parameters to compare instead of the full run, e.g. '16,200;16,400': "
+        "one single-partition index per M,ef_construction at the largest size; recall and "
+        "build time only (recall does not depend on the machine, so this may run elsewhere)",
+    )
+    parser.add_argument(
+        "--save-vectors", type=Path, help="write the real and query embeddings to this folder"
+    )
+    parser.add_argument(
+        "--vectors", type=Path, help="read the embeddings written by --save-vectors (no model)"
+    )
+    parser.add_argument(
+        "--build-threads", type=int, default=0, help="hnswlib build threads (0: every core)"
+    )
     args = parser.parse_args()
     sizes = [2000, 20000] if args.quick else [int(s) for s in args.sizes.split(",")]
     timed = 500 if args.quick else 3000
@@ -321,16 +339,38 @@ def main() -> None:
 
     n_real = min(REAL_ENTRIES, max(sizes))
     held_out = N_QUERIES // 2
-    texts = real_texts(n_real + held_out, args.seed)
-    indexed_texts, held_texts = texts[:n_real], texts[n_real:]
-    query_texts = held_texts + [perturb(t, prng) for t in prng.sample(indexed_texts, held_out)]
-    embedder = MiniLMEmbedder()
-    print(f"embedder: {embedder.version}")
-    real = np.empty((n_real, embedder.dim), dtype=np.float32)
-    step = 256
-    for start in tqdm(range(0, n_real, step), desc="embedding real texts", unit="batch"):
-        real[start : start + step] = embedder.embed(indexed_texts[start : start + step])
-    queries = embedder.embed(query_texts)
+    embedder: MiniLMEmbedder | None = None
+    if args.vectors:
+        real = np.load(args.vectors / "real.npy")[:n_real]
+        queries = np.load(args.vectors / "queries.npy")
+        version = (args.vectors / "embedder.txt").read_text().strip()
+        query_texts: list[str] = []
+    else:
+        texts = real_texts(n_real + held_out, args.seed)
+        indexed_texts, held_texts = texts[:n_real], texts[n_real:]
+        query_texts = held_texts + [perturb(t, prng) for t in prng.sample(indexed_texts, held_out)]
+        embedder = MiniLMEmbedder()
+        version = embedder.version
+        real = np.empty((n_real, embedder.dim), dtype=np.float32)
+        step = 256
+        for start in tqdm(range(0, n_real, step), desc="embedding real texts", unit="batch"):
+            real[start : start + step] = embedder.embed(indexed_texts[start : start + step])
+        queries = embedder.embed(query_texts)
+    print(f"embedder: {version}")
+    if args.save_vectors:
+        args.save_vectors.mkdir(parents=True, exist_ok=True)
+        np.save(args.save_vectors / "real.npy", real)
+        np.save(args.save_vectors / "queries.npy", queries)
+        (args.save_vectors / "embedder.txt").write_text(version + "\n")
+    if args.sweep:
+        configs = [tuple(int(v) for v in c.split(",")) for c in args.sweep.split(";")]
+        results = sweep(real, queries, max(sizes), configs, rng, args.build_threads)
+        results.update(embedder=version, note=args.note, load_average_1m_at_end=os.getloadavg()[0])
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"wrote {args.out}")
+        return
+    assert embedder is not None, "the full run needs the model (drop --vectors)"
 
     results: dict[str, Any] = {
         "benchmark": "lookup_latency",
@@ -342,7 +382,7 @@ def main() -> None:
         "noise_sigma": NOISE_SIGMA,
         "real_entries": n_real,
         "queries": {"held_out": held_out, "perturbed": held_out},
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "note": args.note,
         "runs": [],
     }
@@ -356,6 +396,7 @@ def main() -> None:
                 else np.zeros(len(vectors), dtype=np.int64)
             )
             query_parts = labels[rng.integers(0, len(vectors), len(queries))]
+            load_start = os.getloadavg()[0]
             index, build_s = build_index(
                 vectors, labels, args.M, args.ef_construction, f"build {size} {layout}"
             )
@@ -365,6 +406,7 @@ def main() -> None:
                 "layout": layout,
                 "partitions": n_parts,
                 "build_s": build_s,
+                "load_average_1m": {"at_build": load_start, "after_measure": os.getloadavg()[0]},
                 "by_ef_search": rows,
             }
             results["runs"].append(run)
@@ -380,11 +422,68 @@ def main() -> None:
                 results["embedding"] = embedder_figures(embedder, query_texts, index, args.quick)
                 print(json.dumps(results["embedding"], indent=1))
             del index
-    results["chosen"] = choose_ef(results["runs"])
+            # written after every run: a long 1M run that is stopped keeps what it measured
+            results["chosen"] = choose_ef(results["runs"])
+            results["complete"] = size == sizes[-1] and layout == "spread"
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results["chosen"], indent=1))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
+
+
+def sweep(
+    real: np.ndarray,
+    queries: np.ndarray,
+    size: int,
+    configs: list[tuple[int, ...]],
+    rng: np.random.Generator,
+    build_threads: int,
+) -> dict[str, Any]:
+    """Recall@1 over the ef_search grid for several (M, ef_construction), one partition."""
+    import hnswlib
+
+    extra = synthetic_near(real, size - len(real), rng) if size > len(real) else real[:0]
+    vectors = np.concatenate([real[:size], extra])
+    labels = np.zeros(len(vectors), dtype=np.int64)
+    truth_ids, truth_sims = exact_truth(vectors, labels, queries, labels[: len(queries)])
+    zone = truth_sims[:, 0] >= HIT_ZONE
+    held = len(queries) // 2
+    rows = []
+    for M, ef_construction in configs:
+        graph = hnswlib.Index(space="cosine", dim=vectors.shape[1])
+        graph.init_index(max_elements=len(vectors), ef_construction=ef_construction, M=M)
+        start = time.perf_counter()
+        graph.add_items(vectors, np.arange(len(vectors)), num_threads=build_threads or -1)
+        build_s = time.perf_counter() - start
+        for ef in EF_GRID:
+            graph.set_ef(ef)
+            labels_found, distances = graph.knn_query(queries, k=K, num_threads=1)
+            found_sims = 1.0 - distances[:, 0]
+            hit1 = (labels_found[:, 0] == truth_ids[:, 0]) | (found_sims >= truth_sims[:, 0] - 1e-5)
+            rows.append(
+                {
+                    "M": M,
+                    "ef_construction": ef_construction,
+                    "build_s": build_s,
+                    "ef_search": ef,
+                    "recall_at_1": float(hit1.mean()),
+                    "recall_at_1_held_out": float(hit1[:held].mean()),
+                    "recall_at_1_perturbed": float(hit1[held:].mean()),
+                    "recall_at_1_hit_zone": float(hit1[zone].mean()) if zone.any() else None,
+                    "hit_zone_queries": int(zone.sum()),
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+        del graph
+    return {
+        "benchmark": "lookup_latency --sweep",
+        "size": size,
+        "layout": "single",
+        "build_threads": build_threads or os.cpu_count(),
+        "cpus": os.cpu_count(),
+        "noise_sigma": NOISE_SIGMA,
+        "rows": rows,
+    }
 
 
 def choose_ef(runs: list[dict[str, Any]]) -> dict[str, Any]:

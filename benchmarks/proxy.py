@@ -157,22 +157,48 @@ async def loadgen(url: str, bodies: list[dict[str, Any]], connections: int, dura
         finally:
             conn.close()
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     await asyncio.gather(*(run(i) for i in range(connections)))
     elapsed = time.perf_counter() - start
+    cpu_ms = (time.process_time() - cpu_start) / max(1, len(latencies)) * 1e3
     return {"requests": len(latencies), "elapsed_s": round(elapsed, 3), "rps": round(len(latencies) / elapsed, 1),
+            "loadgen_cpu_ms_per_request": round(cpu_ms, 3),
             "connections": connections, "connections_exhausted": exhausted, "outcomes": outcomes,
             **summary(latencies)}
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process and its threads (Linux /proc), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_loadgen(url: str, bodies: list[dict[str, Any]], duration_s: float, cycle: bool, tmp: Path,
-                connections: int = 64) -> dict[str, Any]:
+                connections: int = 64, server_pid: int | None = None) -> dict[str, Any]:
     spec = tmp / f"loadgen-{time.time_ns()}.json"
     spec.write_text(json.dumps({"url": url, "bodies": bodies, "connections": connections, "duration_s": duration_s,
                                 "cycle": cycle}))
+    cpu_before = process_cpu_s(server_pid) if server_pid else None
     out = subprocess.run([sys.executable, __file__, "--loadgen", str(spec)], capture_output=True, text=True,
                          check=True, timeout=duration_s + 120)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
+    cpu_after = process_cpu_s(server_pid) if server_pid else None
+    if cpu_before is not None and cpu_after is not None and result["requests"]:
+        proxy_ms = (cpu_after - cpu_before) / result["requests"] * 1e3
+        both_ms = proxy_ms + result["loadgen_cpu_ms_per_request"]
+        cores = os.cpu_count() or 1
+        result["proxy_cpu_ms_per_request"] = round(proxy_ms, 3)
+        result["capacity_if_cores_were_free_rps"] = {
+            "proxy_alone": round(cores * 1e3 / proxy_ms, 1),
+            "proxy_and_loadgen": round(cores * 1e3 / both_ms, 1),
+            "note": f"{cores} cores divided by the CPU time per request measured in this phase "
+                    "(/proc stat of the proxy, process_time of the load generator)",
+        }
+    return result
 
 
 # ---------------------------------------------------------------- processes
@@ -320,6 +346,7 @@ def main() -> None:
     parser.add_argument("--skip-vllm", action="store_true")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per throughput run")
     parser.add_argument("--loadgen", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--note", default="", help="free text stored in the JSON")
     args = parser.parse_args()
     try:
         import uvloop
@@ -338,6 +365,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="semcache-bench-"))
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                                            "loadavg_1m_at_start": round(os.getloadavg()[0], 2)},
+                               "note": args.note,
                                "targets": {"miss_added_p50_no_embedding_ms": 3, "miss_added_p50_with_embedding_ms": 15,
                                            "exact_hit_p50_ms": 3, "semantic_hit_p50_ms": 15,
                                            "exact_hit_rps_64conn": 1500, "semantic_hit_rps_64conn": 300}}
@@ -359,10 +387,11 @@ def main() -> None:
         print("hit latency ...", flush=True)
         results["hit_latency"] = asyncio.run(hit_latency(proxy, bases, all_para[:300]))
         print("exact-hit throughput ...", flush=True)
-        results["throughput_exact_hits"] = run_loadgen(proxy, [chat(q) for q in bases], args.duration, True, tmp)
+        results["throughput_exact_hits"] = run_loadgen(proxy, [chat(q) for q in bases], args.duration, True, tmp,
+                                                       server_pid=proxy_proc.pid)
         print("semantic-hit throughput ...", flush=True)
         results["throughput_semantic_hits"] = run_loadgen(proxy, [chat(q) for q in all_para[300:]], args.duration,
-                                                          False, tmp)
+                                                          False, tmp, server_pid=proxy_proc.pid)
         results["throughput_note"] = ("load generator in a separate process (raw asyncio HTTP/1.1, 64 keep-alive "
                                       "connections) on the same 2 cores as the proxy; semantic queries are distinct "
                                       "texts and never repeat")
