@@ -149,7 +149,13 @@ class SemcacheConnector(KVConnectorBase_V1):
                  num_external_tokens=num_external_tokens)
 
     def build_connector_meta(self, scheduler_output: SchedulerOutput) -> KVConnectorMetadata:
-        loads = self.planner.take({r.req_id: r.block_ids[0] for r in scheduler_output.scheduled_new_reqs})
+        scheduled = {r.req_id: r.block_ids[0] for r in scheduler_output.scheduled_new_reqs}
+        cached = scheduler_output.scheduled_cached_reqs
+        for i, req_id in enumerate(cached.req_ids):  # preempted requests start over with new blocks
+            new_blocks = cached.new_block_ids[i]
+            if req_id in cached.resumed_req_ids and new_blocks is not None:
+                scheduled[req_id] = new_blocks[0]
+        loads = self.planner.take(scheduled)
         if loads:
             self.log("build_connector_meta", loads=[(s.req_id, s.start, s.end, s.ratio) for s in loads])
         return SemcacheConnectorMetadata(loads)
