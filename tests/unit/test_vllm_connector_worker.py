@@ -1,0 +1,97 @@
+"""The connector's worker side on a tiny random Llama: what it writes into the paged cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from semcache.gpu.model import random_model
+from semcache.gpu.runner import ModelRunner
+from semcache.gpu.vllm.plan import ChunkPlanner, ConnectorConfig, slot_mapping
+from semcache.gpu.vllm.worker import BlendWorker
+from transformers import LlamaConfig
+
+pytestmark = pytest.mark.unit
+VOCAB = 101
+BLOCK = 8
+
+
+@pytest.fixture(scope="module")
+def runner() -> ModelRunner:
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                      num_attention_heads=4, num_key_value_heads=2)
+    return ModelRunner(random_model(cfg, dtype=torch.float32, seed=5).model)
+
+
+def _ids(n: int, seed: int) -> list[int]:
+    return torch.randint(2, VOCAB, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+class PagedCache:
+    """A paged KV cache ``[blocks, BLOCK, Hkv, D]`` per layer, written like vLLM's op by slots."""
+
+    def __init__(self, runner: ModelRunner, blocks: int) -> None:
+        shape = (blocks * BLOCK, runner.num_kv_heads, runner.head_dim)
+        self.k = [torch.full(shape, float("nan")) for _ in range(runner.num_layers)]
+        self.v = [torch.full(shape, float("nan")) for _ in range(runner.num_layers)]
+
+    def write(self, layer: int, keys: torch.Tensor, values: torch.Tensor, slots: torch.Tensor) -> None:
+        self.k[layer][slots] = keys
+        self.v[layer][slots] = values
+
+    def rows(self, block_ids: list[int], start: int, end: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        slots = torch.tensor(slot_mapping(block_ids, BLOCK, start, end))
+        return [k[slots] for k in self.k], [v[slots] for v in self.v]
+
+
+def _plan(ratio: float, num_computed: int = 0):  # type: ignore[no-untyped-def]
+    system, question = _ids(5, 1), _ids(4, 2)
+    chunks = [_ids(13, 3), _ids(11, 4)]
+    planner = ChunkPlanner(ConnectorConfig(window=4, ratio=ratio))
+    planner.register_from_params({"semcache": {"chunk_ids": chunks}})
+    prompt = system + chunks[1] + chunks[0] + question  # another order than registered
+    block_ids = [6, 2, 9, 4]
+    assert planner.matched_tokens("r", prompt, num_computed, None) == 5 + 11 + 13 - num_computed
+    planner.allocated("r", block_ids, 5 + 11 + 13 - num_computed)
+    [spec] = planner.take({"r": block_ids})
+    return prompt, spec
+
+
+def test_ratio_one_writes_the_full_prefill_kv_of_the_span(runner: ModelRunner) -> None:
+    prompt, spec = _plan(1.0)
+    cache = PagedCache(runner, 10)
+    worker = BlendWorker(runner, ConnectorConfig(window=4), anchor_ids=[1])
+    slots = torch.tensor(slot_mapping(spec.block_ids, BLOCK, spec.start, spec.end))
+    outcome = worker.load(spec, slots, cache.write)
+    assert (outcome.written, outcome.chunk_tokens, outcome.encoded_chunks) == (29, 24, 2)
+    _, full = runner.prefill(prompt[:spec.end])
+    keys, values = cache.rows(list(spec.block_ids), 0, spec.end)
+    for layer in range(runner.num_layers):
+        torch.testing.assert_close(keys[layer], full.keys[layer], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(values[layer], full.values[layer], rtol=1e-4, atol=1e-5)
+    # nothing outside the span's slots was touched
+    written = set(slots.tolist())
+    untouched = [s for s in range(10 * BLOCK) if s not in written]
+    assert torch.isnan(cache.k[0][untouched]).all()
+
+
+def test_reuse_writes_only_after_the_local_prefix_hit(runner: ModelRunner) -> None:
+    worker = BlendWorker(runner, ConnectorConfig(window=4), anchor_ids=[1])
+    prompt, spec = _plan(0.15, num_computed=BLOCK)
+    assert (spec.start, spec.end) == (BLOCK, 29)
+    cache = PagedCache(runner, 10)
+    slots = torch.tensor(slot_mapping(spec.block_ids, BLOCK, spec.start, spec.end))
+    first = worker.load(spec, slots, cache.write)
+    assert (first.encoded_chunks, first.reused_chunks) == (2, 0)
+    again = worker.load(spec, slots, cache.write)
+    assert (again.encoded_chunks, again.reused_chunks) == (0, 2)
+    assert again.recomputed_chunk_tokens == round(0.15 * 24) + 1  # + the span's last token
+    # the vLLM-owned first block (its own prefix-cache hit) stays as it was
+    assert torch.isnan(cache.k[0][torch.tensor(slot_mapping(list(spec.block_ids), BLOCK, 0, BLOCK))]).all()
+    keys, _ = cache.rows(list(spec.block_ids), BLOCK, 29)
+    assert all(torch.isfinite(k).all() for k in keys)
+    # layers before the check layer are recomputed for every token: layer 0 equals a full prefill
+    _, full = runner.prefill(prompt[:29])
+    k1 = cache.rows(list(spec.block_ids), BLOCK, 29)[0][0]
+    assert (k1 - full.keys[0][BLOCK:29]).abs().max() < 1e-4
+    with pytest.raises(ValueError, match="slots"):
+        worker.load(spec, slots[:-1], cache.write)
