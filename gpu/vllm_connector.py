@@ -204,8 +204,10 @@ class SemcacheConnector(KVConnectorBase_V1):
                 slots = torch.tensor(slot_mapping(spec.block_ids, self.block_size, spec.start, spec.end),
                                      dtype=torch.int64)
                 outcome = self.worker.load(spec, slots, self._writer(forward_context))
-            except Exception as exc:  # noqa: BLE001 - reported to vLLM, which recomputes the blocks
-                logger.exception("semcache: blending %s failed; vLLM recomputes it", spec.req_id)
+            except Exception as exc:  # noqa: BLE001 - reported to vLLM as failed blocks
+                # vLLM then fails the request (kv_load_failure_policy "fail", its default) or
+                # recomputes the blocks ("recompute"); never decodes on unwritten KV
+                logger.exception("semcache: blending %s failed; its blocks are reported", spec.req_id)
                 first, last = spec.start // self.block_size, (spec.end - 1) // self.block_size
                 self._failed_blocks.update(spec.block_ids[first:last + 1])
                 self.log("start_load_kv", req=spec.req_id, error=repr(exc))
