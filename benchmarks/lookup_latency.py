@@ -41,7 +41,7 @@ from semcache.index import HnswIndex
 REAL_ENTRIES = 10_000
 N_QUERIES = 1_000  # half held-out texts, half perturbed indexed texts
 K = 5
-EF_GRID = (16, 32, 64, 128, 256, 512, 1024)
+EF_GRID = (16, 32, 64, 128, 256, 384, 512, 1024)
 HIT_ZONE = 0.8  # queries whose exact best similarity is at least this could be cache hits
 NOISE_SIGMA = 0.03  # per dimension: synthetic vectors keep cosine ~0.85 to their real source
 
@@ -307,7 +307,7 @@ def main() -> None:
     parser.add_argument(
         "--ef-construction",
         type=int,
-        default=200,
+        default=400,
         help="graph build breadth (default: %(default)s, HnswIndex's default)",
     )
     parser.add_argument("--note", default="", help="free text stored in the JSON")
