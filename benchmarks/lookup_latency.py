@@ -35,13 +35,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from semcache.embedding import MicroBatcher, MiniLMEmbedder
+from semcache.embedding import MiniLMEmbedder
 from semcache.index import HnswIndex
+from semcache.microbatch import MicroBatcher
 
 REAL_ENTRIES = 10_000
 N_QUERIES = 1_000  # half held-out texts, half perturbed indexed texts
 K = 5
-EF_GRID = (16, 32, 64, 128, 256, 384, 512, 1024)
+EF_GRID = (16, 32, 64, 128, 256, 320, 384, 512, 1024)
 HIT_ZONE = 0.8  # queries whose exact best similarity is at least this could be cache hits
 NOISE_SIGMA = 0.03  # per dimension: synthetic vectors keep cosine ~0.85 to their real source
 

@@ -404,7 +404,8 @@ class SemanticCache:
 
 
 def _default_embedder() -> Any:
-    from semcache.embedding import CachedEmbedder, MicroBatcher, MiniLMEmbedder
+    from semcache.embedding import CachedEmbedder, MiniLMEmbedder
+    from semcache.microbatch import MicroBatcher
 
     # LRU first (a repeat costs no queueing); the batcher adds no wait of its own:
     # requests that arrive while a batch runs simply form the next batch.

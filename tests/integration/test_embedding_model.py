@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semcache.embedding import MicroBatcher, MiniLMEmbedder
+from semcache.embedding import MiniLMEmbedder
 from semcache.exceptions import EmbedderError
+from semcache.microbatch import MicroBatcher
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from semcache.embedding import CachedEmbedder, Embedder, MicroBatcher, check_texts
+from semcache.embedding import CachedEmbedder, Embedder, check_texts
+from semcache.microbatch import MicroBatcher
 
 pytestmark = pytest.mark.unit
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,3 +235,29 @@ def test_concurrent_searches_and_adds(make: Callable[..., HnswIndex | FaissIndex
         t.join()
     assert not errors
     assert len(index) == 400 + 50 - 20
+
+
+def test_hnsw_search_breadth_scales_with_partition_size() -> None:
+    rng = np.random.default_rng(7)
+    index = HnswIndex(dim=8, ef_scale_entries=100)
+    vectors = rng.normal(size=(250, 8)).astype(np.float32)
+    index.add("big", np.arange(250), vectors)
+    index.add("small", np.arange(1000, 1010), vectors[:10])
+    assert index._parts["big"].graph.ef == 64 * 3  # 250 entries: three steps of 100
+    assert index._parts["small"].graph.ef == 64
+    index.set_ef_search(40)  # an explicit breadth is pinned, whatever the size
+    assert index._parts["big"].graph.ef == index._parts["small"].graph.ef == 40
+    index.set_ef_search(None)
+    assert index._parts["big"].graph.ef == 192
+    with pytest.raises(ValueError):
+        HnswIndex(dim=8, ef_scale_entries=0)
+
+
+def test_hnsw_scaled_breadth_survives_save_and_load(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    index = HnswIndex(dim=8, ef_scale_entries=50)
+    index.add("p", np.arange(120), rng.normal(size=(120, 8)).astype(np.float32))
+    index.save(tmp_path / "idx")
+    loaded = load_index(tmp_path / "idx")
+    assert isinstance(loaded, HnswIndex) and loaded.ef_search is None
+    assert loaded._parts["p"].graph.ef == 64 * 3
