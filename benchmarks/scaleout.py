@@ -41,7 +41,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.proxy import loadgen, summary  # noqa: E402
+from benchmarks.proxy import loadgen, summary, wait_up  # noqa: E402
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 TOKEN = "scaleout-benchmark-token-0123"
@@ -133,21 +133,6 @@ class Servers:
                 time.sleep(0.1)
 
 
-def wait_up(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: process exited with {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} not up after {timeout_s} s")
-
-
 def start_replicas(servers: Servers, upstream: str, db_url: str, redis_url: str | None, n: int,
                    tag: str) -> list[tuple[subprocess.Popen[bytes], str]]:
     env = {"SEMCACHE_ADMIN_TOKEN": TOKEN, "SEMCACHE_LOAD_POLL_METRICS": "false", "OMP_NUM_THREADS": "1"}
@@ -160,7 +145,7 @@ def start_replicas(servers: Servers, upstream: str, db_url: str, redis_url: str 
                               db_url, "--log-level", "warning"], f"replica-{tag}-{i}", env)
         started.append((proc, f"http://127.0.0.1:{port}"))
     for proc, url in started:
-        wait_up(f"{url}/healthz", proc)
+        wait_up(f"{url}/healthz", proc, timeout_s=300)
     return started
 
 
@@ -335,7 +320,7 @@ def main() -> None:
         port = free_port()
         fake = servers.spawn(["-m", "semcache.adapters.proxy.testing", "--port", str(port)], "upstream")
         upstream = f"http://127.0.0.1:{port}"
-        wait_up(f"{upstream}/v1/models", fake)
+        wait_up(f"{upstream}/v1/models", fake, timeout_s=300)
 
         replicas = start_replicas(servers, upstream, f"{base}/bench_a", redis_url, 3, "redis")
         urls = [u for _, u in replicas]
