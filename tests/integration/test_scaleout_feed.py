@@ -9,18 +9,10 @@ import pytest
 
 from semcache.cache import SemanticCache
 from semcache.feed.log import changes_after
+from tests.fixtures.polling import wait_for
 from tests.unit.test_changefeed import HashEmbedder, _req
 
 pytestmark = pytest.mark.integration
-
-
-def _wait(predicate, timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 def _cache(url: str, **kw) -> SemanticCache:
@@ -32,14 +24,14 @@ def test_notify_delivers_long_before_the_poll(fresh_pg_url: str) -> None:
     writer, reader = _cache(fresh_pg_url, feed_poll_s=60.0), _cache(fresh_pg_url, feed_poll_s=60.0)
     try:
         assert reader.feed is not None and reader.feed.status()["mode"] == "listen"
-        assert _wait(lambda: reader.feed.connected)
+        assert wait_for(lambda: reader.feed.connected)
         entry_id = writer.store(_req("What is the capital of Peru?"), {"answer": "Lima"})
-        assert _wait(lambda: entry_id in reader.mirror, 20.0), reader.feed.status()
+        assert wait_for(lambda: entry_id in reader.mirror, 20.0), reader.feed.status()
         assert reader.lookup(_req("What is the capital of Peru?")).entry_id == entry_id
         writer.invalidate([entry_id])
-        assert _wait(lambda: entry_id not in reader.mirror, 20.0), reader.feed.status()
+        assert wait_for(lambda: entry_id not in reader.mirror, 20.0), reader.feed.status()
         writer.db.set_policy_override("factual", threshold=0.98, updated_by="test")
-        assert _wait(lambda: reader.policy("factual").threshold == 0.98, 20.0)
+        assert wait_for(lambda: reader.policy("factual").threshold == 0.98, 20.0)
     finally:
         writer.close()
         reader.close()
@@ -68,7 +60,7 @@ def test_concurrent_writers_leave_every_replica_with_the_stored_state(fresh_pg_u
         stored = caches[0].db.all_ids()
         assert len(stored) == 6 * 10
         for cache in caches:
-            assert _wait(lambda c=cache: c.mirror.ids() == stored), cache.feed.status()
+            assert wait_for(lambda c=cache: c.mirror.ids() == stored), cache.feed.status()
             assert cache.index.ids() == stored
         ids = [c.id for c in changes_after(caches[0].db.engine, 0, limit=10_000)]
         assert ids == sorted(ids) and len(ids) == 6 * 15 + 6 * 5
@@ -84,7 +76,7 @@ async def test_readyz_reports_the_feed_and_fails_after_a_long_outage(tmp_path) -
 
     cache = _cache(f"sqlite:///{tmp_path / 'ready.db'}", feed=True, feed_poll_s=0.05)
     try:
-        assert _wait(lambda: cache.feed.connected)
+        assert wait_for(lambda: cache.feed.connected)
         async with proxy_client(cache, FakeUpstream().app, ready_max_feed_outage_s=5.0) as client:
             ready = await client.get("/readyz")
             assert ready.status_code == 200 and ready.json()["feed"]["connected"] is True

@@ -11,19 +11,11 @@ import torch
 from semcache.cache import SemanticCache
 from semcache.exceptions import StoreUnavailable
 from semcache.redis_tier import RedisTier
+from tests.fixtures.polling import wait_for
 from tests.unit.test_changefeed import HashEmbedder, _req
 
 pytestmark = pytest.mark.integration
 QUESTION = "What is the capital of Peru?"
-
-
-def _wait(predicate, timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 @pytest.fixture
@@ -45,7 +37,7 @@ def test_exact_hit_through_redis_and_invalidation_fan_out(pair) -> None:
     assert hit is not None and hit.entry_id == entry_id and hit.match == "exact"
     assert entry_id in reader.mirror  # loaded from SQL on the way
     writer.invalidate([entry_id])
-    assert _wait(lambda: entry_id not in reader.mirror), "published invalidation never arrived"
+    assert wait_for(lambda: entry_id not in reader.mirror), "published invalidation never arrived"
     assert reader.lookup(_req(QUESTION)) is None
     assert reader.shared.status()["received"] >= 1 and writer.shared.status()["published"] >= 1
 
@@ -70,7 +62,7 @@ def test_redis_down_degrades_to_sql_and_recovers(pair, redis_server) -> None:
         redis_server.start()
     time.sleep(0.3)  # past retry_s
     other = writer.store(_req("What is the capital of Chile?"), {"answer": "Santiago"})
-    assert _wait(lambda: writer.shared.status()["up"])
+    assert wait_for(lambda: writer.shared.status()["up"])
     assert reader.lookup(_req("What is the capital of Chile?")).entry_id == other
 
 
