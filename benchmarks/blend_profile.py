@@ -74,6 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contexts", default="2048,8192")
     parser.add_argument("--ratio", type=float, default=0.15)
+    parser.add_argument("--select", default="query", choices=("query", "deviation"))
     parser.add_argument("--layers", type=int, default=32)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--top", type=int, default=12)
@@ -94,7 +95,7 @@ def main() -> None:
         per: dict[str, Any] = {}
         cases = {"full": lambda ids=ids: runner.prefill(ids)[0].argmax()}
         for impl in ("auto", "torch"):
-            cfg = BlendConfig(ratio=args.ratio, impl=impl)
+            cfg = BlendConfig(ratio=args.ratio, impl=impl, select=args.select)
             cases[f"blend_{impl}"] = (lambda cfg=cfg, b=blender, segs=segs:
                                       b.prefill(segs, cfg).logits.argmax())
         for name, fn in cases.items():

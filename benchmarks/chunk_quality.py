@@ -61,7 +61,7 @@ def reuse_pass(blender: Blender, segments: list[Segment], cont: list[int], ref_l
     res = blender.prefill(segments, cfg)
     ext = blender.runner.extend(cont[:-1], res.kv, all_logits=True)
     logp = torch.log_softmax(torch.cat((res.logits[None], ext)), dim=-1)
-    agree = logp.argmax(-1) == torch.tensor(cont)
+    agree = logp.argmax(-1) == torch.tensor(cont, device=logp.device)
     kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
     return {"agreement": float(agree.float().mean()), "kl": float(kl.mean()),
             "first_token": float(agree[0]), "exact16": float(agree[:16].all()),
@@ -126,12 +126,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--ratios", default=",".join(str(r) for r in RATIOS))
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--check-layer", type=int, default=1)
-    parser.add_argument("--score", default="kv", choices=("k", "v", "kv"))
+    parser.add_argument("--select", default="query", choices=("query", "deviation"),
+                        help="how chunk tokens are chosen for recompute (semcache.gpu.blend)")
+    parser.add_argument("--score", default="kv", choices=("k", "v", "kv"),
+                        help="the deviation score (with --select deviation)")
     parser.add_argument("--boundary-tokens", type=int, default=0)
-    parser.add_argument("--anchor", default="bos", choices=("bos", "prefix", "none"),
-                        help="what chunk KV is computed after: the BOS token, the prompts' shared "
-                             "system prefix, or nothing")
+    parser.add_argument("--anchor", default="context",
+                        choices=("context", "context-system", "bos", "prefix", "none"),
+                        help="what chunk KV is computed after: the engine's default anchor "
+                             "(semcache.gpu.anchor), that anchor with the prompts' own system "
+                             "message, the BOS token, the prompts' shared system prefix, or nothing")
+    parser.add_argument("--anchor-text", type=Path, default=None,
+                        help="file with the anchor's context passage (default: the engine's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--start", type=int, default=0,
+                        help="skip the first N prompts (to finish a stopped run; merge with --merge)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="where SmolLM2 runs (fp32 on both; Triton kernels on cuda)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--shard", default="0/1",
                         help="i/n: run prompts i, i+n, ... (merge the parts with --merge)")
@@ -149,12 +160,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from tqdm import tqdm
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    loaded = load_smollm2()
+    loaded = load_smollm2(args.device)
     tok = loaded.tokenizer
     runner = ModelRunner(loaded.model)
     registry = ChunkRegistry()
-    prompts = rag_prompts(tok, args.limit, seed=args.seed)[shard::nshards]
-    anchor = ([tok.bos_token_id] if args.anchor == "bos" else
+    prompts = rag_prompts(tok, args.limit, seed=args.seed)[args.start:][shard::nshards]
+    from semcache.gpu.anchor import ANCHOR_CONTEXT, ANCHOR_SYSTEM, anchor_ids
+
+    context = args.anchor_text.read_text().strip() if args.anchor_text else ANCHOR_CONTEXT
+    anchor = (anchor_ids(tok, ANCHOR_SYSTEM, context) if args.anchor == "context" else
+              anchor_ids(tok, prompts[0].system, context) if args.anchor == "context-system" else
+              [tok.bos_token_id] if args.anchor == "bos" else
               _shared_prefix(tok, prompts) if args.anchor == "prefix" else [])
     blender = Blender(runner, ChunkKVStore(4 << 30), registry, anchor_ids=anchor)
     per_ratio: dict[float, list[dict[str, float]]] = {r: [] for r in ratios}
@@ -166,7 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         lengths.append(len(ids))
         cont, ref_logp = reference_pass(runner, ids, args.new_tokens)
         for r in ratios:
-            cfg = BlendConfig(ratio=r, check_layer=args.check_layer, score=args.score,
+            cfg = BlendConfig(ratio=r, check_layer=args.check_layer, select=args.select,
+                              score=args.score,
                               boundary_tokens=args.boundary_tokens)
             per_ratio[r].append(reuse_pass(blender, list(layout.segments), cont, ref_logp, cfg))
         if len(lengths) % 5 == 0:  # checkpoint: a long run can be stopped and still merged
@@ -192,13 +209,15 @@ def _shared_prefix(tok: Any, prompts: list[Any]) -> list[int]:
 def summary(args: argparse.Namespace, anchor: list[int], n: int, lengths: list[int],
             per_ratio: dict[float, list[dict[str, float]]], seconds: float) -> dict[str, Any]:
     return {
-        "model": "SmolLM2-135M-Instruct (GGUF Q4_1 de-quantised, fp32, CPU)",
+        "model": "SmolLM2-135M-Instruct (GGUF Q4_1 de-quantised, fp32)",
+        "device": (torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"),
         "prompts": n, "chunks_per_prompt": 6,
         "prompt_tokens": {"min": min(lengths), "median": sorted(lengths)[len(lengths) // 2],
                           "max": max(lengths)},
         "new_tokens": args.new_tokens,
-        "design": {"check_layer": args.check_layer, "score": args.score,
-                   "boundary_tokens": args.boundary_tokens,
+        "design": {"check_layer": args.check_layer, "select": args.select, "score": args.score,
+                   "boundary_tokens": args.boundary_tokens, "anchor": args.anchor,
+                   "anchor_text": str(args.anchor_text) if args.anchor_text else "default",
                    "chunk_kv": "computed alone after a fixed anchor prefix" if anchor else
                    "computed alone at positions 0..L-1", "anchor_ids": anchor,
                    "ratio_accounting": "fraction of chunk tokens recomputed after the check layer; "

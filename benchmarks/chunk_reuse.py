@@ -75,7 +75,8 @@ def timed(fn: Callable[[], Any], device: torch.device, runs: int, warmup: int) -
 
 
 def bench_context(runner: ModelRunner, context: int, n_chunks: int, question: int,
-                  ratios: list[float], runs: int, warmup: int, seed: int) -> dict[str, Any]:
+                  ratios: list[float], runs: int, warmup: int, seed: int,
+                  select: str = "query") -> dict[str, Any]:  # fmt: skip
     dev = runner.device
     chunk_len = (context - question) // n_chunks
     if chunk_len < 1:
@@ -108,14 +109,14 @@ def bench_context(runner: ModelRunner, context: int, n_chunks: int, question: in
         return runner.extend(rest, kv).argmax()
 
     out: dict[str, Any] = {"context": len(ids), "chunk_tokens": chunk_len, "chunks": n_chunks,
-                           "question_tokens": question}
+                           "question_tokens": question, "select": select}
     out["full"] = timed(full, dev, runs, warmup)
     out["prefix"] = timed(prefix, dev, runs, warmup)
     for name, b, impl in (("blend_gpu", blender, "auto"), ("blend_pinned", pinned, "auto"),
                           ("blend_torch", blender, "torch")):
         out[name] = {}
         for r in ratios:
-            cfg = BlendConfig(ratio=r, impl=impl)
+            cfg = BlendConfig(ratio=r, impl=impl, select=select)
             out[name][str(r)] = timed(lambda b=b, cfg=cfg: b.prefill(segments, cfg).logits.argmax(),
                                       dev, runs, warmup)
     full_ms, prefix_ms = out["full"]["median_ms"], out["prefix"]["median_ms"]
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=None, help="default 10 on cuda, 2 on cpu")
     parser.add_argument("--warmup", type=int, default=None, help="default 3 on cuda, 1 on cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--select", default="query", choices=("query", "deviation"),
+                        help="how chunk tokens are chosen for recompute (semcache.gpu.blend)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/chunk_reuse.json"))
     args = parser.parse_args(argv)
     cuda = args.device == "cuda"
@@ -158,11 +161,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "device": torch.cuda.get_device_name() if cuda else "cpu", "shape": shape,
         "layers": args.layers, "dtype": str(dtype), "torch": torch.__version__,
-        "ratios": ratios, "contexts": [],
+        "ratios": ratios, "select": args.select, "contexts": [],
     }
     for context in contexts:
         res = bench_context(runner, context, args.chunks, args.question_tokens, ratios,
-                            runs, warmup, args.seed)
+                            runs, warmup, args.seed, args.select)
         results["contexts"].append(res)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")  # kept if a later context fails

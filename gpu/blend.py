@@ -14,11 +14,18 @@ positions ``0..T-1``:
    On CUDA the copies run on a side stream a few layers ahead of compute, so loads from pinned
    host memory overlap with compute.
 2. Layers ``0 .. check_layer-1`` run in full for every token.
-3. At ``check_layer`` Q/K/V are computed for every token (its fresh K/V are kept for every row),
-   and chunk tokens are scored by the deviation of fresh from cached K and V
-   (``ops.token_deviation``; each normalised by its mean over chunk tokens, then summed).
-   ``round(ratio * chunk_tokens)`` chunk tokens are chosen (``ops.select_topk``); the first
-   ``boundary_tokens`` of every chunk go first (their score is +inf), so they count toward r.
+3. At ``check_layer`` Q/K/V are computed for every token (its fresh K/V are kept for every row).
+   ``round(ratio * chunk_tokens)`` chunk tokens are chosen (``ops.select_topk``) by one of two
+   scores (``select``); the first ``boundary_tokens`` of every chunk go first (their score is
+   +inf), so they count toward r.
+
+   - ``"query"`` (default): a *query pass* runs only the non-chunk tokens through the remaining
+     layers over the reused KV (chunk tokens untouched, exactly what r = 0 computes) and sums the
+     attention the question tokens (the non-chunk tokens after the last chunk) pay to each chunk
+     token over those layers (``ops.attention_mass``). The chunk tokens the question reads most
+     are recomputed. The pass computes non-chunk tokens only, so it costs no chunk recompute.
+   - ``"deviation"``: CacheBlend's score, the deviation of fresh from cached K and V at the check
+     layer (``ops.token_deviation``; each normalised by its mean over chunk tokens, then summed).
 4. From ``check_layer`` on, only the *active* tokens (non-chunk tokens, selected chunk tokens,
    and the last prompt token) are carried: their queries attend to the fused KV with the exact
    causal mask by true positions (``ops.partial_attention``) and their fresh K/V are written
@@ -28,14 +35,24 @@ positions ``0..T-1``:
 layer (the last prompt token is added if it is a chunk token and is counted in the stats). With
 ``ratio=1`` every token is active, which reproduces a full prefill through this same code path.
 
-Design choices, measured with SmolLM2-135M on 20 RAG prompts (teacher-forced agreement / KL at
-r=0.15; ``benchmarks/chunk_quality.py`` holds the full run): the BOS anchor lifts naive reuse
-(r=0) from 0.852 / 0.119 to 0.877 / 0.075, but at r=0.15 every variant tried landed within noise
-of plain CacheBlend (no anchor, V deviation: 0.905 / 0.034): K+V 0.900 / 0.038, K only 0.897 /
-0.041, one or two boundary tokens per chunk 0.900-0.908, check layer 2 0.898 / 0.037, and
-question-attention-weighted deviation was worse. Gradual narrowing over several layers is not
-offered: every token recomputed after the check layer counts toward r, so narrowing a larger
-first selection costs the ratio of that larger set.
+Design choices, measured with SmolLM2-135M (teacher-forced agreement / KL at r = 0.15;
+``benchmarks/chunk_quality.py`` holds the full 200-prompt run). On 20 development prompts, every
+variant of the deviation score landed within noise of plain CacheBlend (no anchor, V deviation:
+0.905 / 0.034): K+V 0.900 / 0.038, K only 0.897 / 0.041, one or two boundary tokens per chunk
+0.900-0.908, check layer 2 0.898 / 0.037. On 40 other development prompts (seed 1), even an
+*oracle* deviation score (the true deviation from full prefill, summed over all layers) reached
+only 0.909 / 0.038 against 0.903 / 0.043 for K+V and 0.880 / 0.070 for random selection: the
+deviation is spread over many tokens, and which 15 % are fixed matters less than whether they are
+the ones the answer depends on. Query-driven selection reached 0.918 / 0.032 there, and with the
+context anchor (``semcache.gpu.anchor``) 0.939 / 0.021 on 16 prompts, where K+V deviation with
+the same anchor stayed at 0.902 / 0.036. Attention mass from the last layers only (15-29) or from
+the last 8 question tokens only gave the same within noise; from layers 2-11 only it was worse
+(0.928 / 0.030), so the query pass runs every layer. On the 200 reported prompts (one H200, fp32)
+the default design gives 0.928 / 0.022, and 0.946 / 0.014 with a documentation-genre anchor,
+against 0.901 / 0.041 for the BOS anchor with K+V deviation. The query pass runs every layer once
+more for the non-chunk tokens, which costs TTFT on a GPU (``gpu/KERNELS_NOTES.md``). Gradual narrowing over several layers is not
+offered: every token recomputed after the check layer counts toward r, so narrowing a larger first
+selection costs the ratio of that larger set.
 """
 
 from __future__ import annotations
@@ -44,7 +61,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from semcache.gpu import ops
+from semcache.gpu import ops, reference
+from semcache.gpu.anchor import ANCHOR_VERSION
 from semcache.gpu.chunk_kv import ChunkKV, ChunkKVStore
 from semcache.gpu.chunks import ChunkRegistry, Segment, chunk_id
 from semcache.gpu.runner import KVCache, ModelRunner, as_ids
@@ -52,6 +70,7 @@ from torch import Tensor
 
 IMPLS = ("auto", "torch", "triton")
 SCORES = ("k", "v", "kv")
+SELECTS = ("query", "deviation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +79,8 @@ class BlendConfig:
 
     ratio: float = 0.15
     check_layer: int = 1
-    score: str = "kv"
+    select: str = "query"
+    score: str = "kv"  # the deviation score (select="deviation", or no question tokens)
     boundary_tokens: int = 0
     impl: str = "auto"
 
@@ -69,12 +89,21 @@ class BlendConfig:
             raise ValueError(f"ratio must be in [0, 1], got {self.ratio}")
         if self.check_layer < 1:
             raise ValueError(f"check_layer must be >= 1 (layer-0 KV has no context), got {self.check_layer}")
+        if self.select not in SELECTS:
+            raise ValueError(f"select must be one of {SELECTS}, got {self.select!r}")
         if self.score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
         if self.boundary_tokens < 0:
             raise ValueError(f"boundary_tokens must be >= 0, got {self.boundary_tokens}")
         if self.impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {self.impl!r}")
+
+
+def blend_design(check_layer: int, select: str, score: str, boundary_tokens: int,
+                 anchor: str = ANCHOR_VERSION) -> dict[str, object]:  # fmt: skip
+    """The settings a quality gate is calibrated for (``anchor``: ``anchor.anchor_version``)."""
+    return {"check_layer": check_layer, "select": select, "score": score,
+            "boundary_tokens": boundary_tokens, "anchor": anchor}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +132,19 @@ class ChunkEncoder:
     def __init__(self, runner: ModelRunner, anchor_ids: Sequence[int] = ()) -> None:
         self.runner = runner
         self.anchor_ids = tuple(int(t) for t in anchor_ids)
+        self._anchor_kv: KVCache | None = None
 
     def encode(self, token_ids: Sequence[int]) -> ChunkKV:
         tokens = tuple(int(t) for t in token_ids)
         a = len(self.anchor_ids)
-        _, kv = self.runner.prefill(self.anchor_ids + tokens)
+        if not a:
+            _, kv = self.runner.prefill(tokens)
+        else:  # the anchor's KV is computed once; each chunk extends a shallow copy of it
+            if self._anchor_kv is None:
+                _, self._anchor_kv = self.runner.prefill(self.anchor_ids)
+            base = self._anchor_kv
+            kv = KVCache(list(base.keys), list(base.values), base.positions)
+            self.runner.extend(tokens, kv)
         return ChunkKV(
             tokens, kv.positions[a:].clone(),
             torch.stack([k[a:] for k in kv.keys]), torch.stack([v[a:] for v in kv.values]),
@@ -203,7 +240,12 @@ class Blender:
         c = cfg.check_layer
         q, k, v = run.qkv(c, hidden, cos, sin, impl=cfg.impl)
         cached_k, cached_v = loader.layer(c)
-        scores = _deviation(cached_k, cached_v, k, v, is_chunk, n_chunk, cfg.score, cfg.impl)
+        query_rows = [(a, b) for a, b in plain if not rows or a >= rows[-1][1]]
+        if cfg.select == "query" and query_rows and n_select > 0:
+            scores = self._query_mass(hidden, q, k, v, plain_idx, query_rows, positions, cos, sin,
+                                      loader, cfg)  # fmt: skip
+        else:
+            scores = _deviation(cached_k, cached_v, k, v, is_chunk, n_chunk, cfg.score, cfg.impl)
         # host-known sizes, no device sync: forced tokens first, the last token before them
         scores = torch.where(forced, torch.full_like(scores, 1e38), scores)
         scores = torch.where(is_chunk, scores, torch.full_like(scores, float("-inf")))
@@ -230,6 +272,37 @@ class Blender:
         logits = run.logits(hidden[-1:])[0]
         stats = BlendStats(total, n_chunk, n_select, reused, len(records) - reused)
         return BlendResult(logits, KVCache(keys, values, positions), stats)
+
+    def _query_mass(self, hidden: Tensor, q: Tensor, k: Tensor, v: Tensor,
+                    plain_idx: list[Tensor], query_rows: list[tuple[int, int]], positions: Tensor,
+                    cos: Tensor, sin: Tensor, loader: _FusedKVLoader, cfg: BlendConfig) -> Tensor:
+        """The query pass (module docstring, step 3): attention mass ``[T]`` on every token.
+
+        ``hidden``/``q``/``k``/``v`` are the check layer's input and fresh projections for all
+        tokens. The non-chunk tokens run the remaining layers over the reused chunk KV, their
+        fresh K/V written into the fused cache (the main pass overwrites those rows again).
+        """
+        run, c = self.runner, cfg.check_layer
+        act = torch.cat(plain_idx)  # ascending: segments are in order
+        q_pos = positions[act]
+        n_query = sum(b - a for a, b in query_rows)  # the last rows of ``act``
+        qp = q_pos[-n_query:]
+        plan = ops.plan_partial_attention(q_pos, positions) if cfg.impl != "torch" else None
+        attn = self._attention(q[act], k, v, q_pos, positions, cfg.impl, plan)
+        h = run.finish_layer(c, hidden[act], attn, impl=cfg.impl)
+        cos_a, sin_a = cos[act], sin[act]
+        mass = torch.zeros(positions.shape[0], dtype=torch.float32, device=positions.device)
+        bias = reference.visibility_bias(qp, positions, run.num_heads // run.num_kv_heads)
+        for layer in range(c + 1, run.num_layers):
+            q1, k1, v1 = run.qkv(layer, h, cos_a, sin_a, impl=cfg.impl)
+            fused_k, fused_v = loader.layer(layer)
+            ops.scatter_rows(fused_k, act, k1, impl=cfg.impl)
+            ops.scatter_rows(fused_v, act, v1, impl=cfg.impl)
+            mass += ops.attention_mass(q1[-n_query:], fused_k, qp, positions, run.scale, bias)
+            if layer + 1 < run.num_layers:  # the last layer's output is not needed
+                attn = self._attention(q1, fused_k, fused_v, q_pos, positions, cfg.impl, plan)
+                h = run.finish_layer(layer, h, attn, impl=cfg.impl)
+        return mass
 
     def _attention(self, q: Tensor, k: Tensor, v: Tensor, q_pos: Tensor, k_pos: Tensor,
                    impl: str, plan: object) -> Tensor:
@@ -285,6 +358,7 @@ class _FusedKVLoader:
         self.v = torch.zeros(shape, dtype=run.dtype, device=run.device)
         self.stream: torch.cuda.Stream | None = None
         self.events: dict[int, torch.cuda.Event] = {}
+        self.done: dict[int, tuple[Tensor, Tensor]] = {}
         self.resident = all(rec.keys.device == run.device for rec in records)
         if self.resident:  # already on the device: one copy per chunk covers every layer
             for rec, (a, b) in zip(records, rows, strict=True):
@@ -314,10 +388,14 @@ class _FusedKVLoader:
             self.v[i, a:b].copy_(rec.values[layer], non_blocking=True)
 
     def layer(self, layer: int) -> tuple[Tensor, Tensor]:
+        """Layer ``layer``'s fused K (re-rotated) and V; later calls return the same tensors."""
         i = layer - self.first
+        if i in self.done:
+            return self.done[i]
         if not self.resident and i + self.PREFETCH < self.n:
             self._queue(i + self.PREFETCH)
         if self.stream is not None:
             torch.cuda.current_stream(self.run.device).wait_event(self.events.pop(i))
         k = ops.rerotate_k(self.k[i], self.delta, self.run.rope, impl=self.impl)
-        return k, self.v[i]
+        self.done[i] = (k, self.v[i])
+        return self.done[i]

@@ -24,6 +24,11 @@ ModelOpt = Annotated[str, typer.Option("--model", help="'smollm2' or a local Hug
                                        "(Llama, Qwen2, Mistral)")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda[:N]")]
 CheckLayerOpt = Annotated[int, typer.Option(min=1, help="blend: first layer where deviation is scored")]
+AnchorOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
+    help="blend: file with the passage chunk KV is computed after (default: the built-in one; "
+         "a passage in the genre of your documents is best)")]
+SelectOpt = Annotated[str, typer.Option(help="blend: how chunk tokens are chosen for recompute: "
+                                       "query (attention of the question) or deviation")]
 ScoreOpt = Annotated[str, typer.Option(help="blend: deviation score, k, v or kv")]
 BoundaryOpt = Annotated[int, typer.Option(min=0, help="blend: first tokens of each chunk always "
                                           "recomputed (they count toward r)")]
@@ -63,8 +68,10 @@ def serve(
     served_name: Annotated[str, typer.Option(help="model name clients use")] = "smollm2",
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     check_layer: CheckLayerOpt = 1,
+    select: SelectOpt = "query",
     score: ScoreOpt = "kv",
     boundary_tokens: BoundaryOpt = 0,
+    anchor_text: AnchorOpt = None,
 ) -> None:
     """Serve MODEL through an OpenAI-compatible API (chat, completions, streaming)."""
     _check_device(device)
@@ -81,8 +88,8 @@ def serve(
         _fail(f"gate file {gate} does not exist (run `semcache engine calibrate --out {gate}`)")
     try:
         quality_gate = QualityGate.load(gate_path) if gate_path is not None else None
-        config = EngineConfig(ratio=ratio, check_layer=check_layer, score=score,
-                              boundary_tokens=boundary_tokens)
+        config = EngineConfig(ratio=ratio, check_layer=check_layer, select=select, score=score,
+                              boundary_tokens=boundary_tokens, anchor_context=_read_anchor(anchor_text))
         engine = Engine.from_model(model, device, config=config, gate=quality_gate)
     except ValueError as exc:
         _fail(str(exc))
@@ -104,8 +111,10 @@ def calibrate(
     seed: Annotated[int, typer.Option(help="prompt sampling seed")] = 0,
     out: Annotated[Path, typer.Option(help="gate file to write")] = DEFAULT_GATE_FILE,
     check_layer: CheckLayerOpt = 1,
+    select: SelectOpt = "query",
     score: ScoreOpt = "kv",
     boundary_tokens: BoundaryOpt = 0,
+    anchor_text: AnchorOpt = None,
 ) -> None:
     """Measure agreement with full prefill over a grid of r and write the quality gate."""
     _check_device(device)
@@ -116,7 +125,8 @@ def calibrate(
     from semcache.gpu.quality_gate import calibrate as run_calibration
 
     try:
-        config = EngineConfig(check_layer=check_layer, score=score, boundary_tokens=boundary_tokens)
+        config = EngineConfig(check_layer=check_layer, select=select, score=score,
+                              boundary_tokens=boundary_tokens, anchor_context=_read_anchor(anchor_text))
         engine = Engine.from_model(model, device, config=config)
     except ValueError as exc:
         _fail(str(exc))
@@ -130,3 +140,12 @@ def calibrate(
         typer.echo(f"r={float(r):<5} agreement={result.agreement[r]:.3f} kl={result.kl[r]:.4f}")
     verdict = "meets" if result.met else "no ratio met; gate at full recompute for"
     typer.echo(f"gate: r={result.ratio} {verdict} floor {floor} -> {out}")
+
+
+def _read_anchor(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        _fail(f"cannot read --anchor-text {path}: {exc.strerror}")

@@ -140,6 +140,18 @@ def partial_attention(
     )
 
 
+def attention_mass(q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, scale: float,
+                   bias: Tensor | None = None) -> Tensor:  # fmt: skip
+    """Attention ``[Nk]`` that keys receive from a few queries (``reference.attention_mass_ref``).
+
+    One batched matmul and a softmax on any device: the queries are the prompt's question tokens
+    (tens), so there is no kernel to write for it.
+    """
+    if q_pos.shape != (q.shape[0],) or k_pos.shape != (k.shape[0],):
+        raise ValueError(f"q_pos {tuple(q_pos.shape)} / k_pos {tuple(k_pos.shape)} do not match")
+    return reference.attention_mass_ref(q, k, q_pos, k_pos, scale, bias)
+
+
 def scatter_rows(dst: Tensor, idx: Tensor, src: Tensor, *, impl: str = "auto") -> None:
     """In place ``dst[idx[i]] = src[i]``: ``dst [T, H, D]``, ``idx [n]``, ``src [n, H, D]``."""
     if not _use_triton(impl, dst):

@@ -101,6 +101,37 @@ def partial_attention_ref(
     return out.to(q.dtype)
 
 
+def visibility_bias(q_pos: Tensor, k_pos: Tensor, group: int) -> Tensor:
+    """``[Nq * group, Nk]`` fp32: 0 where ``k_pos <= q_pos``, else -inf (rows repeat per head)."""
+    visible = (k_pos[None, :] <= q_pos[:, None]).repeat_interleave(group, dim=0)
+    zero = torch.zeros((), dtype=torch.float32, device=q_pos.device)
+    return torch.where(visible, zero, torch.full_like(zero, float("-inf")))
+
+
+def attention_mass_ref(q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, scale: float,
+                       bias: Tensor | None = None) -> Tensor:  # fmt: skip
+    """Attention each key receives from queries ``q [Nq, Hq, D]``: ``[Nk]`` fp32.
+
+    The softmax of every (query, head) row over the keys it may see (``k_pos <= q_pos``), summed
+    over queries and heads; the result sums to ``Nq * Hq``. Query head ``h`` reads KV head
+    ``h // (Hq // Hkv)``. The logits are a matmul in the inputs' dtype, then fp32. ``bias``
+    (``visibility_bias``, the same for every layer of a request) may be passed in precomputed.
+    """
+    _check_kv("q", q)
+    _check_kv("k", k)
+    n, hq, d = q.shape
+    hkv = k.shape[1]
+    if hq % hkv or k.shape[2] != d:
+        raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} heads do not match")
+    g = hq // hkv
+    if bias is None:
+        bias = visibility_bias(q_pos, k_pos, g)
+    qg = q.view(n, hkv, g, d).permute(1, 0, 2, 3).reshape(hkv, n * g, d)
+    scores = torch.bmm(qg, k.permute(1, 2, 0)).float()  # [Hkv, n*g, Nk]
+    scores = (scores * scale + bias).softmax(dim=-1)
+    return scores.nan_to_num(0.0).sum(dim=(0, 1))
+
+
 def scatter_rows_ref(dst: Tensor, idx: Tensor, src: Tensor) -> None:
     """In place: ``dst[idx[i]] = src[i]`` for ``dst [T, H, D]``, ``idx [n]``, ``src [n, H, D]``."""
     _check_kv("dst", dst)

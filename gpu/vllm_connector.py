@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
+from semcache.gpu.anchor import anchor_ids
 from semcache.gpu.vllm.compat import check_vllm
 from semcache.gpu.vllm.plan import ChunkPlanner, ConnectorConfig, LoadSpec, slot_mapping
 from semcache.gpu.vllm.worker import BlendWorker
@@ -188,8 +189,7 @@ class SemcacheConnector(KVConnectorBase_V1):
                 f"{first.device}; the connector expects {runner.num_layers} CPU layers of "
                 f"[num_blocks, {expected[0]}, {expected[1]}, {expected[2]}] (CPU attention backend)")
         self.kv_caches = kv_caches
-        bos = getattr(loaded.tokenizer, "bos_token_id", None)
-        self.worker = BlendWorker(runner, self.config, anchor_ids=[bos] if bos is not None else [])
+        self.worker = BlendWorker(runner, self.config, anchor_ids=anchor_ids(loaded.tokenizer))
         self.log("register_kv_caches", layers=len(kv_caches), shape=list(first.shape),
                  dtype=str(first.dtype), model_copy_dtype=str(runner.dtype))
 

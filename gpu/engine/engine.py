@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from semcache.gpu.blend import BlendConfig, Blender
+from semcache.gpu.anchor import ANCHOR_CONTEXT, anchor_ids, anchor_version
+from semcache.gpu.blend import BlendConfig, Blender, blend_design
 from semcache.gpu.chunk_kv import ChunkKVStore
 from semcache.gpu.chunks import ChunkRegistry, PromptLayout
 from semcache.gpu.engine.decoding import SamplingParams, TextStream, next_token
@@ -37,9 +38,11 @@ class EngineConfig:
 
     ratio: float | None = None
     check_layer: int = 1
+    select: str = "query"
     score: str = "kv"
     boundary_tokens: int = 0
     impl: str = "auto"
+    anchor_context: str | None = None  # the anchor passage (None: semcache.gpu.anchor's default)
     chunk_store_bytes: int = 2 << 30
     max_tokens_cap: int = 2048
     chunk_separator: str = "\n\n"
@@ -49,11 +52,11 @@ class EngineConfig:
             raise ValueError(f"ratio must be in [0, 1], got {self.ratio}")
         if self.max_tokens_cap < 1:
             raise ValueError(f"max_tokens_cap must be >= 1, got {self.max_tokens_cap}")
-        self.blend(0.0)  # validates check_layer, score, boundary_tokens and impl
+        self.blend(0.0)  # validates check_layer, select, score, boundary_tokens and impl
 
     def blend(self, ratio: float) -> BlendConfig:
-        return BlendConfig(ratio=ratio, check_layer=self.check_layer, score=self.score,
-                           boundary_tokens=self.boundary_tokens, impl=self.impl)
+        return BlendConfig(ratio=ratio, check_layer=self.check_layer, select=self.select,
+                           score=self.score, boundary_tokens=self.boundary_tokens, impl=self.impl)
 
 
 @dataclass(slots=True)
@@ -122,9 +125,8 @@ class Engine:
         self.runner = ModelRunner(loaded.model)
         self.registry = ChunkRegistry()
         self.store = ChunkKVStore(self.config.chunk_store_bytes)
-        bos = getattr(self.tokenizer, "bos_token_id", None)
         self.blender = Blender(self.runner, self.store, self.registry,
-                               anchor_ids=[bos] if bos is not None else [])
+                               anchor_ids=anchor_ids(self.tokenizer, context=self._anchor_context))
         self.gate = gate
         if gate is not None:
             gate.check_design(self.name, self.blend_design())
@@ -147,7 +149,12 @@ class Engine:
     def blend_design(self) -> dict[str, Any]:
         """The blend settings a quality gate must have been calibrated with."""
         c = self.config
-        return {"check_layer": c.check_layer, "score": c.score, "boundary_tokens": c.boundary_tokens}
+        return blend_design(c.check_layer, c.select, c.score, c.boundary_tokens,
+                            anchor_version(self._anchor_context))
+
+    @property
+    def _anchor_context(self) -> str:
+        return self.config.anchor_context if self.config.anchor_context is not None else ANCHOR_CONTEXT
 
     def _resolve_ratio(self, ratio: float | None) -> float:
         return self.default_ratio if ratio is None else self._checked_ratio(ratio)

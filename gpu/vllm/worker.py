@@ -14,7 +14,7 @@ private attribute that breaks on version drift.
 The KV written is exactly the engine's blend (``semcache.gpu.blend``): cached chunk KV re-rotated
 to its new positions, layers before the check layer recomputed for every token, after it the
 non-chunk tokens and the ``ratio`` share of chunk tokens whose KV deviates most. Chunks seen for
-the first time are computed in isolation (after the BOS anchor) and stored for later requests.
+the first time are computed in isolation (after the default anchor, ``semcache.gpu.anchor``) and stored for later requests.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class BlendWorker:
         # einsum reference, which a profile of a 610-token span (SmolLM2, bf16) put at about
         # 40% more CPU time in all
         impl = "torch" if self.runner.device.type == "cpu" else "auto"
-        return BlendConfig(ratio=ratio, check_layer=c.check_layer, score=c.score,
+        return BlendConfig(ratio=ratio, check_layer=c.check_layer, select=c.select, score=c.score,
                            boundary_tokens=c.boundary_tokens, impl=impl)
 
     @torch.inference_mode()

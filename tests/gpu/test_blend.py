@@ -218,3 +218,75 @@ def test_speed_benchmark_smoke(tmp_path: Path) -> None:
     ctx = result["contexts"][0]
     assert ctx["context"] == 512 and set(ctx["blend_gpu"]) == {"0.05", "0.1", "0.15", "0.2"}
     assert all(ctx[m]["median_ms"] > 0 for m in ("full", "prefix"))
+
+
+# ----- query-driven selection and the anchor ----------------------------------------------------
+@pytest.mark.parametrize("hq,hkv,n,t", [(4, 2, 3, 17), (6, 3, 1, 9), (2, 2, 5, 31)])
+def test_attention_mass_matches_explicit_softmax(hq: int, hkv: int, n: int, t: int) -> None:
+    from semcache.gpu import ops
+
+    g = torch.Generator().manual_seed(hq * 100 + t)
+    q, k = torch.randn(n, hq, 8, generator=g), torch.randn(t, hkv, 8, generator=g)
+    k_pos = torch.randperm(t, generator=g)
+    q_pos = torch.randint(0, t, (n,), generator=g)
+    expected = torch.zeros(t)
+    for i in range(n):
+        for h in range(hq):
+            logits = (k[:, h // (hq // hkv)] @ q[i, h]) * 0.3
+            logits[k_pos > q_pos[i]] = float("-inf")
+            expected += logits.softmax(0)
+    mass = ops.attention_mass(q, k, q_pos, k_pos, 0.3)
+    torch.testing.assert_close(mass, expected, atol=1e-5, rtol=1e-5)
+    assert mass[k_pos > q_pos.max()].abs().max() == 0  # never-visible keys get nothing
+    torch.testing.assert_close(mass.sum(), torch.tensor(float(n * hq)))
+
+
+def test_encoder_with_cached_anchor_equals_prefill_after_anchor(runner: ModelRunner) -> None:
+    anchor, chunk = _tokens(9, 100), _tokens(13, 101)
+    encoder = ChunkEncoder(runner, anchor_ids=anchor)
+    for _ in range(2):  # the second encoding reuses the anchor KV, which must stay unchanged
+        stored = encoder.encode(chunk)
+        _, kv = runner.prefill(anchor + chunk)
+        assert stored.positions.tolist() == list(range(9, 22))
+        for layer in range(runner.num_layers):
+            torch.testing.assert_close(stored.keys[layer], kv.keys[layer][9:], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(stored.values[layer], kv.values[layer][9:], atol=1e-5,
+                                       rtol=1e-5)  # fmt: skip
+    assert len(encoder._anchor_kv) == 9  # type: ignore[arg-type]
+
+
+def test_query_selection_recomputes_what_the_question_reads(runner: ModelRunner,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunk tokens chosen are the top-k of the question's attention in the query pass."""
+    from semcache.gpu import ops
+
+    segs = [Segment(_tokens(4, 110)), _chunk(30, 111), _chunk(26, 112), Segment(_tokens(6, 113))]
+    chosen: list[torch.Tensor] = []
+    masses: list[torch.Tensor] = []
+    real_select, real_mass = ops.select_topk, ops.attention_mass
+
+    def spy_select(scores: torch.Tensor, k: int, *args: object, **kw: object) -> torch.Tensor:
+        out = real_select(scores, k, *args, **kw)  # type: ignore[arg-type]
+        chosen.append(out)
+        return out
+
+    def spy_mass(*args: object) -> torch.Tensor:
+        out = real_mass(*args)  # type: ignore[arg-type]
+        masses.append(out)
+        return out
+
+    monkeypatch.setattr(ops, "select_topk", spy_select)
+    monkeypatch.setattr(ops, "attention_mass", spy_mass)
+    res = Blender(runner).prefill(segs, BlendConfig(ratio=0.2))
+    assert len(masses) == runner.num_layers - 2  # every layer after the check layer
+    total = torch.stack(masses).sum(0)
+    chunk_rows = torch.arange(4, 60)
+    expected = chunk_rows[total[4:60].topk(round(0.2 * 56)).indices]
+    assert sorted(chosen[0].tolist()) == sorted(expected.tolist())
+    assert res.stats.recomputed_chunk_tokens == round(0.2 * 56)
+    # deviation selection chooses differently on the same prompt, through the same pipeline
+    chosen.clear()
+    Blender(runner).prefill(segs, BlendConfig(ratio=0.2, select="deviation"))
+    assert sorted(chosen[0].tolist()) != sorted(expected.tolist())
+    with pytest.raises(ValueError, match="select"):
+        BlendConfig(select="attention")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from semcache.gpu.blend import blend_design
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,7 @@ def engine() -> Any:
 
     loaded = load_smollm2()
     gate = QualityGate(model="smollm2", ratio=0.15, floor=0.95, met=True,
-                       design={"check_layer": 1, "score": "kv", "boundary_tokens": 0})
+                       design=blend_design(1, "query", "kv", 0))
     return Engine(loaded, gate=gate)
 
 
