@@ -132,10 +132,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="the deviation score (with --select deviation)")
     parser.add_argument("--boundary-tokens", type=int, default=0)
     parser.add_argument("--anchor", default="context",
-                        choices=("context", "context-system", "bos", "prefix", "none"),
+                        choices=("context", "docs", "context-system", "bos", "prefix", "none"),
                         help="what chunk KV is computed after: the engine's default anchor "
-                             "(semcache.gpu.anchor), that anchor with the prompts' own system "
-                             "message, the BOS token, the prompts' shared system prefix, or nothing")
+                             "(semcache.gpu.anchor); that anchor with a documentation passage (the "
+                             "json module's docstring, outside the evaluation corpus); the default "
+                             "anchor with the prompts' own system message; the BOS token; the "
+                             "prompts' shared system prefix; or nothing")
     parser.add_argument("--anchor-text", type=Path, default=None,
                         help="file with the anchor's context passage (default: the engine's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -168,7 +170,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from semcache.gpu.anchor import ANCHOR_CONTEXT, ANCHOR_SYSTEM, anchor_ids
 
     context = args.anchor_text.read_text().strip() if args.anchor_text else ANCHOR_CONTEXT
-    anchor = (anchor_ids(tok, ANCHOR_SYSTEM, context) if args.anchor == "context" else
+    if args.anchor == "docs":
+        import json as json_module
+
+        context = (json_module.__doc__ or "").strip()
+    anchor = (anchor_ids(tok, ANCHOR_SYSTEM, context) if args.anchor in ("context", "docs") else
               anchor_ids(tok, prompts[0].system, context) if args.anchor == "context-system" else
               [tok.bos_token_id] if args.anchor == "bos" else
               _shared_prefix(tok, prompts) if args.anchor == "prefix" else [])
