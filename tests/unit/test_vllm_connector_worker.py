@@ -50,9 +50,8 @@ def _plan(ratio: float, num_computed: int = 0):  # type: ignore[no-untyped-def]
     planner.register_from_params({"semcache": {"chunk_ids": chunks}})
     prompt = system + chunks[1] + chunks[0] + question  # another order than registered
     block_ids = [6, 2, 9, 4]
-    span = 5 + 11 + 13 + 3  # all but the last prompt token
-    assert planner.matched_tokens("r", prompt, num_computed, None) == span - num_computed
-    planner.allocated("r", block_ids, span - num_computed)
+    assert planner.matched_tokens("r", prompt, num_computed, None) == 5 + 11 + 13 - num_computed
+    planner.allocated("r", block_ids, 5 + 11 + 13 - num_computed)
     [spec] = planner.take({"r": block_ids})
     return prompt, spec
 
@@ -63,7 +62,7 @@ def test_ratio_one_writes_the_full_prefill_kv_of_the_span(runner: ModelRunner) -
     worker = BlendWorker(runner, ConnectorConfig(window=4), anchor_ids=[1])
     slots = torch.tensor(slot_mapping(spec.block_ids, BLOCK, spec.start, spec.end))
     outcome = worker.load(spec, slots, cache.write)
-    assert (outcome.written, outcome.chunk_tokens, outcome.encoded_chunks) == (32, 24, 2)
+    assert (outcome.written, outcome.chunk_tokens, outcome.encoded_chunks) == (29, 24, 2)
     _, full = runner.prefill(prompt[:spec.end])
     keys, values = cache.rows(list(spec.block_ids), 0, spec.end)
     for layer in range(runner.num_layers):
@@ -78,21 +77,21 @@ def test_ratio_one_writes_the_full_prefill_kv_of_the_span(runner: ModelRunner) -
 def test_reuse_writes_only_after_the_local_prefix_hit(runner: ModelRunner) -> None:
     worker = BlendWorker(runner, ConnectorConfig(window=4), anchor_ids=[1])
     prompt, spec = _plan(0.15, num_computed=BLOCK)
-    assert (spec.start, spec.end) == (BLOCK, 32)
+    assert (spec.start, spec.end) == (BLOCK, 29)
     cache = PagedCache(runner, 10)
     slots = torch.tensor(slot_mapping(spec.block_ids, BLOCK, spec.start, spec.end))
     first = worker.load(spec, slots, cache.write)
     assert (first.encoded_chunks, first.reused_chunks) == (2, 0)
     again = worker.load(spec, slots, cache.write)
     assert (again.encoded_chunks, again.reused_chunks) == (0, 2)
-    assert again.recomputed_chunk_tokens == round(0.15 * 24)  # the span ends in the question
+    assert again.recomputed_chunk_tokens == round(0.15 * 24) + 1  # + the span's last token
     # the vLLM-owned first block (its own prefix-cache hit) stays as it was
     assert torch.isnan(cache.k[0][torch.tensor(slot_mapping(list(spec.block_ids), BLOCK, 0, BLOCK))]).all()
-    keys, _ = cache.rows(list(spec.block_ids), BLOCK, 32)
+    keys, _ = cache.rows(list(spec.block_ids), BLOCK, 29)
     assert all(torch.isfinite(k).all() for k in keys)
     # layers before the check layer are recomputed for every token: layer 0 equals a full prefill
-    _, full = runner.prefill(prompt[:32])
-    k1 = cache.rows(list(spec.block_ids), BLOCK, 32)[0][0]
-    assert (k1 - full.keys[0][BLOCK:32]).abs().max() < 1e-4
+    _, full = runner.prefill(prompt[:29])
+    k1 = cache.rows(list(spec.block_ids), BLOCK, 29)[0][0]
+    assert (k1 - full.keys[0][BLOCK:29]).abs().max() < 1e-4
     with pytest.raises(ValueError, match="slots"):
         worker.load(spec, slots[:-1], cache.write)
