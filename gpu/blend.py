@@ -50,18 +50,18 @@ the last 8 question tokens only gave the same within noise; from layers 2-11 onl
 (0.928 / 0.030), so the query pass runs every layer. On the 200 reported prompts (one H200, fp32)
 the default design gives 0.928 / 0.022, and 0.946 / 0.014 with a documentation-genre anchor,
 against 0.901 / 0.041 for the BOS anchor with K+V deviation. The query pass runs every layer once
-more for the non-chunk tokens, which costs TTFT on a GPU (``gpu/KERNELS_NOTES.md``). Gradual narrowing over several layers is not
-offered: every token recomputed after the check layer counts toward r, so narrowing a larger first
-selection costs the ratio of that larger set.
+more for the non-chunk tokens, which costs TTFT on a GPU (``gpu/KERNELS_NOTES.md``). Gradual
+narrowing over several layers is not offered: every token recomputed after the check layer counts
+toward r, so narrowing a larger first selection costs the ratio of that larger set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from semcache.gpu import ops, reference
+from semcache.gpu import ops
 from semcache.gpu.anchor import ANCHOR_VERSION
 from semcache.gpu.chunk_kv import ChunkKV, ChunkKVStore
 from semcache.gpu.chunks import ChunkRegistry, Segment, chunk_id
@@ -253,22 +253,14 @@ class Blender:
             scores[-1] = float("inf")
         selected = ops.select_topk(scores, n_select, impl=cfg.impl)
         active = torch.sort(torch.cat([*plain_idx, selected])).values
-        q_pos = positions[active]
-        plan = ops.plan_partial_attention(q_pos, positions) if cfg.impl != "torch" else None
         keys.append(k)
         values.append(v)
-        attn = self._attention(q[active], k, v, q_pos, positions, cfg.impl, plan)
-        hidden = run.finish_layer(c, hidden[active], attn, impl=cfg.impl)
-        cos_a, sin_a = cos[active], sin[active]
-        for layer in range(c + 1, run.num_layers):
-            q, k, v = run.qkv(layer, hidden, cos_a, sin_a, impl=cfg.impl)
-            fused_k, fused_v = loader.layer(layer)
-            ops.scatter_rows(fused_k, active, k, impl=cfg.impl)
-            ops.scatter_rows(fused_v, active, v, impl=cfg.impl)
+
+        def keep(_q: Tensor, fused_k: Tensor, fused_v: Tensor) -> None:
             keys.append(fused_k)
             values.append(fused_v)
-            attn = self._attention(q, fused_k, fused_v, q_pos, positions, cfg.impl, plan)
-            hidden = run.finish_layer(layer, hidden, attn, impl=cfg.impl)
+
+        hidden = self._carry(active, hidden, q, k, v, positions, cos, sin, loader, cfg, keep)
         logits = run.logits(hidden[-1:])[0]
         stats = BlendStats(total, n_chunk, n_select, reused, len(records) - reused)
         return BlendResult(logits, KVCache(keys, values, positions), stats)
@@ -278,31 +270,50 @@ class Blender:
                     cos: Tensor, sin: Tensor, loader: _FusedKVLoader, cfg: BlendConfig) -> Tensor:
         """The query pass (module docstring, step 3): attention mass ``[T]`` on every token.
 
-        ``hidden``/``q``/``k``/``v`` are the check layer's input and fresh projections for all
-        tokens. The non-chunk tokens run the remaining layers over the reused chunk KV, their
-        fresh K/V written into the fused cache (the main pass overwrites those rows again).
+        The non-chunk tokens are carried over the reused chunk KV (``_carry``; their fresh K/V go
+        into the fused cache, and the main pass overwrites those rows again).
+        """
+        run = self.runner
+        act = torch.cat(plain_idx)  # ascending: segments are in order
+        n_query = sum(b - a for a, b in query_rows)  # the last rows of ``act``
+        qp = positions[act][-n_query:]
+        mass = torch.zeros(positions.shape[0], dtype=torch.float32, device=positions.device)
+        bias = ops.visibility_bias(qp, positions, run.num_heads // run.num_kv_heads)
+
+        def add_mass(q1: Tensor, fused_k: Tensor, _fused_v: Tensor) -> None:
+            mass.add_(ops.attention_mass(q1[-n_query:], fused_k, qp, positions, run.scale, bias))
+
+        self._carry(act, hidden, q, k, v, positions, cos, sin, loader, cfg, add_mass,
+                    last_output=False)  # fmt: skip
+        return mass
+
+    def _carry(self, active: Tensor, hidden: Tensor, q: Tensor, k: Tensor, v: Tensor,
+               positions: Tensor, cos: Tensor, sin: Tensor, loader: _FusedKVLoader,
+               cfg: BlendConfig, on_layer: Callable[[Tensor, Tensor, Tensor], None],
+               last_output: bool = True) -> Tensor:  # fmt: skip
+        """Run the ``active`` rows from the check layer to the last layer; their hidden states.
+
+        ``hidden``/``q``/``k``/``v`` are the check layer's input and fresh projections for every
+        token. In each later layer the active rows' fresh K/V are written into the fused cache
+        and ``on_layer(queries, fused_k, fused_v)`` sees the layer before its attention. With
+        ``last_output=False`` the last layer's attention and MLP are skipped (nothing reads them).
         """
         run, c = self.runner, cfg.check_layer
-        act = torch.cat(plain_idx)  # ascending: segments are in order
-        q_pos = positions[act]
-        n_query = sum(b - a for a, b in query_rows)  # the last rows of ``act``
-        qp = q_pos[-n_query:]
+        q_pos = positions[active]
         plan = ops.plan_partial_attention(q_pos, positions) if cfg.impl != "torch" else None
-        attn = self._attention(q[act], k, v, q_pos, positions, cfg.impl, plan)
-        h = run.finish_layer(c, hidden[act], attn, impl=cfg.impl)
-        cos_a, sin_a = cos[act], sin[act]
-        mass = torch.zeros(positions.shape[0], dtype=torch.float32, device=positions.device)
-        bias = reference.visibility_bias(qp, positions, run.num_heads // run.num_kv_heads)
+        attn = self._attention(q[active], k, v, q_pos, positions, cfg.impl, plan)
+        h = run.finish_layer(c, hidden[active], attn, impl=cfg.impl)
+        cos_a, sin_a = cos[active], sin[active]
         for layer in range(c + 1, run.num_layers):
             q1, k1, v1 = run.qkv(layer, h, cos_a, sin_a, impl=cfg.impl)
             fused_k, fused_v = loader.layer(layer)
-            ops.scatter_rows(fused_k, act, k1, impl=cfg.impl)
-            ops.scatter_rows(fused_v, act, v1, impl=cfg.impl)
-            mass += ops.attention_mass(q1[-n_query:], fused_k, qp, positions, run.scale, bias)
-            if layer + 1 < run.num_layers:  # the last layer's output is not needed
+            ops.scatter_rows(fused_k, active, k1, impl=cfg.impl)
+            ops.scatter_rows(fused_v, active, v1, impl=cfg.impl)
+            on_layer(q1, fused_k, fused_v)
+            if last_output or layer + 1 < run.num_layers:
                 attn = self._attention(q1, fused_k, fused_v, q_pos, positions, cfg.impl, plan)
                 h = run.finish_layer(layer, h, attn, impl=cfg.impl)
-        return mass
+        return h
 
     def _attention(self, q: Tensor, k: Tensor, v: Tensor, q_pos: Tensor, k_pos: Tensor,
                    impl: str, plan: object) -> Tensor:

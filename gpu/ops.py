@@ -140,6 +140,11 @@ def partial_attention(
     )
 
 
+def visibility_bias(q_pos: Tensor, k_pos: Tensor, group: int) -> Tensor:
+    """The mask bias ``attention_mass`` takes precomputed (``reference.visibility_bias``)."""
+    return reference.visibility_bias(q_pos, k_pos, group)
+
+
 def attention_mass(q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, scale: float,
                    bias: Tensor | None = None) -> Tensor:  # fmt: skip
     """Attention ``[Nk]`` that keys receive from a few queries (``reference.attention_mass_ref``).

@@ -14,7 +14,8 @@ private attribute that breaks on version drift.
 The KV written is exactly the engine's blend (``semcache.gpu.blend``): cached chunk KV re-rotated
 to its new positions, layers before the check layer recomputed for every token, after it the
 non-chunk tokens and the ``ratio`` share of chunk tokens whose KV deviates most. Chunks seen for
-the first time are computed in isolation (after the default anchor, ``semcache.gpu.anchor``) and stored for later requests.
+the first time are computed in isolation (after the default anchor, ``semcache.gpu.anchor``) and
+stored for later requests.
 """
 
 from __future__ import annotations
