@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.merge:
         return merge(args.merge, args.out)
+    if args.anchor_text is not None and args.anchor not in ("context", "context-system"):
+        parser.error("--anchor-text sets the passage of --anchor context or context-system")
     if args.threads:
         torch.set_num_threads(args.threads)
     shard, nshards = (int(x) for x in args.shard.split("/"))

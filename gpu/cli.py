@@ -142,9 +142,11 @@ def calibrate(
     typer.echo(f"gate: r={result.ratio} {verdict} floor {floor} -> {out}")
 
 
-def _read_anchor(path: Path | None) -> str | None:
+def _read_anchor(path: Path | None) -> str:
+    from semcache.gpu.anchor import ANCHOR_CONTEXT
+
     if path is None:
-        return None
+        return ANCHOR_CONTEXT
     try:
         return path.read_text(encoding="utf-8").strip()
     except OSError as exc:

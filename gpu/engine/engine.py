@@ -42,7 +42,7 @@ class EngineConfig:
     score: str = "kv"
     boundary_tokens: int = 0
     impl: str = "auto"
-    anchor_context: str | None = None  # the anchor passage (None: semcache.gpu.anchor's default)
+    anchor_context: str = ANCHOR_CONTEXT  # the passage chunk KV is computed after
     chunk_store_bytes: int = 2 << 30
     max_tokens_cap: int = 2048
     chunk_separator: str = "\n\n"
@@ -125,8 +125,8 @@ class Engine:
         self.runner = ModelRunner(loaded.model)
         self.registry = ChunkRegistry()
         self.store = ChunkKVStore(self.config.chunk_store_bytes)
-        self.blender = Blender(self.runner, self.store, self.registry,
-                               anchor_ids=anchor_ids(self.tokenizer, context=self._anchor_context))
+        anchor = anchor_ids(self.tokenizer, context=self.config.anchor_context)
+        self.blender = Blender(self.runner, self.store, self.registry, anchor_ids=anchor)
         self.gate = gate
         if gate is not None:
             gate.check_design(self.name, self.blend_design())
@@ -150,11 +150,7 @@ class Engine:
         """The blend settings a quality gate must have been calibrated with."""
         c = self.config
         return blend_design(c.check_layer, c.select, c.score, c.boundary_tokens,
-                            anchor_version(self._anchor_context))
-
-    @property
-    def _anchor_context(self) -> str:
-        return self.config.anchor_context if self.config.anchor_context is not None else ANCHOR_CONTEXT
+                            anchor_version(c.anchor_context))
 
     def _resolve_ratio(self, ratio: float | None) -> float:
         return self.default_ratio if ratio is None else self._checked_ratio(ratio)
