@@ -153,14 +153,21 @@ def test_an_entry_stored_via_one_replica_is_a_hit_on_the_others(cluster: Cluster
         cluster.caught_up(i)
 
 
-def test_admin_invalidation_and_policy_edits_reach_every_replica(cluster: Cluster) -> None:
-    question = "What is the capital of Uruguay?"
-    entry = cluster.store(1, question)
-    for i in (0, 2):
-        wait_until(lambda i=i: cluster.hit(i, question) == entry, what=f"hit on replica {i}")
-    assert cluster.admin(0, "DELETE", f"/entries/{entry}").status_code == 200
+def _stored_then_deleted(cluster: Cluster, question: str, stored_on: int, deleted_on: int,
+                         context: str = "") -> None:
+    """Store through one replica, see the hit on the others, delete through the admin of another,
+    and see the entry gone on every replica."""
+    entry = cluster.store(stored_on, question)
     for i in range(3):
-        wait_until(lambda i=i: cluster.hit(i, question) is None, what=f"invalidation on replica {i}")
+        if i != stored_on:
+            wait_until(lambda i=i: cluster.hit(i, question) == entry, what=f"hit on replica {i}{context}")
+    assert cluster.admin(deleted_on, "DELETE", f"/entries/{entry}").status_code == 200
+    for i in range(3):
+        wait_until(lambda i=i: cluster.hit(i, question) is None, what=f"invalidation on replica {i}{context}")
+
+
+def test_admin_invalidation_and_policy_edits_reach_every_replica(cluster: Cluster) -> None:
+    _stored_then_deleted(cluster, "What is the capital of Uruguay?", stored_on=1, deleted_on=0)
     response = cluster.admin(0, "PUT", "/policies/math", json={"threshold": 0.99})
     assert response.status_code == 200, response.text
     try:
@@ -217,13 +224,8 @@ def test_redis_down_keeps_the_cache_correct(cluster: Cluster, redis_server: Any)
     assert cluster.ready(2)["redis"] == "up"  # positive control: the tier is in use
     redis_server.stop()
     try:
-        question = "What is the capital of Bolivia?"
-        entry = cluster.store(0, question)
-        for i in (1, 2):
-            wait_until(lambda i=i: cluster.hit(i, question) == entry, what=f"hit on replica {i} without Redis")
-        assert cluster.admin(1, "DELETE", f"/entries/{entry}").status_code == 200
-        for i in range(3):
-            wait_until(lambda i=i: cluster.hit(i, question) is None, what=f"invalidation on {i} without Redis")
+        _stored_then_deleted(cluster, "What is the capital of Bolivia?", stored_on=0, deleted_on=1,
+                             context=" without Redis")
         for i in range(3):
             wait_until(lambda i=i: cluster.ready(i).get("degraded") is True, what=f"degraded on replica {i}")
         metrics = httpx.get(f"{cluster.urls[2]}/metrics", timeout=30).text
