@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--contexts", default="2048,8192")
     parser.add_argument("--ratio", type=float, default=0.15)
     parser.add_argument("--select", default="query", choices=("query", "deviation"))
+    parser.add_argument("--check-layer", type=int, default=None,
+                        help="blend check layer (default: the BlendConfig default for --select)")
     parser.add_argument("--layers", type=int, default=32)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--top", type=int, default=12)
@@ -85,6 +87,7 @@ def main() -> None:
     model = random_model(llama3_8b_config(args.layers), "cuda", torch.bfloat16, seed=0).model
     runner = ModelRunner(model)
     results: dict[str, Any] = {"device": torch.cuda.get_device_name(), "ratio": args.ratio,
+                               "select": args.select, "check_layer": args.check_layer,
                                "contexts": {}}
     for context in map(int, args.contexts.split(",")):
         segs = segments_for(runner, context, 8, 64)
@@ -95,7 +98,8 @@ def main() -> None:
         per: dict[str, Any] = {}
         cases = {"full": lambda ids=ids: runner.prefill(ids)[0].argmax()}
         for impl in ("auto", "torch"):
-            cfg = BlendConfig(ratio=args.ratio, impl=impl, select=args.select)
+            extra = {} if args.check_layer is None else {"check_layer": args.check_layer}
+            cfg = BlendConfig(ratio=args.ratio, impl=impl, select=args.select, **extra)
             cases[f"blend_{impl}"] = (lambda cfg=cfg, b=blender, segs=segs:
                                       b.prefill(segs, cfg).logits.argmax())
         for name, fn in cases.items():

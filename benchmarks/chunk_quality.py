@@ -31,7 +31,7 @@ import torch
 # repo's semcache/ folder
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 
-from semcache.gpu.blend import BlendConfig, Blender  # noqa: E402
+from semcache.gpu.blend import BlendConfig, Blender, default_check_layer  # noqa: E402
 from semcache.gpu.chunk_kv import ChunkKVStore  # noqa: E402
 from semcache.gpu.chunks import ChunkRegistry, Segment, build_prompt  # noqa: E402
 from semcache.gpu.runner import ModelRunner  # noqa: E402
@@ -125,7 +125,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--limit", type=int, default=200, help="number of prompts")
     parser.add_argument("--ratios", default=",".join(str(r) for r in RATIOS))
     parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--check-layer", type=int, default=1)
+    parser.add_argument("--check-layer", type=int, default=None,
+                        help="last layer computed for every token (default: 0 with --select "
+                             "query, 1 with --select deviation)")
     parser.add_argument("--select", default="query", choices=("query", "deviation"),
                         help="how chunk tokens are chosen for recompute (semcache.gpu.blend)")
     parser.add_argument("--score", default="kv", choices=("k", "v", "kv"),
@@ -151,6 +153,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--merge", nargs="+", type=Path, default=None,
                         help="combine shard JSON files into --out instead of running")
     args = parser.parse_args(argv)
+    if args.check_layer is None:
+        args.check_layer = default_check_layer(args.select)
     if args.merge:
         return merge(args.merge, args.out)
     if args.anchor_text is not None and args.anchor not in ("context", "context-system"):

@@ -76,7 +76,7 @@ def timed(fn: Callable[[], Any], device: torch.device, runs: int, warmup: int) -
 
 def bench_context(runner: ModelRunner, context: int, n_chunks: int, question: int,
                   ratios: list[float], runs: int, warmup: int, seed: int,
-                  select: str = "query") -> dict[str, Any]:  # fmt: skip
+                  select: str = "query", check_layer: int | None = None) -> dict[str, Any]:  # fmt: skip
     dev = runner.device
     chunk_len = (context - question) // n_chunks
     if chunk_len < 1:
@@ -109,14 +109,16 @@ def bench_context(runner: ModelRunner, context: int, n_chunks: int, question: in
         return runner.extend(rest, kv).argmax()
 
     out: dict[str, Any] = {"context": len(ids), "chunk_tokens": chunk_len, "chunks": n_chunks,
-                           "question_tokens": question, "select": select}
+                           "question_tokens": question, "select": select,
+                           "check_layer": _check_layer(select, check_layer)}
     out["full"] = timed(full, dev, runs, warmup)
     out["prefix"] = timed(prefix, dev, runs, warmup)
     for name, b, impl in (("blend_gpu", blender, "auto"), ("blend_pinned", pinned, "auto"),
                           ("blend_torch", blender, "torch")):
         out[name] = {}
         for r in ratios:
-            cfg = BlendConfig(ratio=r, impl=impl, select=select)
+            cfg = BlendConfig(ratio=r, impl=impl, select=select,
+                              check_layer=_check_layer(select, check_layer))
             out[name][str(r)] = timed(lambda b=b, cfg=cfg: b.prefill(segments, cfg).logits.argmax(),
                                       dev, runs, warmup)
     full_ms, prefix_ms = out["full"]["median_ms"], out["prefix"]["median_ms"]
@@ -126,6 +128,10 @@ def bench_context(runner: ModelRunner, context: int, n_chunks: int, question: in
         for name in ("blend_gpu", "blend_pinned", "blend_torch")
     }
     return out
+
+
+def _check_layer(select: str, check_layer: int | None) -> int:
+    return BlendConfig(select=select).check_layer if check_layer is None else check_layer
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -144,6 +150,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--select", default="query", choices=("query", "deviation"),
                         help="how chunk tokens are chosen for recompute (semcache.gpu.blend)")
+    parser.add_argument("--check-layer", type=int, default=None,
+                        help="blend check layer (default: the BlendConfig default for --select)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/chunk_reuse.json"))
     args = parser.parse_args(argv)
     cuda = args.device == "cuda"
@@ -165,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     for context in contexts:
         res = bench_context(runner, context, args.chunks, args.question_tokens, ratios,
-                            runs, warmup, args.seed, args.select)
+                            runs, warmup, args.seed, args.select, args.check_layer)
         results["contexts"].append(res)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")  # kept if a later context fails

@@ -78,7 +78,7 @@ class BlendConfig:
     """Selective-recompute settings; see the module docstring for the exact accounting."""
 
     ratio: float = 0.15
-    check_layer: int = 1
+    check_layer: int | None = None  # None: 0 for select="query", 1 for "deviation"
     select: str = "query"
     score: str = "kv"  # the deviation score (select="deviation", or no question tokens)
     boundary_tokens: int = 0
@@ -87,16 +87,26 @@ class BlendConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.ratio <= 1.0:
             raise ValueError(f"ratio must be in [0, 1], got {self.ratio}")
-        if self.check_layer < 1:
-            raise ValueError(f"check_layer must be >= 1 (layer-0 KV has no context), got {self.check_layer}")
         if self.select not in SELECTS:
             raise ValueError(f"select must be one of {SELECTS}, got {self.select!r}")
+        if self.check_layer is None:
+            object.__setattr__(self, "check_layer", default_check_layer(self.select))
+        if self.check_layer < 0:
+            raise ValueError(f"check_layer must be >= 0, got {self.check_layer}")
+        if self.check_layer == 0 and self.select == "deviation":
+            raise ValueError("select='deviation' needs check_layer >= 1: layer-0 K/V have no "
+                             "context, so cached and fresh K/V are equal there")
         if self.score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
         if self.boundary_tokens < 0:
             raise ValueError(f"boundary_tokens must be >= 0, got {self.boundary_tokens}")
         if self.impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {self.impl!r}")
+
+
+def default_check_layer(select: str) -> int:
+    """0 for query selection (layer-0 K/V are context-free, so cached ones are exact), else 1."""
+    return 0 if select == "query" else 1
 
 
 def blend_design(check_layer: int, select: str, score: str, boundary_tokens: int,
@@ -234,17 +244,24 @@ class Blender:
         n_select = min(n_chunk, int(round(cfg.ratio * n_chunk)) + int(last_is_chunk))
         plain_idx = [torch.arange(a, b, device=dev) for a, b in plain]
 
-        loader = _FusedKVLoader(run, records, rows, total, delta, cfg)
+        c = cfg.check_layer
+        query_rows = [(a, b) for a, b in plain if not rows or a >= rows[-1][1]]
+        by_query = cfg.select == "query" and bool(query_rows) and n_select > 0
+        # the check layer's cached KV is read only by the deviation score
+        loader = _FusedKVLoader(run, records, rows, total, delta, cfg.impl,
+                                c + 1 if by_query or c == 0 else c)  # fmt: skip
 
         # check layer: fresh Q/K/V for all tokens, pick the chunk tokens to recompute
-        c = cfg.check_layer
         q, k, v = run.qkv(c, hidden, cos, sin, impl=cfg.impl)
-        cached_k, cached_v = loader.layer(c)
-        query_rows = [(a, b) for a, b in plain if not rows or a >= rows[-1][1]]
-        if cfg.select == "query" and query_rows and n_select > 0:
+        if by_query:
             scores = self._query_mass(hidden, q, k, v, plain_idx, query_rows, positions, cos, sin,
                                       loader, cfg)  # fmt: skip
+        elif c == 0:  # no question to read and no deviation at layer 0: each chunk's first tokens
+            scores = torch.zeros(total, dtype=torch.float32, device=dev)
+            for a, b in rows:
+                scores[a:b] = -torch.arange(b - a, dtype=torch.float32, device=dev)
         else:
+            cached_k, cached_v = loader.layer(c)
             scores = _deviation(cached_k, cached_v, k, v, is_chunk, n_chunk, cfg.score, cfg.impl)
         # host-known sizes, no device sync: forced tokens first, the last token before them
         scores = torch.where(forced, torch.full_like(scores, 1e38), scores)
@@ -278,10 +295,13 @@ class Blender:
         n_query = sum(b - a for a, b in query_rows)  # the last rows of ``act``
         qp = positions[act][-n_query:]
         mass = torch.zeros(positions.shape[0], dtype=torch.float32, device=positions.device)
-        bias = ops.visibility_bias(qp, positions, run.num_heads // run.num_kv_heads)
+        bias = None  # the reference's mask bias, the same for every layer
+        if not ops.uses_triton(cfg.impl, mass):
+            bias = ops.visibility_bias(qp, positions, run.num_heads // run.num_kv_heads)
 
         def add_mass(q1: Tensor, fused_k: Tensor, _fused_v: Tensor) -> None:
-            mass.add_(ops.attention_mass(q1[-n_query:], fused_k, qp, positions, run.scale, bias))
+            mass.add_(ops.attention_mass(q1[-n_query:], fused_k, qp, positions, run.scale, bias,
+                                         impl=cfg.impl))  # fmt: skip
 
         self._carry(act, hidden, q, k, v, positions, cos, sin, loader, cfg, add_mass,
                     last_output=False)  # fmt: skip
@@ -360,9 +380,9 @@ class _FusedKVLoader:
     PREFETCH = 3
 
     def __init__(self, run: ModelRunner, records: list[ChunkKV], rows: list[tuple[int, int]],
-                 total: int, delta: Tensor, cfg: BlendConfig) -> None:
+                 total: int, delta: Tensor, impl: str, first: int) -> None:  # fmt: skip
         self.run, self.records, self.rows = run, records, rows
-        self.delta, self.impl, self.first = delta, cfg.impl, cfg.check_layer
+        self.delta, self.impl, self.first = delta, impl, first
         self.n = run.num_layers - self.first
         shape = (self.n, total, run.num_kv_heads, run.head_dim)
         self.k = torch.zeros(shape, dtype=run.dtype, device=run.device)

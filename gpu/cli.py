@@ -23,7 +23,9 @@ engine_app = typer.Typer(help="The chunk-reuse engine: an OpenAI-compatible serv
 ModelOpt = Annotated[str, typer.Option("--model", help="'smollm2' or a local Hugging Face folder "
                                        "(Llama, Qwen2, Mistral)")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda[:N]")]
-CheckLayerOpt = Annotated[int, typer.Option(min=1, help="blend: first layer where deviation is scored")]
+CheckLayerOpt = Annotated[Optional[int], typer.Option(  # noqa: UP045
+    min=0, help="blend: the last layer computed for every token (default: 0 with --select query, "
+                "1 with --select deviation, where it is the layer the deviation is scored at)")]
 AnchorOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
     help="blend: file with the passage chunk KV is computed after (default: the built-in one; "
          "a passage in the genre of your documents is best)")]
@@ -67,7 +69,7 @@ def serve(
         help=f"quality gate file (default: {DEFAULT_GATE_FILE} when it exists)")] = None,
     served_name: Annotated[str, typer.Option(help="model name clients use")] = "smollm2",
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
-    check_layer: CheckLayerOpt = 1,
+    check_layer: CheckLayerOpt = None,
     select: SelectOpt = "query",
     score: ScoreOpt = "kv",
     boundary_tokens: BoundaryOpt = 0,
@@ -110,7 +112,7 @@ def calibrate(
     new_tokens: Annotated[int, typer.Option(min=1, help="continuation length compared")] = 32,
     seed: Annotated[int, typer.Option(help="prompt sampling seed")] = 0,
     out: Annotated[Path, typer.Option(help="gate file to write")] = DEFAULT_GATE_FILE,
-    check_layer: CheckLayerOpt = 1,
+    check_layer: CheckLayerOpt = None,
     select: SelectOpt = "query",
     score: ScoreOpt = "kv",
     boundary_tokens: BoundaryOpt = 0,

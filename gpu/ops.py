@@ -47,6 +47,11 @@ def _use_triton(impl: str, t: Tensor) -> bool:
     return impl == "triton"
 
 
+def uses_triton(impl: str, t: Tensor) -> bool:
+    """Whether an op called with ``impl`` on tensors like ``t`` runs its Triton kernel."""
+    return _use_triton(impl, t)
+
+
 @functools.lru_cache(maxsize=64)
 def _inv_freq(cfg: RopeConfig, device: torch.device) -> Tensor:
     return cfg.inv_freq(device)
@@ -146,15 +151,23 @@ def visibility_bias(q_pos: Tensor, k_pos: Tensor, group: int) -> Tensor:
 
 
 def attention_mass(q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, scale: float,
-                   bias: Tensor | None = None) -> Tensor:  # fmt: skip
+                   bias: Tensor | None = None, *, impl: str = "auto") -> Tensor:  # fmt: skip
     """Attention ``[Nk]`` that keys receive from a few queries (``reference.attention_mass_ref``).
 
-    One batched matmul and a softmax on any device: the queries are the prompt's question tokens
-    (tens), so there is no kernel to write for it.
+    The reference is one batched matmul and a softmax over materialised fp32 scores; the kernel
+    (``kernels.attention_mass``) streams them in two launches. ``bias`` (``visibility_bias``)
+    only serves the reference: pass it when the same positions serve several calls.
     """
     if q_pos.shape != (q.shape[0],) or k_pos.shape != (k.shape[0],):
         raise ValueError(f"q_pos {tuple(q_pos.shape)} / k_pos {tuple(k_pos.shape)} do not match")
-    return reference.attention_mass_ref(q, k, q_pos, k_pos, scale, bias)
+    if not _use_triton(impl, q):
+        return reference.attention_mass_ref(q, k, q_pos, k_pos, scale, bias)
+    if q.dim() != 3 or k.dim() != 3 or q.shape[2] != k.shape[2] or q.shape[1] % k.shape[1]:
+        raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} heads do not match")
+    return _kernel("attention_mass").attention_mass(
+        q.contiguous() if q.stride(2) != 1 else q, k.contiguous() if k.stride(2) != 1 else k,
+        q_pos, k_pos.to(q_pos.dtype), scale,
+    )  # fmt: skip
 
 
 def scatter_rows(dst: Tensor, idx: Tensor, src: Tensor, *, impl: str = "auto") -> None:

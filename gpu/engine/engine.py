@@ -37,7 +37,7 @@ class EngineConfig:
     """Engine settings; ``ratio=None`` takes the gate's ratio (or ``DEFAULT_RATIO`` without one)."""
 
     ratio: float | None = None
-    check_layer: int = 1
+    check_layer: int | None = None  # None: the blend's default for ``select``
     select: str = "query"
     score: str = "kv"
     boundary_tokens: int = 0
@@ -52,7 +52,8 @@ class EngineConfig:
             raise ValueError(f"ratio must be in [0, 1], got {self.ratio}")
         if self.max_tokens_cap < 1:
             raise ValueError(f"max_tokens_cap must be >= 1, got {self.max_tokens_cap}")
-        self.blend(0.0)  # validates check_layer, select, score, boundary_tokens and impl
+        # validates check_layer, select, score, boundary_tokens and impl; resolves check_layer
+        self.check_layer = self.blend(0.0).check_layer
 
     def blend(self, ratio: float) -> BlendConfig:
         return BlendConfig(ratio=ratio, check_layer=self.check_layer, select=self.select,

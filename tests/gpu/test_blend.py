@@ -195,7 +195,10 @@ def test_invalid_inputs(runner: ModelRunner) -> None:
     with pytest.raises(ValueError, match="ratio"):
         BlendConfig(ratio=1.5)
     with pytest.raises(ValueError, match="check_layer"):
-        BlendConfig(check_layer=0)
+        BlendConfig(check_layer=-1)
+    with pytest.raises(ValueError, match="deviation.*check_layer"):
+        BlendConfig(check_layer=0, select="deviation")
+    assert BlendConfig().check_layer == 0 and BlendConfig(select="deviation").check_layer == 1
     with pytest.raises(ValueError, match="check_layer 4"):
         blender.prefill([_chunk(5, 90)], BlendConfig(check_layer=4))
     with pytest.raises(ValueError, match="does not match"):
@@ -255,7 +258,8 @@ def test_encoder_with_cached_anchor_equals_prefill_after_anchor(runner: ModelRun
     assert len(encoder._anchor_kv) == 9  # type: ignore[arg-type]
 
 
-def test_query_selection_recomputes_what_the_question_reads(runner: ModelRunner,
+@pytest.mark.parametrize("check_layer", [0, 1])
+def test_query_selection_recomputes_what_the_question_reads(runner: ModelRunner, check_layer: int,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The chunk tokens chosen are the top-k of the question's attention in the query pass."""
     from semcache.gpu import ops
@@ -270,15 +274,15 @@ def test_query_selection_recomputes_what_the_question_reads(runner: ModelRunner,
         chosen.append(out)
         return out
 
-    def spy_mass(*args: object) -> torch.Tensor:
-        out = real_mass(*args)  # type: ignore[arg-type]
+    def spy_mass(*args: object, **kw: object) -> torch.Tensor:
+        out = real_mass(*args, **kw)  # type: ignore[arg-type]
         masses.append(out)
         return out
 
     monkeypatch.setattr(ops, "select_topk", spy_select)
     monkeypatch.setattr(ops, "attention_mass", spy_mass)
-    res = Blender(runner).prefill(segs, BlendConfig(ratio=0.2))
-    assert len(masses) == runner.num_layers - 2  # every layer after the check layer
+    res = Blender(runner).prefill(segs, BlendConfig(ratio=0.2, check_layer=check_layer))
+    assert len(masses) == runner.num_layers - 1 - check_layer  # every layer after the check layer
     total = torch.stack(masses).sum(0)
     chunk_rows = torch.arange(4, 60)
     expected = chunk_rows[total[4:60].topk(round(0.2 * 56)).indices]
@@ -290,3 +294,39 @@ def test_query_selection_recomputes_what_the_question_reads(runner: ModelRunner,
     assert sorted(chosen[0].tolist()) != sorted(expected.tolist())
     with pytest.raises(ValueError, match="select"):
         BlendConfig(select="attention")
+
+
+def test_check_layer_zero_keeps_exact_layer0_kv_and_reuses_the_rest(runner: ModelRunner) -> None:
+    """Layer-0 K/V depend on the token and its position only: reused chunk KV is exact there."""
+    segs = [Segment(_tokens(4, 120)), _chunk(24, 121), _chunk(19, 122), Segment(_tokens(5, 123))]
+    _, full = runner.prefill(_ids(segs))
+    blender = Blender(runner, anchor_ids=[1, 2])
+    res = blender.prefill(segs, BlendConfig(ratio=0.0, check_layer=0))
+    torch.testing.assert_close(res.kv.keys[0], full.keys[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(res.kv.values[0], full.values[0], atol=1e-5, rtol=1e-5)
+    # later layers hold the chunks' own KV (computed after the anchor) at naive reuse
+    record, hit = blender.chunk_kv(segs[2])
+    assert hit
+    torch.testing.assert_close(res.kv.values[1][28:47], record.values[1], atol=1e-6, rtol=1e-6)
+    assert not torch.allclose(res.kv.values[1][28:47], full.values[1][28:47], atol=1e-3)
+    exact = blender.prefill(segs, BlendConfig(ratio=1.0, check_layer=0))
+    torch.testing.assert_close(exact.logits, runner.prefill(_ids(segs))[0], atol=1e-5, rtol=1e-5)
+
+
+def test_check_layer_zero_without_a_question_recomputes_each_chunks_first_tokens(
+        runner: ModelRunner, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from semcache.gpu import ops
+
+    chosen: list[torch.Tensor] = []
+    real_select = ops.select_topk
+
+    def spy_select(scores: torch.Tensor, k: int, *args: object, **kw: object) -> torch.Tensor:
+        chosen.append(real_select(scores, k, *args, **kw))  # type: ignore[arg-type]
+        return chosen[-1]
+
+    monkeypatch.setattr(ops, "select_topk", spy_select)
+    segs = [Segment(_tokens(3, 130)), _chunk(20, 131), _chunk(20, 132)]  # ends inside a chunk
+    res = Blender(runner).prefill(segs, BlendConfig(ratio=0.1, check_layer=0))
+    # 4 slots for r = 0.1 of 40 and 1 for the last token: the last token, then the chunks' starts
+    assert sorted(chosen[0].tolist()) == [3, 4, 23, 24, 42]
+    assert res.stats.recomputed_chunk_tokens == 5

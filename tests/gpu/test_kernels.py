@@ -7,11 +7,13 @@ import math
 import pytest
 import torch
 from semcache.gpu import ops
+from semcache.gpu.kernels.attention_mass import attention_mass
 from semcache.gpu.kernels.deviation import token_deviation
 from semcache.gpu.kernels.partial_attention import partial_attention, plan_partial_attention
 from semcache.gpu.kernels.rope_rerotate import rope_rerotate
 from semcache.gpu.kernels.scatter import gather_rows, scatter_rows
 from semcache.gpu.reference import (
+    attention_mass_ref,
     gather_rows_ref,
     partial_attention_ref,
     rerotate_k_ref,
@@ -158,6 +160,59 @@ def test_partial_attention_query_seeing_no_key_gets_zeros(splits: int) -> None:
     assert_matches(out, partial_attention_ref(q, k, v, q_pos, k_pos, 0.125), torch.float32)
 
 
+def make_mass_case(nq: int, t: int, hq: int, hkv: int, d: int, dtype: torch.dtype):
+    q = randn(nq, hq, d, dtype=dtype, seed=nq + t + d)
+    k = randn(t, hkv, d, dtype=dtype, seed=nq + t + d + 1)
+    k_pos = torch.arange(t, device=DEVICE) + 3
+    # question-like queries near the end, plus one in the middle that sees only part of the keys
+    q_pos = torch.arange(t - nq, t, device=DEVICE) + 3
+    q_pos[0] = t // 2
+    return q, k, q_pos, k_pos
+
+
+def assert_mass_matches(out: torch.Tensor, q, k, q_pos, k_pos, scale: float) -> None:
+    # the reference on fp32 copies of the inputs: both sides then differ only by rounding
+    ref = attention_mass_ref(q.float(), k.float(), q_pos, k_pos, scale)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    tol = 1e-4 if q.dtype == torch.float32 else 3e-2
+    assert torch.allclose(out, ref, rtol=tol, atol=tol * float(ref.max())), (out - ref).abs().max()
+    # every row that sees a key hands out exactly one unit of attention
+    rows_seen = int((q_pos >= k_pos.min()).sum()) * q.shape[1]
+    assert abs(float(out.sum()) - rows_seen) < 1e-3 * rows_seen
+
+
+@pytest.mark.parametrize("hq,hkv", HEADS, ids=lambda h: str(h))
+@pytest.mark.parametrize("d", [64, 128], ids=lambda d: f"D{d}")
+@pytest.mark.parametrize("t", SIZES[1:], ids=lambda t: f"T{t}")
+@pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
+def test_attention_mass(hq: int, hkv: int, d: int, t: int, dtype: torch.dtype) -> None:
+    nq = min(t, 21)
+    q, k, q_pos, k_pos = make_mass_case(nq, t, hq, hkv, d, dtype)
+    out = attention_mass(q, k, q_pos, k_pos, d**-0.5, block_m=16, block_n=32)
+    assert_mass_matches(out, q, k, q_pos, k_pos, d**-0.5)
+
+
+@pytest.mark.parametrize("splits", [2, 5], ids=lambda s: f"splits{s}")
+@pytest.mark.parametrize("t", [123, 431], ids=lambda t: f"T{t}")
+def test_attention_mass_split_keys(splits: int, t: int) -> None:
+    q, k, q_pos, k_pos = make_mass_case(17, t, 9, 3, 64, torch.float32)
+    q_pos[1] = 1  # sees no key (>= 3): empty in every split
+    out = attention_mass(q, k, q_pos, k_pos, 0.125, block_m=16, block_n=16, num_splits=splits)
+    assert_mass_matches(out, q, k, q_pos, k_pos, 0.125)
+
+
+def test_attention_mass_query_seeing_no_key_adds_nothing_and_runs_repeat_exactly() -> None:
+    q, k, q_pos, k_pos = make_mass_case(9, 63, 8, 2, 64, torch.float32)
+    q_pos[:4] = 1  # below every key position (>= 3)
+    out = attention_mass(q, k, q_pos, k_pos, 0.125, block_m=16, block_n=16)
+    assert torch.isfinite(out).all()
+    assert_mass_matches(out, q, k, q_pos, k_pos, 0.125)
+    again = attention_mass(q, k, q_pos, k_pos, 0.125, block_m=16, block_n=16)
+    assert torch.equal(out, again)  # fixed summation order: a selection never flips on a rerun
+    empty = attention_mass(q[:0], k, q_pos[:0], k_pos, 0.125)
+    assert torch.equal(empty, torch.zeros(63, device=DEVICE))
+
+
 @pytest.mark.parametrize("t", SIZES, ids=lambda t: f"T{t}")
 @pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
 def test_scatter_and_gather_rows(t: int, dtype: torch.dtype) -> None:
@@ -183,6 +238,9 @@ def test_ops_dispatch_matches_reference() -> None:
         assert_matches(ops.rerotate_k(k, delta, cfg, impl=impl), rerotate_k_ref(k, delta, cfg),
                        torch.float32)  # fmt: skip
     assert ops.select_topk(ops.token_deviation(k, k * 2, impl="triton"), 5).shape == (5,)
+    q_pos, k_pos = torch.arange(50, 63, device=DEVICE), torch.arange(63, device=DEVICE)
+    masses = [ops.attention_mass(k[50:], k, q_pos, k_pos, 0.125, impl=i) for i in ("triton", "torch")]
+    assert torch.allclose(masses[0], masses[1], rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="impl"):
         ops.rerotate_k(k, delta, cfg, impl="cuda")
 
@@ -205,3 +263,10 @@ def test_rerotate_full_size() -> None:
     out = torch.full_like(k, float("nan"))
     rope_rerotate(k, delta, cfg.inv_freq(DEVICE), cfg.rotary_dim, out=out)
     assert_matches(out, rerotate_k_ref(k, delta, cfg), torch.bfloat16)
+
+
+@pytest.mark.cuda
+def test_attention_mass_full_size_llama8b() -> None:
+    q, k, q_pos, k_pos = make_mass_case(64, 8192, 32, 8, 128, torch.bfloat16)
+    assert_mass_matches(attention_mass(q, k, q_pos, k_pos, 128**-0.5), q, k, q_pos, k_pos,
+                        128**-0.5)  # fmt: skip
