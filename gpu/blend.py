@@ -65,6 +65,8 @@ from semcache.gpu import ops
 from semcache.gpu.anchor import ANCHOR_VERSION
 from semcache.gpu.chunk_kv import ChunkKV, ChunkKVStore
 from semcache.gpu.chunks import ChunkRegistry, Segment, chunk_id
+from semcache.gpu.fused_kv import FusedKVLoader
+from semcache.gpu.query_graph import QueryPassGraphs
 from semcache.gpu.runner import KVCache, ModelRunner, as_ids
 from torch import Tensor
 
@@ -166,12 +168,14 @@ class Blender:
 
     def __init__(self, runner: ModelRunner, store: ChunkKVStore | None = None,
                  registry: ChunkRegistry | None = None, anchor_ids: Sequence[int] = (),
-                 config: BlendConfig | None = None) -> None:
+                 config: BlendConfig | None = None, cuda_graphs: bool = True) -> None:
         self.runner = runner
         self.store = store if store is not None else ChunkKVStore()
         self.registry = registry if registry is not None else ChunkRegistry()
         self.encoder = ChunkEncoder(runner, anchor_ids)
         self.config = config if config is not None else BlendConfig()
+        # CUDA graphs of the query pass (semcache.gpu.query_graph): on CUDA it is launch-bound
+        self.graphs = QueryPassGraphs(self) if cuda_graphs and runner.device.type == "cuda" else None
 
     def chunk_kv(self, segment: Segment) -> tuple[ChunkKV, bool]:
         """Stored KV of a chunk segment (token-checked), computing and storing it on a miss.
@@ -248,19 +252,33 @@ class Blender:
         query_rows = [(a, b) for a, b in plain if not rows or a >= rows[-1][1]]
         by_query = cfg.select == "query" and bool(query_rows) and n_select > 0
         # the check layer's cached KV is read only by the deviation score
-        loader = _FusedKVLoader(run, records, rows, total, delta, cfg.impl,
-                                c + 1 if by_query or c == 0 else c)  # fmt: skip
+        first = c + 1 if by_query or c == 0 else c
+        graphs = self.graphs if by_query and self.graphs is not None else None
+        if graphs is not None and not (graphs.usable(cfg, dev)
+                                       and all(r.keys.device == dev for r in records)):
+            graphs = None
+        loader = None if graphs is not None else FusedKVLoader(run, records, rows, total, delta,
+                                                               cfg.impl, first)  # fmt: skip
 
         # check layer: fresh Q/K/V for all tokens, pick the chunk tokens to recompute
         q, k, v = run.qkv(c, hidden, cos, sin, impl=cfg.impl)
         if by_query:
-            scores = self._query_mass(hidden, q, k, v, plain_idx, query_rows, positions, cos, sin,
-                                      loader, cfg)  # fmt: skip
+            act = torch.cat(plain_idx)  # ascending: segments are in order
+            n_query = sum(b - a for a, b in query_rows)  # the last rows of ``act``
+            qp = positions[act][-n_query:]
+            if graphs is not None:  # the main pass reads the graph's copy of the chunk KV
+                scores, loader = graphs.mass(hidden, q, k, v, act, qp, positions, cos, sin,
+                                             records, rows, delta, first, cfg)  # fmt: skip
+            else:
+                assert loader is not None
+                scores = self._query_mass(hidden, q, k, v, act, qp, positions, cos, sin, loader,
+                                          cfg)  # fmt: skip
         elif c == 0:  # no question to read and no deviation at layer 0: each chunk's first tokens
             scores = torch.zeros(total, dtype=torch.float32, device=dev)
             for a, b in rows:
                 scores[a:b] = -torch.arange(b - a, dtype=torch.float32, device=dev)
         else:
+            assert loader is not None
             cached_k, cached_v = loader.layer(c)
             scores = _deviation(cached_k, cached_v, k, v, is_chunk, n_chunk, cfg.score, cfg.impl)
         # host-known sizes, no device sync: forced tokens first, the last token before them
@@ -277,23 +295,24 @@ class Blender:
             keys.append(fused_k)
             values.append(fused_v)
 
+        assert loader is not None
         hidden = self._carry(active, hidden, q, k, v, positions, cos, sin, loader, cfg, keep)
         logits = run.logits(hidden[-1:])[0]
         stats = BlendStats(total, n_chunk, n_select, reused, len(records) - reused)
         return BlendResult(logits, KVCache(keys, values, positions), stats)
 
-    def _query_mass(self, hidden: Tensor, q: Tensor, k: Tensor, v: Tensor,
-                    plain_idx: list[Tensor], query_rows: list[tuple[int, int]], positions: Tensor,
-                    cos: Tensor, sin: Tensor, loader: _FusedKVLoader, cfg: BlendConfig) -> Tensor:
+    def _query_mass(self, hidden: Tensor, q: Tensor, k: Tensor, v: Tensor, act: Tensor,
+                    qp: Tensor, positions: Tensor, cos: Tensor, sin: Tensor,
+                    loader: FusedKVLoader, cfg: BlendConfig) -> Tensor:  # fmt: skip
         """The query pass (module docstring, step 3): attention mass ``[T]`` on every token.
 
-        The non-chunk tokens are carried over the reused chunk KV (``_carry``; their fresh K/V go
-        into the fused cache, and the main pass overwrites those rows again).
+        The non-chunk tokens ``act`` are carried over the reused chunk KV (``_carry``; their fresh
+        K/V go into the fused cache, and the main pass overwrites those rows again). The question
+        tokens are the last ``len(qp)`` rows of ``act``; ``qp`` are their positions (a row at a
+        position below every key adds no mass).
         """
         run = self.runner
-        act = torch.cat(plain_idx)  # ascending: segments are in order
-        n_query = sum(b - a for a, b in query_rows)  # the last rows of ``act``
-        qp = positions[act][-n_query:]
+        n_query = qp.shape[0]
         mass = torch.zeros(positions.shape[0], dtype=torch.float32, device=positions.device)
         bias = None  # the reference's mask bias, the same for every layer
         if not ops.uses_triton(cfg.impl, mass):
@@ -308,7 +327,7 @@ class Blender:
         return mass
 
     def _carry(self, active: Tensor, hidden: Tensor, q: Tensor, k: Tensor, v: Tensor,
-               positions: Tensor, cos: Tensor, sin: Tensor, loader: _FusedKVLoader,
+               positions: Tensor, cos: Tensor, sin: Tensor, loader: FusedKVLoader,
                cfg: BlendConfig, on_layer: Callable[[Tensor, Tensor, Tensor], None],
                last_output: bool = True) -> Tensor:  # fmt: skip
         """Run the ``active`` rows from the check layer to the last layer; their hidden states.
@@ -365,68 +384,3 @@ def _deviation(cached_k: Tensor, cached_v: Tensor, k: Tensor, v: Tensor, is_chun
         d = torch.where(is_chunk, d, torch.zeros_like(d))
         total += d / (d.sum() / n_chunk).clamp_min(1e-12) if n_chunk else d
     return total
-
-
-class _FusedKVLoader:
-    """Places cached chunk KV at its new rows, re-rotated, one layer at a time.
-
-    ``layer(l)`` returns ``[T, Hkv, D]`` K/V tensors for layer ``l`` whose chunk rows hold the
-    re-rotated cached KV (other rows are zero, to be overwritten by recomputed KV). Records
-    already on the device are copied once per chunk. Otherwise (host records) the copies of layer
-    ``l + PREFETCH`` are queued on a CUDA side stream when layer ``l`` is taken, so host->device
-    loads overlap with compute and their launches interleave with the layer's.
-    """
-
-    PREFETCH = 3
-
-    def __init__(self, run: ModelRunner, records: list[ChunkKV], rows: list[tuple[int, int]],
-                 total: int, delta: Tensor, impl: str, first: int) -> None:  # fmt: skip
-        self.run, self.records, self.rows = run, records, rows
-        self.delta, self.impl, self.first = delta, impl, first
-        self.n = run.num_layers - self.first
-        shape = (self.n, total, run.num_kv_heads, run.head_dim)
-        self.k = torch.zeros(shape, dtype=run.dtype, device=run.device)
-        self.v = torch.zeros(shape, dtype=run.dtype, device=run.device)
-        self.stream: torch.cuda.Stream | None = None
-        self.events: dict[int, torch.cuda.Event] = {}
-        self.done: dict[int, tuple[Tensor, Tensor]] = {}
-        self.resident = all(rec.keys.device == run.device for rec in records)
-        if self.resident:  # already on the device: one copy per chunk covers every layer
-            for rec, (a, b) in zip(records, rows, strict=True):
-                self.k[:, a:b].copy_(rec.keys[self.first:])
-                self.v[:, a:b].copy_(rec.values[self.first:])
-            return
-        if run.device.type == "cuda":
-            self.stream = torch.cuda.Stream(device=run.device)
-            self.stream.wait_stream(torch.cuda.current_stream(run.device))
-        for i in range(min(self.PREFETCH, self.n)):
-            self._queue(i)
-
-    def _queue(self, i: int) -> None:
-        layer = self.first + i
-        if self.stream is None:
-            self._copy(layer, i)
-            return
-        with torch.cuda.stream(self.stream):
-            self._copy(layer, i)
-            event = torch.cuda.Event()
-            event.record(self.stream)
-        self.events[i] = event
-
-    def _copy(self, layer: int, i: int) -> None:
-        for rec, (a, b) in zip(self.records, self.rows, strict=True):
-            self.k[i, a:b].copy_(rec.keys[layer], non_blocking=True)
-            self.v[i, a:b].copy_(rec.values[layer], non_blocking=True)
-
-    def layer(self, layer: int) -> tuple[Tensor, Tensor]:
-        """Layer ``layer``'s fused K (re-rotated) and V; later calls return the same tensors."""
-        i = layer - self.first
-        if i in self.done:
-            return self.done[i]
-        if not self.resident and i + self.PREFETCH < self.n:
-            self._queue(i + self.PREFETCH)
-        if self.stream is not None:
-            torch.cuda.current_stream(self.run.device).wait_event(self.events.pop(i))
-        k = ops.rerotate_k(self.k[i], self.delta, self.run.rope, impl=self.impl)
-        self.done[i] = (k, self.v[i])
-        return self.done[i]

@@ -155,7 +155,7 @@ def attention_mass(q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, scale: fl
     """Attention ``[Nk]`` that keys receive from a few queries (``reference.attention_mass_ref``).
 
     The reference is one batched matmul and a softmax over materialised fp32 scores; the kernel
-    (``kernels.attention_mass``) streams them in two launches. ``bias`` (``visibility_bias``)
+    (``kernels.attention_mass``) streams them in four launches. ``bias`` (``visibility_bias``)
     only serves the reference: pass it when the same positions serve several calls.
     """
     if q_pos.shape != (q.shape[0],) or k_pos.shape != (k.shape[0],):

@@ -1,4 +1,4 @@
-"""Attention mass: how much attention each key receives from a few queries, in two launches.
+"""Attention mass: how much attention each key receives from a few queries, in four launches.
 
 The query pass of the blend (``semcache.gpu.blend``) needs, per layer, the softmax of every
 (question token, query head) row over the keys it may see, summed over rows: ``[Nk]``. The torch
@@ -8,11 +8,11 @@ them (about six launches and 4 x rows x Nk x Hkv bytes each way). Here:
 1. ``_row_lse_kernel``, one program per (row block, KV head, key split): each row's running max
    and sum of exponentials over its visible keys in that split, streamed flash-style. The
    question has tens of tokens, so without key splits there would be a few dozen programs.
-2. ``_mass_kernel``, one program per key block: for every KV head and row block it recomputes the
-   logits, turns them into probabilities with the row's log2-sum-exp (merged over the splits)
-   and sums them over rows.
-   Each key block is owned by one program, so the sum order is fixed: the result is the same on
-   every run (the selection built on it must not flip between identical requests).
+2. ``_merge_splits_kernel`` merges the splits into each row's log2-sum-exp.
+3. ``_mass_kernel``, one program per (key block, KV head): for every row block it recomputes the
+   logits, turns them into probabilities with the row's log2-sum-exp and sums them over rows;
+   then one ``torch.sum`` over the KV heads. No atomics, so the sum order is fixed: the result is
+   the same on every run (the selection built on it must not flip between identical requests).
 
 Rows are (query, head in group) pairs of one KV head: row ``r`` is query ``r // GROUP``, head
 ``kvh * GROUP + r % GROUP``. The mask is the exact ``k_pos <= q_pos``.
@@ -91,44 +91,44 @@ def _row_lse_kernel(
 
 
 @triton.jit
-def _combined_lse(M, L, kvh, Hkv, r0, n_rows, offs_m, NUM_SPLITS: tl.constexpr):
-    """The rows' log2-sum-exp over all key splits; +inf for a row that sees no key."""
-    r_ok = r0 + offs_m < n_rows
-    m = tl.full([offs_m.shape[0]], -1.0e30, dtype=tl.float32)
-    l_sum = tl.zeros([offs_m.shape[0]], dtype=tl.float32)
+def _merge_splits_kernel(M, L, LSE, n, NUM_SPLITS: tl.constexpr, BLOCK: tl.constexpr):
+    """``LSE [n]``: the log2-sum-exp of each row over all key splits; +inf for no visible key."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    ok = offs < n
+    m = tl.full([BLOCK], -1.0e30, dtype=tl.float32)
+    l_sum = tl.zeros([BLOCK], dtype=tl.float32)
     for s in range(NUM_SPLITS):
-        slot = (s * Hkv + kvh) * n_rows + r0 + offs_m
-        m_s = tl.load(M + slot, mask=r_ok, other=-1.0e30)
-        l_s = tl.load(L + slot, mask=r_ok, other=0.0)
+        m_s = tl.load(M + s * n + offs, mask=ok, other=-1.0e30)
+        l_s = tl.load(L + s * n + offs, mask=ok, other=0.0)
         m_new = tl.maximum(m, m_s)
         l_sum = l_sum * tl.math.exp2(m - m_new) + l_s * tl.math.exp2(m_s - m_new)
         m = m_new
     # exp2(logit - inf) = 0: a row that sees no key (or a padding row) adds no mass
-    return tl.where(l_sum == 0.0, float("inf"),
-                    m + tl.math.log2(tl.where(l_sum == 0.0, 1.0, l_sum)))  # fmt: skip
+    lse = tl.where(l_sum == 0.0, float("inf"), m + tl.math.log2(tl.where(l_sum == 0.0, 1.0, l_sum)))
+    tl.store(LSE + offs, lse, mask=ok)
 
 
 @triton.jit
 def _mass_kernel(
-    Q, K, QPOS, KPOS, M, L, OUT, qk_scale, n_rows, Nk, Hkv,
+    Q, K, QPOS, KPOS, LSE, OUT, qk_scale, n_rows, Nk, Hkv,
     stride_qt, stride_qh, stride_kt, stride_kh,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr, NUM_SPLITS: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
     n0 = tl.program_id(0) * BLOCK_N
+    kvh = tl.program_id(1)
     offs_m = tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
     acc = tl.zeros([BLOCK_N], dtype=tl.float32)
-    for kvh in range(Hkv):
-        for r0 in range(0, n_rows, BLOCK_M):
-            q, qpos, r_ok = _load_rows(Q, QPOS, kvh, r0, n_rows, stride_qt, stride_qh, offs_m,
-                                       offs_d, GROUP, UPCAST)  # fmt: skip
-            lse = _combined_lse(M, L, kvh, Hkv, r0, n_rows, offs_m, NUM_SPLITS)
-            qk, n_ok = _logits(q, qpos, K, KPOS, kvh, n0, Nk, stride_kt, stride_kh, offs_n,
-                               offs_d, qk_scale, DOT_PRECISION, UPCAST)  # fmt: skip
-            acc += tl.sum(tl.math.exp2(qk - lse[:, None]), axis=0)
-    tl.store(OUT + n0 + offs_n, acc, mask=n0 + offs_n < Nk)
+    for r0 in range(0, n_rows, BLOCK_M):
+        q, qpos, r_ok = _load_rows(Q, QPOS, kvh, r0, n_rows, stride_qt, stride_qh, offs_m,
+                                   offs_d, GROUP, UPCAST)  # fmt: skip
+        lse = tl.load(LSE + kvh * n_rows + r0 + offs_m, mask=r_ok, other=float("inf"))
+        qk, n_ok = _logits(q, qpos, K, KPOS, kvh, n0, Nk, stride_kt, stride_kh, offs_n,
+                           offs_d, qk_scale, DOT_PRECISION, UPCAST)  # fmt: skip
+        acc += tl.sum(tl.math.exp2(qk - lse[:, None]), axis=0)
+    tl.store(OUT + kvh * Nk + n0 + offs_n, acc, mask=n0 + offs_n < Nk)
 
 
 def attention_mass(q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, scale: float,
@@ -176,8 +176,13 @@ def attention_mass(q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, scale: fl
         q, k, q_pos, k_pos, m_part, l_part, qk_scale, n_rows, nk, per_split,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), **common,
     )  # fmt: skip
-    _mass_kernel[(nkb,)](
-        q, k, q_pos, k_pos, m_part, l_part, out, qk_scale, n_rows, nk, hkv,
-        q.stride(0), q.stride(1), k.stride(0), k.stride(1), NUM_SPLITS=num_splits, **common,
+    lse = torch.empty((hkv, n_rows), dtype=torch.float32, device=q.device)
+    _merge_splits_kernel[(triton.cdiv(hkv * n_rows, 256),)](
+        m_part, l_part, lse, hkv * n_rows, NUM_SPLITS=num_splits, BLOCK=256,
     )  # fmt: skip
-    return out
+    per_head = torch.empty((hkv, nk), dtype=torch.float32, device=q.device)
+    _mass_kernel[(nkb, hkv)](
+        q, k, q_pos, k_pos, lse, per_head, qk_scale, n_rows, nk, hkv,
+        q.stride(0), q.stride(1), k.stride(0), k.stride(1), **common,
+    )  # fmt: skip
+    return torch.sum(per_head, dim=0, out=out)

@@ -330,3 +330,31 @@ def test_check_layer_zero_without_a_question_recomputes_each_chunks_first_tokens
     # 4 slots for r = 0.1 of 40 and 1 for the last token: the last token, then the chunks' starts
     assert sorted(chosen[0].tolist()) == [3, 4, 23, 24, 42]
     assert res.stats.recomputed_chunk_tokens == 5
+
+
+@pytest.mark.cuda
+def test_query_pass_graphs_match_the_eager_pass_across_one_bucket() -> None:
+    """Prompts of one bucket share a graph, and stale rows of a longer prompt never leak."""
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                      num_attention_heads=4, num_key_value_heads=2)
+    run = ModelRunner(random_model(cfg, "cuda", torch.float32, seed=3).model)
+    graphed, eager = Blender(run), Blender(run, cuda_graphs=False)
+    assert graphed.graphs is not None and eager.graphs is None
+    a, b, c = _chunk(40, 140), _chunk(33, 141), _chunk(21, 142)
+    prompts = [
+        [Segment(_tokens(5, 143)), a, b, Segment(_tokens(7, 144))],
+        [Segment(_tokens(5, 143)), b, a, Segment(_tokens(9, 145))],  # reordered, longer question
+        [Segment(_tokens(5, 143)), c, Segment(_tokens(4, 146))],  # shorter: rows left from above
+    ]
+    for segs in prompts:
+        for blender in (graphed, eager):
+            for s in segs:
+                if s.chunk_id is not None:
+                    blender.store.put(s.chunk_id, blender.chunk_kv(s)[0].to(run.device))
+        got = graphed.prefill(segs, BlendConfig(ratio=0.2))
+        want = eager.prefill(segs, BlendConfig(ratio=0.2))
+        torch.testing.assert_close(got.logits, want.logits, atol=1e-4, rtol=1e-4)
+        for layer in range(run.num_layers):  # the same tokens were recomputed
+            torch.testing.assert_close(got.kv.values[layer], want.kv.values[layer], atol=1e-4,
+                                       rtol=1e-4)  # fmt: skip
+    assert graphed.graphs.captures == 1 and graphed.graphs.replays == 3

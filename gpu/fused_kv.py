@@ -1,0 +1,83 @@
+"""Fused KV of a blend prefill: cached chunk KV placed at its new rows, re-rotated per layer."""
+
+from __future__ import annotations
+
+import torch
+from semcache.gpu import ops
+from semcache.gpu.chunk_kv import ChunkKV
+from semcache.gpu.runner import ModelRunner
+from torch import Tensor
+
+
+class FusedKVLoader:
+    """Places cached chunk KV at its new rows, re-rotated, one layer at a time.
+
+    ``layer(l)`` returns ``[T, Hkv, D]`` K/V tensors for layer ``l`` whose chunk rows hold the
+    re-rotated cached KV (other rows are zero, to be overwritten by recomputed KV). Records
+    already on the device are copied once per chunk. Otherwise (host records) the copies of layer
+    ``l + PREFETCH`` are queued on a CUDA side stream when layer ``l`` is taken, so host->device
+    loads overlap with compute and their launches interleave with the layer's.
+    """
+
+    PREFETCH = 3
+
+    def __init__(self, run: ModelRunner, records: list[ChunkKV], rows: list[tuple[int, int]],
+                 total: int, delta: Tensor, impl: str, first: int,
+                 filled: tuple[Tensor, Tensor] | None = None) -> None:  # fmt: skip
+        """``filled``: ``[layers - first, T, Hkv, D]`` K/V buffers that already hold the records
+        at their rows (``records`` is then ignored). They stay the caller's: ``layer`` returns a
+        copy of V, so the prefill's KV never aliases them."""
+        self.run, self.records, self.rows = run, records, rows
+        self.delta, self.impl, self.first = delta, impl, first
+        self.n = run.num_layers - self.first
+        self.stream: torch.cuda.Stream | None = None
+        self.events: dict[int, torch.cuda.Event] = {}
+        self.done: dict[int, tuple[Tensor, Tensor]] = {}
+        self.borrowed = filled is not None
+        if filled is not None:
+            self.k, self.v = filled
+            self.resident = True
+            return
+        shape = (self.n, total, run.num_kv_heads, run.head_dim)
+        self.k = torch.zeros(shape, dtype=run.dtype, device=run.device)
+        self.v = torch.zeros(shape, dtype=run.dtype, device=run.device)
+        self.resident = all(rec.keys.device == run.device for rec in records)
+        if self.resident:  # already on the device: one copy per chunk covers every layer
+            for rec, (a, b) in zip(records, rows, strict=True):
+                self.k[:, a:b].copy_(rec.keys[self.first:])
+                self.v[:, a:b].copy_(rec.values[self.first:])
+            return
+        if run.device.type == "cuda":
+            self.stream = torch.cuda.Stream(device=run.device)
+            self.stream.wait_stream(torch.cuda.current_stream(run.device))
+        for i in range(min(self.PREFETCH, self.n)):
+            self._queue(i)
+
+    def _queue(self, i: int) -> None:
+        layer = self.first + i
+        if self.stream is None:
+            self._copy(layer, i)
+            return
+        with torch.cuda.stream(self.stream):
+            self._copy(layer, i)
+            event = torch.cuda.Event()
+            event.record(self.stream)
+        self.events[i] = event
+
+    def _copy(self, layer: int, i: int) -> None:
+        for rec, (a, b) in zip(self.records, self.rows, strict=True):
+            self.k[i, a:b].copy_(rec.keys[layer], non_blocking=True)
+            self.v[i, a:b].copy_(rec.values[layer], non_blocking=True)
+
+    def layer(self, layer: int) -> tuple[Tensor, Tensor]:
+        """Layer ``layer``'s fused K (re-rotated) and V; later calls return the same tensors."""
+        i = layer - self.first
+        if i in self.done:
+            return self.done[i]
+        if not self.resident and i + self.PREFETCH < self.n:
+            self._queue(i + self.PREFETCH)
+        if self.stream is not None:
+            torch.cuda.current_stream(self.run.device).wait_event(self.events.pop(i))
+        k = ops.rerotate_k(self.k[i], self.delta, self.run.rope, impl=self.impl)
+        self.done[i] = (k, self.v[i].clone() if self.borrowed else self.v[i])
+        return self.done[i]
