@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import torch
-from semcache.gpu import reference
+from semcache.gpu import grouped_attention, reference
 from semcache.gpu.rope import RopeConfig
 from torch import Tensor
 
@@ -92,14 +92,18 @@ def select_topk(scores: Tensor, k: int, candidates: Tensor | None = None, *,
     return reference.select_topk_ref(scores, k, candidates)
 
 
-def plan_partial_attention(q_pos: Tensor, k_pos: Tensor) -> Any:
-    """Query order and key-block ranges for :func:`partial_attention` on CUDA.
+def plan_partial_attention(q_pos: Tensor, k_pos: Tensor, group: int = 1) -> Any:
+    """What :func:`partial_attention` reuses across layers for the same positions.
 
-    Build it once per request and pass it as ``plan=`` to every layer's call: it saves about ten
-    small launches per call. Returns None where the Triton path would not be used.
+    Build it once per request and pass it as ``plan=`` to every layer's call. On CUDA with
+    Triton: query order and key-block ranges (it saves about ten small launches per call).
+    Elsewhere: the additive mask of ``grouped_attention`` for GQA groups of ``group`` query
+    heads. None for empty problems.
     """
-    if not (q_pos.is_cuda and _triton_available()) or q_pos.numel() == 0 or k_pos.numel() == 0:
+    if q_pos.numel() == 0 or k_pos.numel() == 0:
         return None
+    if not (q_pos.is_cuda and _triton_available()):
+        return grouped_attention.plan_grouped_attention(q_pos, k_pos, group)
     plan_mod = _kernel("attention_plan")
     return plan_mod.plan_partial_attention(q_pos.to(torch.int64), k_pos.to(torch.int64))
 
@@ -117,10 +121,13 @@ def partial_attention(
 ) -> Tensor:
     """Selected queries ``q [Nq, Hq, D]`` over fused ``k, v [Nk, Hkv, D]``, mask ``k_pos <= q_pos``.
 
-    ``plan`` (optional, from :func:`plan_partial_attention` for the same positions) is used by
-    the Triton path only.
+    ``plan`` (optional, from :func:`plan_partial_attention` for the same positions): on the
+    Triton path its schedule; without Triton a ``GroupedPlan`` selects the grouped-matmul path
+    (``semcache.gpu.grouped_attention``), and without a plan the fp32 reference runs.
     """
     if not _use_triton(impl, q):
+        if isinstance(plan, grouped_attention.GroupedPlan) and impl != "torch":
+            return grouped_attention.grouped_attention(q, k, v, scale, plan)
         return reference.partial_attention_ref(q, k, v, q_pos, k_pos, scale)
     if q.dim() != 3 or k.dim() != 3 or v.shape != k.shape or q.shape[-1] != k.shape[-1]:
         raise ValueError(

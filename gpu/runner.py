@@ -203,7 +203,8 @@ class ModelRunner:
         hidden = self.embed(ids)
         k_pos = torch.cat((kv.positions, positions))
         single = ids.shape[0] == 1  # one query sees every key: no mask needed
-        plan = None if single else ops.plan_partial_attention(positions, k_pos)
+        group = self.num_heads // self.num_kv_heads
+        plan = None if single else ops.plan_partial_attention(positions, k_pos, group)
         for layer in range(self.num_layers):
             q, k, v = self.qkv(layer, hidden, cos, sin)
             kv.append(layer, k, v)

@@ -60,12 +60,10 @@ class BlendWorker:
 
     def blend_config(self, ratio: float) -> BlendConfig:
         c = self.config
-        # on CPU "torch" attends through SDPA with a position mask; "auto" would take the fp32
-        # einsum reference, which a profile of a 610-token span (SmolLM2, bf16) put at about
-        # 40% more CPU time in all
-        impl = "torch" if self.runner.device.type == "cpu" else "auto"
+        # on CPU "auto" attends through grouped matmuls over a mask built once per request
+        # (semcache.gpu.grouped_attention), which beat SDPA with a position mask ("torch")
         return BlendConfig(ratio=ratio, check_layer=c.check_layer, select=c.select, score=c.score,
-                           boundary_tokens=c.boundary_tokens, impl=impl)
+                           boundary_tokens=c.boundary_tokens, impl="auto")
 
     @torch.inference_mode()
     def load(self, spec: LoadSpec, slots: Tensor, writer: LayerWriter) -> BlendOutcome:

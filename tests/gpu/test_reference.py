@@ -67,3 +67,28 @@ def test_scatter_then_gather_round_trip() -> None:
     scatter_rows_ref(dst, idx, src)
     assert torch.equal(gather_rows_ref(dst, idx), src)
     assert dst[[0, 1, 3, 4, 6, 8, 9]].abs().sum() == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("hq,hkv", [(9, 3), (4, 4), (8, 1)], ids=str)
+def test_grouped_attention_matches_the_reference(hq: int, hkv: int, dtype: torch.dtype) -> None:
+    """The CPU path of ops.partial_attention (grouped matmuls, precomputed bias)."""
+    from semcache.gpu import ops
+    from semcache.gpu.grouped_attention import GroupedPlan
+
+    g = torch.Generator().manual_seed(hq * 10 + hkv)
+    nk, d = 77, 32
+    q = torch.randn(23, hq, d, generator=g).to(dtype)
+    k, v = (torch.randn(nk, hkv, d, generator=g).to(dtype) for _ in range(2))
+    k_pos = torch.arange(nk) + 5
+    q_pos = torch.sort(torch.randint(0, nk + 5, (23,), generator=g)).values
+    q_pos[0] = 2  # sees no key: zeros, as in the reference
+    plan = ops.plan_partial_attention(q_pos, k_pos, hq // hkv)
+    assert isinstance(plan, GroupedPlan)
+    out = ops.partial_attention(q, k, v, q_pos, k_pos, d**-0.5, plan=plan)
+    ref = partial_attention_ref(q, k, v, q_pos, k_pos, d**-0.5)
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(out.float(), ref.float(), atol=tol, rtol=tol)
+    assert torch.equal(out[0], torch.zeros_like(out[0]))
+    with pytest.raises(ValueError, match="plan is for other"):
+        ops.partial_attention(q[1:], k, v, q_pos[1:], k_pos, d**-0.5, plan=plan)

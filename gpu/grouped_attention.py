@@ -1,0 +1,56 @@
+"""Partial attention without Triton (CPU): GQA-grouped batched matmuls over a precomputed bias.
+
+The reference (``reference.partial_attention_ref``) expands K/V to every query head and runs the
+whole problem in fp32; SDPA with a boolean mask (``ModelRunner.masked_attention``) builds its
+mask per call. For the blend on a CPU, where queries are a few hundred selected tokens and the
+same positions serve every layer, both spend most of their time outside the arithmetic. Here:
+
+- the query heads that share a KV head are stacked as rows of one matrix, so each KV head is one
+  ``bmm`` against its keys, with no copy of K or V per query head;
+- the logits are computed in the inputs' dtype (fp32 accumulation) and the softmax in fp32; the
+  probabilities go back to the inputs' dtype for the product with V, as the Triton kernel does;
+- the mask is an additive bias ``[Nq * group, Nk]`` built once per request
+  (:func:`plan_grouped_attention`), shared by every layer.
+
+On SmolLM2-135M in bf16, one thread, 130 queries over 600 keys, this took about 1.6 ms against
+3.8-5.6 ms for masked SDPA on a loaded 2-core machine; ``docs/vllm.md`` has what it did to
+the connector's TTFT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from semcache.gpu import reference
+from torch import Tensor
+
+
+@dataclass(frozen=True, slots=True)
+class GroupedPlan:
+    """The additive mask of one (q_pos, k_pos) pair for a given GQA group size."""
+
+    bias: Tensor  # [Nq * group, Nk] fp32: 0 where visible, else -inf
+    group: int
+
+
+def plan_grouped_attention(q_pos: Tensor, k_pos: Tensor, group: int) -> GroupedPlan:
+    return GroupedPlan(reference.visibility_bias(q_pos, k_pos, group), group)
+
+
+def grouped_attention(q: Tensor, k: Tensor, v: Tensor, scale: float, plan: GroupedPlan) -> Tensor:
+    """``q [Nq, Hq, D]`` over ``k, v [Nk, Hkv, D]`` with ``plan``'s mask: ``[Nq, Hq, D]``.
+
+    A query that sees no key gets zeros (as in the reference).
+    """
+    nq, hq, d = q.shape
+    nk, hkv, _ = k.shape
+    g = hq // hkv
+    if g != plan.group or plan.bias.shape != (nq * g, nk):
+        raise ValueError(f"plan is for other positions or heads: bias {tuple(plan.bias.shape)}, "
+                         f"need ({nq * g}, {nk})")  # fmt: skip
+    qg = q.reshape(nq, hkv, g, d).permute(1, 0, 2, 3).reshape(hkv, nq * g, d)
+    scores = torch.bmm(qg, k.permute(1, 2, 0)).float().mul_(scale).add_(plan.bias)
+    probs = scores.softmax(dim=-1).nan_to_num_(0.0).to(v.dtype)
+    out = torch.bmm(probs, v.permute(1, 0, 2))  # [Hkv, Nq * g, D]
+    return out.view(hkv, nq, g, d).permute(1, 0, 2, 3).reshape(nq, hq, d).to(q.dtype)
