@@ -116,6 +116,10 @@ def merge(parts: list[Path], out: Path) -> dict[str, Any]:
                                 "max": lengths[-1]}
     results["seconds"] = max(part["seconds"] for part in loaded)
     results["shards"] = len(loaded)
+    results["parts"] = [{"device": r["device"], "prompts": r["prompts"], "host": r.get("host")}
+                        for r in loaded]  # fmt: skip
+    devices = sorted({r["device"] for r in loaded})
+    results["device"] = " + ".join(devices)
     return write(results, out)
 
 

@@ -130,6 +130,37 @@ def bench_context(runner: ModelRunner, context: int, n_chunks: int, question: in
     return out
 
 
+def plot(results: dict[str, Any], path: Path) -> None:
+    """TTFT per context: full prefill, prefix caching and the blend paths at each ratio."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ctxs = results["contexts"]
+    fig, axes = plt.subplots(1, len(ctxs), figsize=(5 * len(ctxs), 4), squeeze=False)
+    for ax, res in zip(axes[0], ctxs, strict=True):
+        rs = list(res["blend_gpu"])
+        x = [float(r) for r in rs]
+        for name, label in (("blend_gpu", "semcache, KV in GPU memory"),
+                            ("blend_pinned", "semcache, KV from pinned host memory"),
+                            ("blend_torch", "same pipeline, plain PyTorch")):  # fmt: skip
+            ax.plot(x, [res[name][r]["median_ms"] for r in rs], "o-", label=label)
+        ax.axhline(res["full"]["median_ms"], color="black", lw=1, label="full prefill")
+        ax.axhline(res["prefix"]["median_ms"], color="grey", lw=1, ls="--", label="prefix caching")
+        ax.axhline(res["full"]["median_ms"] / 4.5, color="red", lw=0.8, ls=":",
+                   label="target: full / 4.5")  # fmt: skip
+        ax.set(title=f"{res['context']} tokens", xlabel="recompute ratio r",
+               ylabel="TTFT, median ms", yscale="log")  # fmt: skip
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{results['device']}, {results['shape']} (random {results['dtype']} weights), "
+                 f"select={results['select']}")  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _check_layer(select: str, check_layer: int | None) -> int:
     return BlendConfig(select=select).check_layer if check_layer is None else check_layer
 
@@ -153,7 +184,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--check-layer", type=int, default=None,
                         help="blend check layer (default: the BlendConfig default for --select)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/chunk_reuse.json"))
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="only draw the PNG of an existing result file (next to it)")
     args = parser.parse_args(argv)
+    if args.plot is not None:
+        results = json.loads(args.plot.read_text())
+        plot(results, args.plot.with_suffix(".png"))
+        return results
     cuda = args.device == "cuda"
     if cuda and not torch.cuda.is_available():
         parser.error("--device cuda but no CUDA device is available")
@@ -185,6 +222,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   f"{res['prefix']['median_ms'] / g:4.2f}x prefix)  pinned {p:7.1f} ms  torch {t:7.1f} ms")
         if cuda:
             torch.cuda.empty_cache()
+    plot(results, args.out.with_suffix(".png"))
     return results
 
 

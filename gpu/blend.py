@@ -1,10 +1,11 @@
 """Prefill with chunk KV reuse and selective recompute (the blend pipeline).
 
-Chunk KV (``ChunkEncoder``): each chunk is prefilled once on its own, after a fixed short
-*anchor* prefix (by default the tokenizer's BOS / chat-start token), and only the chunk's rows are
-stored with the positions they were computed at (``len(anchor) .. len(anchor)+L-1``). The anchor
-gives the chunk a proper attention sink, so its first tokens do not turn into sinks themselves,
-which is the largest single source of deviation when a chunk is computed truly alone.
+Chunk KV (``ChunkEncoder``): each chunk is prefilled once on its own, after a fixed *anchor*
+prefix (``semcache.gpu.anchor``: the engine uses a system turn and a neutral passage; without
+one, nothing), and only the chunk's rows are stored with the positions they were computed at
+(``len(anchor) .. len(anchor)+L-1``). The anchor gives the chunk a proper attention sink and a
+preceding context, so its first tokens do not turn into sinks themselves, which is the largest
+single source of deviation when a chunk is computed truly alone.
 
 Request (``Blender.prefill``), for segments ``[prefix][chunk 1]...[chunk N][suffix]`` at
 positions ``0..T-1``:
@@ -13,7 +14,10 @@ positions ``0..T-1``:
    ``new_pos - stored_pos`` (``ops.rerotate_k``), layer by layer, just before the layer needs it.
    On CUDA the copies run on a side stream a few layers ahead of compute, so loads from pinned
    host memory overlap with compute.
-2. Layers ``0 .. check_layer-1`` run in full for every token.
+2. Layers ``0 .. check_layer-1`` run in full for every token. ``check_layer`` defaults to 0 for
+   query selection: layer-0 K/V depend only on the token and its position, so the cached ones
+   are exact there and no layer has to run in full. Deviation selection needs a layer whose K/V
+   have context, and defaults to 1.
 3. At ``check_layer`` Q/K/V are computed for every token (its fresh K/V are kept for every row).
    ``round(ratio * chunk_tokens)`` chunk tokens are chosen (``ops.select_topk``) by one of two
    scores (``select``); the first ``boundary_tokens`` of every chunk go first (their score is
@@ -24,6 +28,9 @@ positions ``0..T-1``:
      attention the question tokens (the non-chunk tokens after the last chunk) pay to each chunk
      token over those layers (``ops.attention_mass``). The chunk tokens the question reads most
      are recomputed. The pass computes non-chunk tokens only, so it costs no chunk recompute.
+     On CUDA it is replayed as a CUDA graph per bucket of shapes (``semcache.gpu.query_graph``):
+     its tens of rows make it launch-bound otherwise. With no question tokens and
+     ``check_layer=0``, each chunk's first tokens are recomputed instead.
    - ``"deviation"``: CacheBlend's score, the deviation of fresh from cached K and V at the check
      layer (``ops.token_deviation``; each normalised by its mean over chunk tokens, then summed).
 4. From ``check_layer`` on, only the *active* tokens (non-chunk tokens, selected chunk tokens,
@@ -45,14 +52,17 @@ only 0.909 / 0.038 against 0.903 / 0.043 for K+V and 0.880 / 0.070 for random se
 deviation is spread over many tokens, and which 15 % are fixed matters less than whether they are
 the ones the answer depends on. Query-driven selection reached 0.918 / 0.032 there, and with the
 context anchor (``semcache.gpu.anchor``) 0.939 / 0.021 on 16 prompts, where K+V deviation with
-the same anchor stayed at 0.902 / 0.036. Attention mass from the last layers only (15-29) or from
-the last 8 question tokens only gave the same within noise; from layers 2-11 only it was worse
-(0.928 / 0.030), so the query pass runs every layer. On the 200 reported prompts (one H200, fp32)
-the default design gives 0.928 / 0.022, and 0.946 / 0.014 with a documentation-genre anchor,
-against 0.901 / 0.041 for the BOS anchor with K+V deviation. The query pass runs every layer once
-more for the non-chunk tokens, which costs TTFT on a GPU (``gpu/KERNELS_NOTES.md``). Gradual
-narrowing over several layers is not offered: every token recomputed after the check layer counts
-toward r, so narrowing a larger first selection costs the ratio of that larger set.
+the same anchor stayed at 0.902 / 0.036. Check layer 0 instead of 1 gave 0.927 / 0.031 against
+0.927 / 0.030 on 30 of those prompts, for one full layer less. Attention mass from the last
+layers only (15-29) or from the last 8 question tokens only gave the same within noise; from
+layers 2-11 only it was worse
+(0.928 / 0.030), so the query pass runs every layer. On the 200 reported prompts (fp32) the
+default design gives 0.927 / 0.023 (check layer 1: 0.928 / 0.022), and 0.948 / 0.013 with a
+documentation-genre anchor, against 0.901 / 0.041 for the BOS anchor with K+V deviation. The
+query pass runs every layer once more for the non-chunk tokens, which costs TTFT on a GPU
+(``gpu/KERNELS_NOTES.md``). Gradual narrowing over several layers is not offered: every token
+recomputed after the check layer counts toward r, so narrowing a larger first selection costs
+the ratio of that larger set.
 """
 
 from __future__ import annotations
@@ -339,7 +349,8 @@ class Blender:
         """
         run, c = self.runner, cfg.check_layer
         q_pos = positions[active]
-        plan = ops.plan_partial_attention(q_pos, positions) if cfg.impl != "torch" else None
+        group = run.num_heads // run.num_kv_heads
+        plan = ops.plan_partial_attention(q_pos, positions, group) if cfg.impl != "torch" else None
         attn = self._attention(q[active], k, v, q_pos, positions, cfg.impl, plan)
         h = run.finish_layer(c, hidden[active], attn, impl=cfg.impl)
         cos_a, sin_a = cos[active], sin[active]
