@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from semcache.gpu.blend import blend_design
+from semcache.gpu.blend import blend_design, default_check_layer
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def engine() -> Any:
 
     loaded = load_smollm2()
     gate = QualityGate(model="smollm2", ratio=0.15, floor=0.95, met=True,
-                       design=blend_design(1, "query", "kv", 0))
+                       design=blend_design(default_check_layer("query"), "query", "kv", 0))
     return Engine(loaded, gate=gate)
 
 
