@@ -87,7 +87,9 @@ def main() -> None:
     model = random_model(llama3_8b_config(args.layers), "cuda", torch.bfloat16, seed=0).model
     runner = ModelRunner(model)
     results: dict[str, Any] = {"device": torch.cuda.get_device_name(), "ratio": args.ratio,
-                               "select": args.select, "check_layer": args.check_layer,
+                               "select": args.select,
+                               "check_layer": BlendConfig(select=args.select,
+                                                          check_layer=args.check_layer).check_layer,
                                "contexts": {}}
     for context in map(int, args.contexts.split(",")):
         segs = segments_for(runner, context, 8, 64)
@@ -98,8 +100,8 @@ def main() -> None:
         per: dict[str, Any] = {}
         cases = {"full": lambda ids=ids: runner.prefill(ids)[0].argmax()}
         for impl in ("auto", "torch"):
-            extra = {} if args.check_layer is None else {"check_layer": args.check_layer}
-            cfg = BlendConfig(ratio=args.ratio, impl=impl, select=args.select, **extra)
+            cfg = BlendConfig(ratio=args.ratio, impl=impl, select=args.select,
+                              check_layer=args.check_layer)
             cases[f"blend_{impl}"] = (lambda cfg=cfg, b=blender, segs=segs:
                                       b.prefill(segs, cfg).logits.argmax())
         for name, fn in cases.items():

@@ -110,15 +110,15 @@ def bench_context(runner: ModelRunner, context: int, n_chunks: int, question: in
 
     out: dict[str, Any] = {"context": len(ids), "chunk_tokens": chunk_len, "chunks": n_chunks,
                            "question_tokens": question, "select": select,
-                           "check_layer": _check_layer(select, check_layer)}
+                           "check_layer": BlendConfig(select=select,
+                                                      check_layer=check_layer).check_layer}
     out["full"] = timed(full, dev, runs, warmup)
     out["prefix"] = timed(prefix, dev, runs, warmup)
     for name, b, impl in (("blend_gpu", blender, "auto"), ("blend_pinned", pinned, "auto"),
                           ("blend_torch", blender, "torch")):
         out[name] = {}
         for r in ratios:
-            cfg = BlendConfig(ratio=r, impl=impl, select=select,
-                              check_layer=_check_layer(select, check_layer))
+            cfg = BlendConfig(ratio=r, impl=impl, select=select, check_layer=check_layer)
             out[name][str(r)] = timed(lambda b=b, cfg=cfg: b.prefill(segments, cfg).logits.argmax(),
                                       dev, runs, warmup)
     full_ms, prefix_ms = out["full"]["median_ms"], out["prefix"]["median_ms"]
@@ -159,10 +159,6 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def _check_layer(select: str, check_layer: int | None) -> int:
-    return BlendConfig(select=select).check_layer if check_layer is None else check_layer
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

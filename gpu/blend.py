@@ -264,8 +264,7 @@ class Blender:
         # the check layer's cached KV is read only by the deviation score
         first = c + 1 if by_query or c == 0 else c
         graphs = self.graphs if by_query and self.graphs is not None else None
-        if graphs is not None and not (graphs.usable(cfg, dev)
-                                       and all(r.keys.device == dev for r in records)):
+        if graphs is not None and not graphs.usable(cfg, records):
             graphs = None
         loader = None if graphs is not None else FusedKVLoader(run, records, rows, total, delta,
                                                                cfg.impl, first)  # fmt: skip

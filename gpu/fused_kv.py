@@ -41,17 +41,26 @@ class FusedKVLoader:
         shape = (self.n, total, run.num_kv_heads, run.head_dim)
         self.k = torch.zeros(shape, dtype=run.dtype, device=run.device)
         self.v = torch.zeros(shape, dtype=run.dtype, device=run.device)
-        self.resident = all(rec.keys.device == run.device for rec in records)
-        if self.resident:  # already on the device: one copy per chunk covers every layer
-            for rec, (a, b) in zip(records, rows, strict=True):
-                self.k[:, a:b].copy_(rec.keys[self.first:])
-                self.v[:, a:b].copy_(rec.values[self.first:])
+        self.resident = self.on_device(records, run.device)
+        if self.resident:
+            self.place(records, rows)
             return
         if run.device.type == "cuda":
             self.stream = torch.cuda.Stream(device=run.device)
             self.stream.wait_stream(torch.cuda.current_stream(run.device))
         for i in range(min(self.PREFETCH, self.n)):
             self._queue(i)
+
+    @staticmethod
+    def on_device(records: list[ChunkKV], device: torch.device) -> bool:
+        """Whether every record is already in ``device``'s memory (then no per-layer loads)."""
+        return all(rec.keys.device == device for rec in records)
+
+    def place(self, records: list[ChunkKV], rows: list[tuple[int, int]]) -> None:
+        """Copy device-resident ``records`` to their ``rows``: one copy per chunk, every layer."""
+        for rec, (a, b) in zip(records, rows, strict=True):
+            self.k[:, a:b].copy_(rec.keys[self.first:])
+            self.v[:, a:b].copy_(rec.values[self.first:])
 
     def _queue(self, i: int) -> None:
         layer = self.first + i

@@ -78,9 +78,9 @@ class QueryPassGraphs:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    @staticmethod
-    def usable(cfg: BlendConfig, device: torch.device) -> bool:
-        return device.type == "cuda" and cfg.impl != "torch"
+    def usable(self, cfg: BlendConfig, records: list[ChunkKV]) -> bool:
+        """Triton path, with every chunk record already in GPU memory (module docstring)."""
+        return cfg.impl != "torch" and FusedKVLoader.on_device(records, self.blender.runner.device)
 
     def mass(self, hidden: Tensor, q: Tensor, k: Tensor, v: Tensor, act: Tensor, qp: Tensor,
              positions: Tensor, cos: Tensor, sin: Tensor, records: list[ChunkKV],
@@ -99,7 +99,7 @@ class QueryPassGraphs:
         bucket.graph.replay()
         self.replays += 1
         filled = (bucket.loader.k[:, :total], bucket.loader.v[:, :total])
-        main = FusedKVLoader(self.blender.runner, records, rows, total, delta, cfg.impl, first,
+        main = FusedKVLoader(self.blender.runner, [], [], total, delta, cfg.impl, first,
                              filled=filled)  # fmt: skip
         return bucket.mass[:total], main
 
@@ -116,10 +116,7 @@ class QueryPassGraphs:
         b.act[n_act:].fill_(b.positions.shape[0] - 1)
         b.qp[:n_query].copy_(qp)
         b.qp[n_query:].fill_(-1)
-        first = b.loader.first
-        for rec, (lo, hi) in zip(records, rows, strict=True):
-            b.loader.k[:, lo:hi].copy_(rec.keys[first:])
-            b.loader.v[:, lo:hi].copy_(rec.values[first:])
+        b.loader.place(records, rows)
 
     def _capture(self, key: tuple[object, ...], hidden: Tensor, q: Tensor, k: Tensor, v: Tensor,
                  cos: Tensor, first: int, cfg: BlendConfig) -> _Bucket:  # fmt: skip

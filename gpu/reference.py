@@ -123,13 +123,24 @@ def attention_mass_ref(q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, scale
     hkv = k.shape[1]
     if hq % hkv or k.shape[2] != d:
         raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} heads do not match")
-    g = hq // hkv
     if bias is None:
-        bias = visibility_bias(q_pos, k_pos, g)
-    qg = q.view(n, hkv, g, d).permute(1, 0, 2, 3).reshape(hkv, n * g, d)
-    scores = torch.bmm(qg, k.permute(1, 2, 0)).float()  # [Hkv, n*g, Nk]
-    scores = (scores * scale + bias).softmax(dim=-1)
-    return scores.nan_to_num(0.0).sum(dim=(0, 1))
+        bias = visibility_bias(q_pos, k_pos, hq // hkv)
+    return grouped_probs(q, k, scale, bias).sum(dim=(0, 1))
+
+
+def grouped_probs(q: Tensor, k: Tensor, scale: float, bias: Tensor) -> Tensor:
+    """Softmax ``[Hkv, Nq * group, Nk]`` fp32 of ``q [Nq, Hq, D]`` over ``k [Nk, Hkv, D]``.
+
+    The query heads that share a KV head are the rows of one matrix (row ``i * group + j`` is
+    query ``i``, head ``kvh * group + j``), so each KV head is one ``bmm`` in the inputs' dtype.
+    ``bias`` is ``visibility_bias``; a row that sees no key gets zeros.
+    """
+    n, hq, d = q.shape
+    hkv = k.shape[1]
+    g = hq // hkv
+    qg = q.reshape(n, hkv, g, d).permute(1, 0, 2, 3).reshape(hkv, n * g, d)
+    scores = torch.bmm(qg, k.permute(1, 2, 0)).float()  # a new tensor: updated in place
+    return scores.mul_(scale).add_(bias).softmax(dim=-1).nan_to_num_(0.0)
 
 
 def scatter_rows_ref(dst: Tensor, idx: Tensor, src: Tensor) -> None:

@@ -57,7 +57,7 @@ def _logits(q, qpos, K, KPOS, kvh, n0, Nk, stride_kt, stride_kh, offs_n, offs_d,
     kpos = tl.load(KPOS + kn, mask=n_ok, other=0)
     visible = (kpos[None, :] <= qpos[:, None]) & n_ok[None, :]
     qk = tl.dot(q, k, input_precision=DOT_PRECISION) * qk_scale
-    return tl.where(visible, qk, float("-inf")), n_ok
+    return tl.where(visible, qk, float("-inf"))
 
 
 @triton.jit
@@ -80,8 +80,8 @@ def _row_lse_kernel(
     lo = split * blocks_per_split * BLOCK_N
     hi = tl.minimum(lo + blocks_per_split * BLOCK_N, Nk)
     for n0 in range(lo, hi, BLOCK_N):
-        qk, _ = _logits(q, qpos, K, KPOS, kvh, n0, Nk, stride_kt, stride_kh, offs_n, offs_d,
-                        qk_scale, DOT_PRECISION, UPCAST)  # fmt: skip
+        qk = _logits(q, qpos, K, KPOS, kvh, n0, Nk, stride_kt, stride_kh, offs_n, offs_d,
+                     qk_scale, DOT_PRECISION, UPCAST)  # fmt: skip
         m_new = tl.maximum(m_i, tl.max(qk, axis=1))
         l_i = l_i * tl.math.exp2(m_i - m_new) + tl.sum(tl.math.exp2(qk - m_new[:, None]), axis=1)
         m_i = m_new
@@ -125,8 +125,8 @@ def _mass_kernel(
         q, qpos, r_ok = _load_rows(Q, QPOS, kvh, r0, n_rows, stride_qt, stride_qh, offs_m,
                                    offs_d, GROUP, UPCAST)  # fmt: skip
         lse = tl.load(LSE + kvh * n_rows + r0 + offs_m, mask=r_ok, other=float("inf"))
-        qk, n_ok = _logits(q, qpos, K, KPOS, kvh, n0, Nk, stride_kt, stride_kh, offs_n,
-                           offs_d, qk_scale, DOT_PRECISION, UPCAST)  # fmt: skip
+        qk = _logits(q, qpos, K, KPOS, kvh, n0, Nk, stride_kt, stride_kh, offs_n, offs_d,
+                     qk_scale, DOT_PRECISION, UPCAST)  # fmt: skip
         acc += tl.sum(tl.math.exp2(qk - lse[:, None]), axis=0)
     tl.store(OUT + kvh * Nk + n0 + offs_n, acc, mask=n0 + offs_n < Nk)
 
