@@ -55,19 +55,49 @@ def split_times(fn: Any, runs: int) -> dict[str, float]:
             "wall_ms": statistics.median(wall)}
 
 
-def top_ops(fn: Any, n: int) -> dict[str, list[dict[str, Any]]]:
+def top_ops(fn: Any, n: int) -> dict[str, Any]:
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         fn()
         torch.cuda.synchronize()
     events = prof.key_averages()
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, Any] = {"timeline": timeline(prof, n)}
     for key, attr in (("cpu", "self_cpu_time_total"), ("device", "self_device_time_total")):
         rows = sorted(events, key=lambda e: getattr(e, attr, 0.0), reverse=True)[:n]
         out[key] = [{"name": e.key, "calls": e.count, "self_ms": getattr(e, attr, 0.0) / 1e3}
                     for e in rows]
     return out
+
+
+def timeline(prof: Any, n: int) -> dict[str, Any]:
+    """Device busy time against the span of one run, and the longest idle gaps between kernels.
+
+    A span much longer than the busy time means the GPU waited on the host somewhere; the gaps
+    name the kernels on either side of each wait.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(path))
+        trace = json.loads(path.read_text())
+    kernels = sorted((e for e in trace.get("traceEvents", [])
+                      if e.get("ph") == "X" and e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")),
+                     key=lambda e: e["ts"])  # fmt: skip
+    if not kernels:
+        return {"kernels": 0}
+    busy, gaps, end, prev = 0.0, [], kernels[0]["ts"], kernels[0]["name"]
+    for e in kernels:
+        start, stop = e["ts"], e["ts"] + e["dur"]
+        if start > end:
+            gaps.append({"us": start - end, "after": prev[:60], "before": e["name"][:60]})
+        busy += max(0.0, stop - max(start, end))
+        if stop > end:
+            end, prev = stop, e["name"]
+    gaps.sort(key=lambda g: -g["us"])
+    return {"kernels": len(kernels), "span_ms": (end - kernels[0]["ts"]) / 1e3,
+            "busy_ms": busy / 1e3, "idle_ms": sum(g["us"] for g in gaps) / 1e3, "gaps": gaps[:n]}
 
 
 def main() -> None:
@@ -124,6 +154,12 @@ def main() -> None:
             print(f"--- {context} {name}: top self device")
             for row in per[name]["top"]["device"][:8]:
                 print(f"   {row['self_ms']:8.2f} ms {row['calls']:5d}x {row['name'][:70]}")
+            tl = per[name]["top"]["timeline"]
+            if tl.get("kernels"):
+                print(f"--- {context} {name}: {tl['kernels']} device ops, span {tl['span_ms']:.2f} ms, "
+                      f"busy {tl['busy_ms']:.2f} ms, idle {tl['idle_ms']:.2f} ms; longest gaps:")
+                for g in tl["gaps"][:5]:
+                    print(f"   {g['us'] / 1e3:7.2f} ms after {g['after']} before {g['before']}")
 
 
 if __name__ == "__main__":

@@ -44,11 +44,15 @@ DEVICE = "cuda"
 LLAMA3_ROPE = RopeConfig(128, 128, 500000.0, "llama3", (
     ("factor", 8.0), ("high_freq_factor", 4.0), ("low_freq_factor", 1.0),
     ("original_max_position_embeddings", 8192.0)))  # fmt: skip
-# (block_m, block_n, num_warps, num_stages, num_splits); num_splits 0 = the launcher's choice.
-# The first is the launcher default.
+# (tile rows, block_n, num_warps, num_stages, num_splits, pack); num_splits 0 = the launcher's
+# choice; pack > 1 puts that many query heads of a GQA group in one tile (tile rows / pack
+# queries per tile). The first is what ``ops.partial_attention`` runs for this shape (GQA group 4,
+# ``attention_plan.gqa_pack``); the second is the kernel launcher's own default (no packing).
 ATTN_CONFIGS = [
-    (64, 64, 4, 3, 0), (64, 64, 4, 2, 1), (64, 64, 4, 2, 0), (128, 64, 8, 2, 0),
-    (128, 64, 8, 3, 0), (128, 64, 8, 3, 1), (128, 128, 8, 2, 0), (64, 128, 4, 3, 0),
+    (64, 64, 4, 3, 0, 4), (64, 64, 4, 3, 0, 1), (64, 64, 4, 2, 1, 1), (64, 64, 4, 2, 0, 1),
+    (128, 64, 8, 2, 0, 1), (128, 64, 8, 3, 0, 1), (128, 64, 8, 3, 1, 1), (128, 128, 8, 2, 0, 1),
+    (64, 128, 4, 3, 0, 1), (128, 64, 4, 3, 0, 4), (128, 64, 8, 3, 0, 4), (128, 64, 8, 2, 0, 4),
+    (128, 128, 8, 3, 0, 4), (128, 128, 8, 2, 0, 4), (64, 128, 4, 3, 0, 4), (128, 64, 8, 3, 0, 2),
 ]  # fmt: skip
 
 
@@ -159,13 +163,13 @@ def attention_fraction(q_tok: torch.Tensor, k_tok: torch.Tensor, v_tok: torch.Te
     ref = reference.partial_attention_ref(q, k_tok, v_tok, q_pos, k_pos, scale)
     row: dict[str, Any] = {"fraction": frac, "n_queries": int(sel.numel()), "flops": flops,
                            "configs": []}  # fmt: skip
-    for bm, bn, nw, ns, sp in ATTN_CONFIGS:
+    for bm, bn, nw, ns, sp, pk in ATTN_CONFIGS:
         splits = sp or choose_num_splits(
-            triton.cdiv(q.shape[0], bm) * hq, triton.cdiv(n, bn), q.device
+            triton.cdiv(q.shape[0], bm // pk) * hq // pk, triton.cdiv(n, bn), q.device
         )
         # The plan is built once per request and serves every layer: time the kernel alone,
         # and separately the call that also builds the plan.
-        plan = plan_partial_attention(q_pos, k_pos, bm, bn)
+        plan = plan_partial_attention(q_pos, k_pos, bm // pk, bn, pk)
 
         def fn(plan: AttentionPlan = plan, nw: int = nw, ns: int = ns, sp: int = splits
                ) -> torch.Tensor:  # fmt: skip
@@ -173,19 +177,20 @@ def attention_fraction(q_tok: torch.Tensor, k_tok: torch.Tensor, v_tok: torch.Te
                                      num_stages=ns, plan=plan, num_splits=sp)  # fmt: skip
 
         def fn_with_plan(bm: int = bm, bn: int = bn, nw: int = nw, ns: int = ns,
-                         sp: int = splits) -> torch.Tensor:  # fmt: skip
+                         sp: int = splits, pk: int = pk) -> torch.Tensor:  # fmt: skip
             return partial_attention(q, k_tok, v_tok, q_pos, k_pos, scale, block_m=bm,
-                                     block_n=bn, num_warps=nw, num_stages=ns, num_splits=sp)  # fmt: skip
+                                     block_n=bn, num_warps=nw, num_stages=ns, num_splits=sp,
+                                     pack=pk)  # fmt: skip
 
         try:
             e = errors(fn(), ref)
             t = bench(fn)
             t_planned = bench(fn_with_plan)
         except Exception as exc:  # a config may not fit in shared memory on this device
-            row["configs"].append({"config": [bm, bn, nw, ns, sp], "error": repr(exc)[:300]})
+            row["configs"].append({"config": [bm, bn, nw, ns, sp, pk], "error": repr(exc)[:300]})
             continue
         tf = flops / t["median_ms"] / 1e9
-        row["configs"].append({"config": [bm, bn, nw, ns, sp], "num_splits": splits, **t, "TFLOPs": tf, **e,
+        row["configs"].append({"config": [bm, bn, nw, ns, sp, pk], "num_splits": splits, **t, "TFLOPs": tf, **e,
                                "ratio_vs_sdpa_tflops": tf / sdpa_tflops,
                                "median_ms_including_plan": t_planned["median_ms"]})  # fmt: skip
     good = [c for c in row["configs"] if "TFLOPs" in c]
@@ -245,6 +250,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     parser.add_argument("--tokens", type=int, default=8192)
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.05, 0.10, 0.15, 0.20])
+    parser.add_argument("--sections", nargs="+", default=None,
+                        help="run only these sections (correctness_full_size, rerotate, "
+                             "rerotate_large, deviation, partial_attention); default: all")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("kernels_micro needs a CUDA device")
@@ -261,6 +269,11 @@ def main() -> None:
         ("deviation", lambda: run_deviation(args.tokens, res)),
         ("partial_attention", lambda: run_attention(args.tokens, 32, 8, 128, args.fractions, res)),
     ]
+    if args.sections:
+        unknown = set(args.sections) - {name for name, _ in sections}
+        if unknown:
+            parser.error(f"unknown sections: {sorted(unknown)}")
+        sections = [(n, f) for n, f in sections if n in args.sections]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for name, section in sections:
         try:

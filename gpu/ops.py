@@ -105,7 +105,9 @@ def plan_partial_attention(q_pos: Tensor, k_pos: Tensor, group: int = 1) -> Any:
     if not (q_pos.is_cuda and _triton_available()):
         return grouped_attention.plan_grouped_attention(q_pos, k_pos, group)
     plan_mod = _kernel("attention_plan")
-    return plan_mod.plan_partial_attention(q_pos.to(torch.int64), k_pos.to(torch.int64))
+    pack = plan_mod.gqa_pack(group)
+    return plan_mod.plan_partial_attention(q_pos.to(torch.int64), k_pos.to(torch.int64),
+                                           plan_mod.DEFAULT_BLOCK_M // pack, pack=pack)  # fmt: skip
 
 
 def partial_attention(
@@ -149,6 +151,7 @@ def partial_attention(
         k_pos.to(torch.int64),
         float(scale),
         plan=plan,
+        pack=_kernel("attention_plan").gqa_pack(q.shape[1] // k.shape[1]),
     )
 
 

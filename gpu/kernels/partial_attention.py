@@ -68,22 +68,26 @@ def _partial_attention_kernel(
     Q, K, V, OUT, WS, LSE, QPOS, KPOS, ORDER, NFULL, NEND,
     qk_scale, Nq, Nk, Hq, blocks_per_split,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
-    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    NUM_SPLITS: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    GROUP: tl.constexpr, PACK: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, NUM_SPLITS: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr,
 ):  # fmt: skip
     # Late query blocks see the most keys: start them first to shorten the tail.
     item = tl.num_programs(0) - 1 - tl.program_id(0)
     qb = item // NUM_SPLITS
     split = item % NUM_SPLITS
-    h = tl.program_id(1)
-    kvh = h // GROUP
-    offs_m = qb * BLOCK_M + tl.arange(0, BLOCK_M)
+    # A tile row is one (query, head) pair: PACK heads of one KV group per query, so the tile's
+    # BLOCK_M rows hold BLOCK_M // PACK queries and each K/V block is loaded once for them all.
+    offs_r = tl.arange(0, BLOCK_M)
+    h = tl.program_id(1) * PACK + offs_r % PACK
+    kvh = (tl.program_id(1) * PACK) // GROUP
+    offs_m = qb * (BLOCK_M // PACK) + offs_r // PACK
     m_ok = offs_m < Nq
     rows = tl.load(ORDER + offs_m, mask=m_ok, other=0).to(tl.int64)
     qpos = tl.load(QPOS + offs_m, mask=m_ok, other=-1)
     offs_d = tl.arange(0, HEAD_DIM)
     offs_n = tl.arange(0, BLOCK_N)
-    q = tl.load(Q + rows[:, None] * stride_qt + h * stride_qh + offs_d[None, :],
+    q = tl.load(Q + rows[:, None] * stride_qt + h[:, None] * stride_qh + offs_d[None, :],
                 mask=m_ok[:, None], other=0.0)  # fmt: skip
     if UPCAST:
         q = q.to(tl.float32)
@@ -106,7 +110,7 @@ def _partial_attention_kernel(
     l_safe = tl.where(l_i == 0.0, 1.0, l_i)
     out = acc / l_safe[:, None]
     if NUM_SPLITS == 1:
-        tl.store(OUT + rows[:, None] * stride_ot + h * stride_oh + offs_d[None, :],
+        tl.store(OUT + rows[:, None] * stride_ot + h[:, None] * stride_oh + offs_d[None, :],
                  out.to(OUT.dtype.element_ty), mask=m_ok[:, None])  # fmt: skip
     else:  # partial result and its log2-sum-exp, merged by _combine_splits_kernel
         slot = (split * Nq + rows) * Hq + h
@@ -156,6 +160,7 @@ def partial_attention(
     out: Tensor | None = None,
     plan: AttentionPlan | None = None,
     num_splits: int | None = None,
+    pack: int = 1,
 ) -> Tensor:
     """Selected-query attention with GQA and the exact causal mask ``k_pos <= q_pos``.
 
@@ -168,7 +173,10 @@ def partial_attention(
     same positions serve every layer; its block sizes then win over ``block_m``/``block_n``.
     ``num_splits`` splits each query block's key range over that many programs (merged by a
     second small kernel) when query blocks alone cannot fill the GPU; None picks it from the
-    problem size and the SM count (:func:`choose_num_splits`).
+    problem size and the SM count (:func:`choose_num_splits`). ``pack`` (a divisor of the GQA
+    group) puts that many query heads of one query into one tile of ``block_m`` rows, so a tile
+    holds ``block_m // pack`` queries and loads each K/V block once for all of its heads; a
+    ``plan`` carries its own ``pack``.
     """
     assert q.dim() == 3 and k.dim() == 3 and v.shape == k.shape, (q.shape, k.shape, v.shape)
     nq, hq, d = q.shape
@@ -188,11 +196,12 @@ def partial_attention(
     if nk == 0:
         return out.zero_()
     if plan is None:
-        plan = plan_partial_attention(q_pos, k_pos, block_m, block_n)
+        assert pack >= 1 and block_m % pack == 0, (block_m, pack)
+        plan = plan_partial_attention(q_pos, k_pos, block_m // pack, block_n, pack)
     assert plan.order.shape == (nq,) and plan.k_pos.shape == (nk,), "plan is for other positions"
     nqb, nkb = triton.cdiv(nq, plan.block_m), triton.cdiv(nk, plan.block_n)
     if num_splits is None:
-        num_splits = choose_num_splits(nqb * hq, nkb, q.device)
+        num_splits = choose_num_splits(nqb * hq // plan.pack, nkb, q.device)
     assert num_splits >= 1, num_splits
     per_split = triton.cdiv(nkb, num_splits)
     num_splits = triton.cdiv(nkb, per_split)
@@ -201,13 +210,18 @@ def partial_attention(
         lse = torch.empty((num_splits, nq, hq), dtype=torch.float32, device=q.device)
     else:
         ws = lse = out  # unused
-    grid = (nqb * num_splits, hq)
+    pack = plan.pack
+    assert (hq // hkv) % pack == 0, f"plan packs {pack} heads, GQA group is {hq // hkv}"
+    tile = plan.block_m * pack
+    assert tile & (tile - 1) == 0, f"tile rows (block_m * pack = {tile}) must be a power of two"
+    grid = (nqb * num_splits, hq // pack)
     _partial_attention_kernel[grid](
         q, k, v, out, ws, lse, plan.q_pos_sorted, plan.k_pos, plan.order, plan.n_full, plan.n_end,
         scale * _LOG2E, nq, nk, hq, per_split,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
         out.stride(0), out.stride(1),
-        GROUP=hq // hkv, HEAD_DIM=d, BLOCK_M=plan.block_m, BLOCK_N=plan.block_n,
+        GROUP=hq // hkv, PACK=pack, HEAD_DIM=d, BLOCK_M=tile,
+        BLOCK_N=plan.block_n,
         NUM_SPLITS=num_splits,
         DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
         # CPU tensors mean the Triton interpreter, whose bf16 dot multiplies raw bit patterns

@@ -8,6 +8,7 @@ import pytest
 import torch
 from semcache.gpu import ops
 from semcache.gpu.kernels.attention_mass import attention_mass
+from semcache.gpu.kernels.attention_plan import gqa_pack
 from semcache.gpu.kernels.deviation import token_deviation
 from semcache.gpu.kernels.partial_attention import partial_attention, plan_partial_attention
 from semcache.gpu.kernels.rope_rerotate import rope_rerotate
@@ -117,13 +118,15 @@ def make_attention_case(t: int, hq: int, hkv: int, d: int, dtype: torch.dtype, l
 
 
 def run_attention_case(t: int, hq: int, hkv: int, d: int, dtype: torch.dtype, layout: str,
-                       use_plan: bool = False, num_splits: int | None = None) -> None:  # fmt: skip
+                       use_plan: bool = False, num_splits: int | None = None,
+                       pack: int = 1) -> None:  # fmt: skip
     q, k, v, q_pos, k_pos = make_attention_case(t, hq, hkv, d, dtype, layout)
     bm, bn = (16, 32) if t < 200 else (64, 64)  # small T still spans several key blocks
-    plan = plan_partial_attention(q_pos, k_pos, bm, bn) if use_plan else None
+    bm *= pack if bm < 32 else 1  # tiles of >= 16 rows; small T still spans several query blocks
+    plan = plan_partial_attention(q_pos, k_pos, bm // pack, bn, pack) if use_plan else None
     out = torch.full_like(q, float("nan"))
     partial_attention(q, k, v, q_pos, k_pos, d**-0.5, block_m=bm, block_n=bn, out=out, plan=plan,
-                      num_splits=num_splits)  # fmt: skip
+                      num_splits=num_splits, pack=pack)  # fmt: skip
     assert_matches(out, partial_attention_ref(q, k, v, q_pos, k_pos, d**-0.5), dtype)
 
 
@@ -146,6 +149,28 @@ def test_partial_attention_keys_out_of_position_order(t: int, dtype: torch.dtype
 @pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
 def test_partial_attention_split_keys(splits: int, t: int, dtype: torch.dtype) -> None:
     run_attention_case(t, 9, 3, 64, dtype, "sorted-kv", num_splits=splits)
+
+
+@pytest.mark.parametrize("hq,hkv,pack", [(8, 2, 4), (8, 2, 2), (12, 3, 4), (6, 6, 1)],
+                         ids=lambda x: str(x))  # fmt: skip
+@pytest.mark.parametrize("case", ["plain", "splits", "shuffled-kv"])
+@pytest.mark.parametrize("t", [77, 431], ids=lambda t: f"T{t}")
+@pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
+def test_partial_attention_packed_gqa_heads(hq: int, hkv: int, pack: int, case: str, t: int,
+                                            dtype: torch.dtype) -> None:  # fmt: skip
+    run_attention_case(t, hq, hkv, 64, dtype, "shuffled-kv" if case == "shuffled-kv" else "sorted-kv",
+                       use_plan=case != "splits", num_splits=3 if case == "splits" else None,
+                       pack=pack)  # fmt: skip
+
+
+def test_gqa_pack_is_a_power_of_two_dividing_the_group() -> None:
+    assert [gqa_pack(g) for g in (1, 2, 3, 4, 6, 7, 8, 16)] == [1, 2, 1, 4, 2, 1, 4, 4]
+
+
+def test_partial_attention_pack_must_divide_the_group() -> None:
+    q, k, v, q_pos, k_pos = make_attention_case(40, 6, 2, 16, torch.float32, "sorted-kv")
+    with pytest.raises(AssertionError, match="GQA group"):
+        partial_attention(q, k, v, q_pos, k_pos, 0.25, block_m=16, pack=2)
 
 
 @pytest.mark.parametrize("splits", [1, 2], ids=lambda s: f"splits{s}")
@@ -246,12 +271,14 @@ def test_ops_dispatch_matches_reference() -> None:
 
 
 @pytest.mark.cuda
+@pytest.mark.parametrize("pack", [1, 4], ids=lambda p: f"pack{p}")
 @pytest.mark.parametrize("frac", [0.05, 0.15])
-def test_partial_attention_full_size_llama8b(frac: float) -> None:
+def test_partial_attention_full_size_llama8b(frac: float, pack: int) -> None:
     t, hq, hkv, d = 8192, 32, 8, 128
     q, k, v, q_pos, k_pos = make_attention_case(t, hq, hkv, d, torch.bfloat16, "sorted-kv", frac)
     out = torch.full_like(q, float("nan"))
-    partial_attention(q, k, v, q_pos, k_pos, d**-0.5, out=out)
+    partial_attention(q, k, v, q_pos, k_pos, d**-0.5, out=out, block_m=64 if pack == 1 else 128,
+                      pack=pack)  # fmt: skip
     assert_matches(out, partial_attention_ref(q, k, v, q_pos, k_pos, d**-0.5), torch.bfloat16)
 
 
