@@ -300,7 +300,7 @@ class Blender:
         keys.append(k)
         values.append(v)
 
-        def keep(_q: Tensor, fused_k: Tensor, fused_v: Tensor) -> None:
+        def keep(_q: Tensor, fused_k: Tensor, fused_v: Tensor, _lse: Tensor | None) -> None:
             keys.append(fused_k)
             values.append(fused_v)
 
@@ -324,51 +324,65 @@ class Blender:
         n_query = qp.shape[0]
         mass = torch.zeros(positions.shape[0], dtype=torch.float32, device=positions.device)
         bias = None  # the reference's mask bias, the same for every layer
-        if not ops.uses_triton(cfg.impl, mass):
+        kernels = ops.uses_triton(cfg.impl, mass)
+        if not kernels:
             bias = ops.visibility_bias(qp, positions, run.num_heads // run.num_kv_heads)
 
-        def add_mass(q1: Tensor, fused_k: Tensor, _fused_v: Tensor) -> None:
+        def add_mass(q1: Tensor, fused_k: Tensor, _fused_v: Tensor, lse: Tensor | None) -> None:
             mass.add_(ops.attention_mass(q1[-n_query:], fused_k, qp, positions, run.scale, bias,
-                                         impl=cfg.impl))  # fmt: skip
+                                         impl=cfg.impl,
+                                         lse=None if lse is None else lse[-n_query:]))  # fmt: skip
 
+        # on the Triton path each layer's attention also returns its rows' log-sum-exp, which the
+        # mass of the same layer reuses (the last layer runs no attention and computes its own)
         self._carry(act, hidden, q, k, v, positions, cos, sin, loader, cfg, add_mass,
-                    last_output=False)  # fmt: skip
+                    last_output=False, with_lse=kernels)  # fmt: skip
         return mass
 
     def _carry(self, active: Tensor, hidden: Tensor, q: Tensor, k: Tensor, v: Tensor,
                positions: Tensor, cos: Tensor, sin: Tensor, loader: FusedKVLoader,
-               cfg: BlendConfig, on_layer: Callable[[Tensor, Tensor, Tensor], None],
-               last_output: bool = True) -> Tensor:  # fmt: skip
+               cfg: BlendConfig,
+               on_layer: Callable[[Tensor, Tensor, Tensor, Tensor | None], None],
+               last_output: bool = True, with_lse: bool = False) -> Tensor:  # fmt: skip
         """Run the ``active`` rows from the check layer to the last layer; their hidden states.
 
         ``hidden``/``q``/``k``/``v`` are the check layer's input and fresh projections for every
         token. In each later layer the active rows' fresh K/V are written into the fused cache
-        and ``on_layer(queries, fused_k, fused_v)`` sees the layer before its attention. With
-        ``last_output=False`` the last layer's attention and MLP are skipped (nothing reads them).
+        and ``on_layer(queries, fused_k, fused_v, lse)`` sees the layer after its attention;
+        ``lse`` is the attention rows' log2-sum-exp ``[n_active, Hq]`` with ``with_lse`` (Triton
+        path only), else None. With ``last_output=False`` the last layer's attention and MLP are
+        skipped (nothing reads them; ``lse`` is None there).
         """
         run, c = self.runner, cfg.check_layer
         q_pos = positions[active]
         group = run.num_heads // run.num_kv_heads
-        plan = ops.plan_partial_attention(q_pos, positions, group) if cfg.impl != "torch" else None
+        plan = (ops.plan_partial_attention(q_pos, positions, group, impl=cfg.impl)
+                if cfg.impl != "torch" else None)  # fmt: skip
         attn = self._attention(q[active], k, v, q_pos, positions, cfg.impl, plan)
         h = run.finish_layer(c, hidden[active], attn, impl=cfg.impl)
         cos_a, sin_a = cos[active], sin[active]
+        lse = (torch.empty((active.shape[0], run.num_heads), dtype=torch.float32,
+                           device=active.device) if with_lse else None)  # fmt: skip
         for layer in range(c + 1, run.num_layers):
             q1, k1, v1 = run.qkv(layer, h, cos_a, sin_a, impl=cfg.impl)
             fused_k, fused_v = loader.layer(layer)
             ops.scatter_rows(fused_k, active, k1, impl=cfg.impl)
             ops.scatter_rows(fused_v, active, v1, impl=cfg.impl)
-            on_layer(q1, fused_k, fused_v)
             if last_output or layer + 1 < run.num_layers:
-                attn = self._attention(q1, fused_k, fused_v, q_pos, positions, cfg.impl, plan)
+                attn = self._attention(q1, fused_k, fused_v, q_pos, positions, cfg.impl, plan,
+                                       lse)  # fmt: skip
+                on_layer(q1, fused_k, fused_v, lse)
                 h = run.finish_layer(layer, h, attn, impl=cfg.impl)
+            else:
+                on_layer(q1, fused_k, fused_v, None)
         return h
 
     def _attention(self, q: Tensor, k: Tensor, v: Tensor, q_pos: Tensor, k_pos: Tensor,
-                   impl: str, plan: object) -> Tensor:
+                   impl: str, plan: object, lse: Tensor | None = None) -> Tensor:  # fmt: skip
         if impl == "torch":  # the plain-PyTorch baseline: SDPA with a boolean position mask
             return self.runner.masked_attention(q, k, v, q_pos, k_pos)
-        return ops.partial_attention(q, k, v, q_pos, k_pos, self.runner.scale, impl=impl, plan=plan)
+        return ops.partial_attention(q, k, v, q_pos, k_pos, self.runner.scale, impl=impl,
+                                     plan=plan, lse_out=lse)  # fmt: skip
 
 
 def _checked(segment: Segment) -> Segment:

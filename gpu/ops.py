@@ -92,17 +92,18 @@ def select_topk(scores: Tensor, k: int, candidates: Tensor | None = None, *,
     return reference.select_topk_ref(scores, k, candidates)
 
 
-def plan_partial_attention(q_pos: Tensor, k_pos: Tensor, group: int = 1) -> Any:
+def plan_partial_attention(q_pos: Tensor, k_pos: Tensor, group: int = 1, *,
+                           impl: str = "auto") -> Any:  # fmt: skip
     """What :func:`partial_attention` reuses across layers for the same positions.
 
     Build it once per request and pass it as ``plan=`` to every layer's call. On CUDA with
     Triton: query order and key-block ranges (it saves about ten small launches per call).
     Elsewhere: the additive mask of ``grouped_attention`` for GQA groups of ``group`` query
-    heads. None for empty problems.
+    heads. None for empty problems. ``impl`` must be the one the attention calls will use.
     """
     if q_pos.numel() == 0 or k_pos.numel() == 0:
         return None
-    if not (q_pos.is_cuda and _triton_available()):
+    if not _use_triton(impl, q_pos):
         return grouped_attention.plan_grouped_attention(q_pos, k_pos, group)
     plan_mod = _kernel("attention_plan")
     pack = plan_mod.gqa_pack(group)
@@ -120,13 +121,18 @@ def partial_attention(
     *,
     impl: str = "auto",
     plan: Any = None,
+    lse_out: Tensor | None = None,
 ) -> Tensor:
     """Selected queries ``q [Nq, Hq, D]`` over fused ``k, v [Nk, Hkv, D]``, mask ``k_pos <= q_pos``.
 
     ``plan`` (optional, from :func:`plan_partial_attention` for the same positions): on the
     Triton path its schedule; without Triton a ``GroupedPlan`` selects the grouped-matmul path
     (``semcache.gpu.grouped_attention``), and without a plan the fp32 reference runs.
+    ``lse_out [Nq, Hq]`` fp32 (Triton path only) receives each row's log2-sum-exp, which
+    :func:`attention_mass` can take instead of computing it again.
     """
+    if lse_out is not None and not _use_triton(impl, q):
+        raise ValueError("lse_out needs the Triton path (see uses_triton)")
     if not _use_triton(impl, q):
         if isinstance(plan, grouped_attention.GroupedPlan) and impl != "torch":
             return grouped_attention.grouped_attention(q, k, v, scale, plan)
@@ -152,6 +158,7 @@ def partial_attention(
         float(scale),
         plan=plan,
         pack=_kernel("attention_plan").gqa_pack(q.shape[1] // k.shape[1]),
+        lse_out=lse_out,
     )
 
 
@@ -161,22 +168,27 @@ def visibility_bias(q_pos: Tensor, k_pos: Tensor, group: int) -> Tensor:
 
 
 def attention_mass(q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, scale: float,
-                   bias: Tensor | None = None, *, impl: str = "auto") -> Tensor:  # fmt: skip
+                   bias: Tensor | None = None, *, impl: str = "auto",
+                   lse: Tensor | None = None) -> Tensor:  # fmt: skip
     """Attention ``[Nk]`` that keys receive from a few queries (``reference.attention_mass_ref``).
 
     The reference is one batched matmul and a softmax over materialised fp32 scores; the kernel
     (``kernels.attention_mass``) streams them in four launches. ``bias`` (``visibility_bias``)
-    only serves the reference: pass it when the same positions serve several calls.
+    only serves the reference: pass it when the same positions serve several calls. ``lse``
+    (Triton path only) is the rows' log2-sum-exp from ``partial_attention(lse_out=...)`` over the
+    same keys; the kernel then skips computing it.
     """
     if q_pos.shape != (q.shape[0],) or k_pos.shape != (k.shape[0],):
         raise ValueError(f"q_pos {tuple(q_pos.shape)} / k_pos {tuple(k_pos.shape)} do not match")
     if not _use_triton(impl, q):
+        if lse is not None:
+            raise ValueError("lse needs the Triton path (see uses_triton)")
         return reference.attention_mass_ref(q, k, q_pos, k_pos, scale, bias)
     if q.dim() != 3 or k.dim() != 3 or q.shape[2] != k.shape[2] or q.shape[1] % k.shape[1]:
         raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} heads do not match")
     return _kernel("attention_mass").attention_mass(
         q.contiguous() if q.stride(2) != 1 else q, k.contiguous() if k.stride(2) != 1 else k,
-        q_pos, k_pos.to(q_pos.dtype), scale,
+        q_pos, k_pos.to(q_pos.dtype), scale, lse=lse,
     )  # fmt: skip
 
 

@@ -8,7 +8,9 @@ them (about six launches and 4 x rows x Nk x Hkv bytes each way). Here:
 1. ``_row_lse_kernel``, one program per (row block, KV head, key split): each row's running max
    and sum of exponentials over its visible keys in that split, streamed flash-style. The
    question has tens of tokens, so without key splits there would be a few dozen programs.
-2. ``_merge_splits_kernel`` merges the splits into each row's log2-sum-exp.
+2. ``_merge_splits_kernel`` merges the splits into each row's log2-sum-exp. When the caller
+   already has it (the blend's query pass gets it from the same layer's partial attention,
+   ``partial_attention(lse_out=...)``), steps 1 and 2 are skipped.
 3. ``_mass_kernel``, one program per (key block, KV head): for every row block it recomputes the
    logits, turns them into probabilities with the row's log2-sum-exp and sums them over rows;
    then one ``torch.sum`` over the KV heads. No atomics, so the sum order is fixed: the result is
@@ -42,7 +44,7 @@ def _load_rows(Q, QPOS, kvh, r0, n_rows, stride_qt, stride_qh, offs_m, offs_d,
     if UPCAST:
         q = q.to(tl.float32)
     qpos = tl.load(QPOS + qi, mask=r_ok, other=-1)
-    return q, qpos, r_ok
+    return q, qpos, r_ok, qi, h
 
 
 @triton.jit
@@ -73,8 +75,8 @@ def _row_lse_kernel(
     offs_m = tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
-    q, qpos, r_ok = _load_rows(Q, QPOS, kvh, rb * BLOCK_M, n_rows, stride_qt, stride_qh, offs_m,
-                               offs_d, GROUP, UPCAST)  # fmt: skip
+    q, qpos, r_ok, _, _ = _load_rows(Q, QPOS, kvh, rb * BLOCK_M, n_rows, stride_qt, stride_qh,
+                                     offs_m, offs_d, GROUP, UPCAST)  # fmt: skip
     m_i = tl.full([BLOCK_M], -1.0e30, dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     lo = split * blocks_per_split * BLOCK_N
@@ -91,8 +93,9 @@ def _row_lse_kernel(
 
 
 @triton.jit
-def _merge_splits_kernel(M, L, LSE, n, NUM_SPLITS: tl.constexpr, BLOCK: tl.constexpr):
-    """``LSE [n]``: the log2-sum-exp of each row over all key splits; +inf for no visible key."""
+def _merge_splits_kernel(M, L, LSE, n, n_rows, Hq, GROUP: tl.constexpr,
+                         NUM_SPLITS: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+    """``LSE [Nq, Hq]``: each row's log2-sum-exp over all key splits; +inf for no visible key."""
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     ok = offs < n
     m = tl.full([BLOCK], -1.0e30, dtype=tl.float32)
@@ -105,12 +108,14 @@ def _merge_splits_kernel(M, L, LSE, n, NUM_SPLITS: tl.constexpr, BLOCK: tl.const
         m = m_new
     # exp2(logit - inf) = 0: a row that sees no key (or a padding row) adds no mass
     lse = tl.where(l_sum == 0.0, float("inf"), m + tl.math.log2(tl.where(l_sum == 0.0, 1.0, l_sum)))
-    tl.store(LSE + offs, lse, mask=ok)
+    kvh = offs // n_rows
+    r = offs % n_rows
+    tl.store(LSE + (r // GROUP) * Hq + kvh * GROUP + r % GROUP, lse, mask=ok)
 
 
 @triton.jit
 def _mass_kernel(
-    Q, K, QPOS, KPOS, LSE, OUT, qk_scale, n_rows, Nk, Hkv,
+    Q, K, QPOS, KPOS, LSE, OUT, qk_scale, n_rows, Nk, Hq,
     stride_qt, stride_qh, stride_kt, stride_kh,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
@@ -122,9 +127,9 @@ def _mass_kernel(
     offs_d = tl.arange(0, HEAD_DIM)
     acc = tl.zeros([BLOCK_N], dtype=tl.float32)
     for r0 in range(0, n_rows, BLOCK_M):
-        q, qpos, r_ok = _load_rows(Q, QPOS, kvh, r0, n_rows, stride_qt, stride_qh, offs_m,
-                                   offs_d, GROUP, UPCAST)  # fmt: skip
-        lse = tl.load(LSE + kvh * n_rows + r0 + offs_m, mask=r_ok, other=float("inf"))
+        q, qpos, r_ok, qi, h = _load_rows(Q, QPOS, kvh, r0, n_rows, stride_qt, stride_qh, offs_m,
+                                          offs_d, GROUP, UPCAST)  # fmt: skip
+        lse = tl.load(LSE + qi * Hq + h, mask=r_ok, other=float("inf"))
         qk = _logits(q, qpos, K, KPOS, kvh, n0, Nk, stride_kt, stride_kh, offs_n, offs_d,
                      qk_scale, DOT_PRECISION, UPCAST)  # fmt: skip
         acc += tl.sum(tl.math.exp2(qk - lse[:, None]), axis=0)
@@ -133,7 +138,8 @@ def _mass_kernel(
 
 def attention_mass(q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, scale: float,
                    block_m: int = DEFAULT_BLOCK_M, block_n: int = DEFAULT_BLOCK_N,
-                   num_warps: int = 4, num_splits: int | None = None) -> Tensor:  # fmt: skip
+                   num_warps: int = 4, num_splits: int | None = None,
+                   lse: Tensor | None = None) -> Tensor:  # fmt: skip
     """Attention ``[Nk]`` fp32 each key receives from ``q`` (``reference.attention_mass_ref``).
 
     Shapes: ``q [Nq, Hq, D]``, ``k [Nk, Hkv, D]`` (same dtype: fp32/fp16/bf16, last dim
@@ -141,6 +147,9 @@ def attention_mass(q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, scale: fl
     (same integer dtype). Query head ``h`` reads KV head ``h // (Hq // Hkv)``; a query that sees
     no key adds nothing. fp32 inputs use full-precision dots. ``num_splits`` splits the keys of
     the first launch over that many programs per row block (None: enough to fill the GPU).
+    ``lse [Nq, Hq]`` fp32 (optional): each row's log2-sum-exp of the logits times
+    ``scale * log2(e)`` over its visible keys, as ``partial_attention(lse_out=...)`` writes it;
+    then only the mass launch runs.
     """
     assert q.dim() == 3 and k.dim() == 3, (q.shape, k.shape)
     nq, hq, d = q.shape
@@ -152,6 +161,9 @@ def attention_mass(q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, scale: fl
     assert q_pos.shape == (nq,) and k_pos.shape == (nk,), (q_pos.shape, k_pos.shape)
     assert q_pos.dtype == k_pos.dtype, (q_pos.dtype, k_pos.dtype)
     assert q.device == k.device == q_pos.device == k_pos.device
+    if lse is not None:
+        assert lse.shape == (nq, hq) and lse.dtype == torch.float32 and lse.is_contiguous()
+        assert lse.device == q.device
     out = torch.zeros(nk, dtype=torch.float32, device=q.device)
     if nq == 0 or nk == 0:
         return out
@@ -159,12 +171,6 @@ def attention_mass(q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, scale: fl
     n_rows = nq * group
     nkb = triton.cdiv(nk, block_n)
     n_rb = triton.cdiv(n_rows, block_m)
-    if num_splits is None:
-        num_splits = choose_num_splits(n_rb * hkv, nkb, q.device)
-    per_split = triton.cdiv(nkb, max(1, min(num_splits, nkb)))
-    num_splits = triton.cdiv(nkb, per_split)
-    m_part = torch.empty((num_splits, hkv, n_rows), dtype=torch.float32, device=q.device)
-    l_part = torch.empty_like(m_part)
     common = dict(
         GROUP=group, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=block_n,
         DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
@@ -172,17 +178,34 @@ def attention_mass(q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, scale: fl
         UPCAST=q.device.type == "cpu" and q.dtype != torch.float32, num_warps=num_warps,
     )  # fmt: skip
     qk_scale = scale * _LOG2E
+    if lse is None:
+        lse = _row_lse(q, k, q_pos, k_pos, qk_scale, n_rows, n_rb, nkb, num_splits, common)
+    per_head = torch.empty((hkv, nk), dtype=torch.float32, device=q.device)
+    _mass_kernel[(nkb, hkv)](
+        q, k, q_pos, k_pos, lse, per_head, qk_scale, n_rows, nk, hq,
+        q.stride(0), q.stride(1), k.stride(0), k.stride(1), **common,
+    )  # fmt: skip
+    return torch.sum(per_head, dim=0, out=out)
+
+
+def _row_lse(q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, qk_scale: float, n_rows: int,
+             n_rb: int, nkb: int, num_splits: int | None, common: dict) -> Tensor:  # fmt: skip
+    """Steps 1 and 2 of the module docstring: ``[Nq, Hq]`` log2-sum-exp of every row."""
+    nq, hq, _ = q.shape
+    nk, hkv, _ = k.shape
+    if num_splits is None:
+        num_splits = choose_num_splits(n_rb * hkv, nkb, q.device)
+    per_split = triton.cdiv(nkb, max(1, min(num_splits, nkb)))
+    num_splits = triton.cdiv(nkb, per_split)
+    m_part = torch.empty((num_splits, hkv, n_rows), dtype=torch.float32, device=q.device)
+    l_part = torch.empty_like(m_part)
     _row_lse_kernel[(n_rb, hkv, num_splits)](
         q, k, q_pos, k_pos, m_part, l_part, qk_scale, n_rows, nk, per_split,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), **common,
     )  # fmt: skip
-    lse = torch.empty((hkv, n_rows), dtype=torch.float32, device=q.device)
+    lse = torch.empty((nq, hq), dtype=torch.float32, device=q.device)
     _merge_splits_kernel[(triton.cdiv(hkv * n_rows, 256),)](
-        m_part, l_part, lse, hkv * n_rows, NUM_SPLITS=num_splits, BLOCK=256,
+        m_part, l_part, lse, hkv * n_rows, n_rows, hq, GROUP=hq // hkv, NUM_SPLITS=num_splits,
+        BLOCK=256,
     )  # fmt: skip
-    per_head = torch.empty((hkv, nk), dtype=torch.float32, device=q.device)
-    _mass_kernel[(nkb, hkv)](
-        q, k, q_pos, k_pos, lse, per_head, qk_scale, n_rows, nk, hkv,
-        q.stride(0), q.stride(1), k.stride(0), k.stride(1), **common,
-    )  # fmt: skip
-    return torch.sum(per_head, dim=0, out=out)
+    return lse

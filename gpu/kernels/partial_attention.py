@@ -65,12 +65,12 @@ def _attend_block(q, acc, m_i, l_i, K, V, KPOS, qpos, n0, Nk, stride_kt, stride_
 
 @triton.jit
 def _partial_attention_kernel(
-    Q, K, V, OUT, WS, LSE, QPOS, KPOS, ORDER, NFULL, NEND,
+    Q, K, V, OUT, WS, LSE, LSE_OUT, QPOS, KPOS, ORDER, NFULL, NEND,
     qk_scale, Nq, Nk, Hq, blocks_per_split,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     GROUP: tl.constexpr, PACK: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, NUM_SPLITS: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    UPCAST: tl.constexpr,
+    UPCAST: tl.constexpr, STORE_LSE: tl.constexpr,
 ):  # fmt: skip
     # Late query blocks see the most keys: start them first to shorten the tail.
     item = tl.num_programs(0) - 1 - tl.program_id(0)
@@ -112,6 +112,9 @@ def _partial_attention_kernel(
     if NUM_SPLITS == 1:
         tl.store(OUT + rows[:, None] * stride_ot + h[:, None] * stride_oh + offs_d[None, :],
                  out.to(OUT.dtype.element_ty), mask=m_ok[:, None])  # fmt: skip
+        if STORE_LSE:  # log2-sum-exp of the scaled logits; +inf for a row that sees no key
+            row_lse = tl.where(l_i == 0.0, float("inf"), m_i + tl.math.log2(l_safe))
+            tl.store(LSE_OUT + rows * Hq + h, row_lse, mask=m_ok)
     else:  # partial result and its log2-sum-exp, merged by _combine_splits_kernel
         slot = (split * Nq + rows) * Hq + h
         tl.store(WS + slot[:, None] * HEAD_DIM + offs_d[None, :], out, mask=m_ok[:, None])
@@ -121,8 +124,9 @@ def _partial_attention_kernel(
 
 @triton.jit
 def _combine_splits_kernel(
-    WS, LSE, OUT, Nq, Hq, stride_ot, stride_oh,
+    WS, LSE, OUT, LSE_OUT, Nq, Hq, stride_ot, stride_oh,
     NUM_SPLITS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_H: tl.constexpr,
+    STORE_LSE: tl.constexpr,
 ):  # fmt: skip
     row = tl.program_id(0)
     offs_h = tl.arange(0, BLOCK_H)
@@ -144,6 +148,9 @@ def _combine_splits_kernel(
     out = acc / l_sum[:, None]
     tl.store(OUT + row * stride_ot + offs_h[:, None] * stride_oh + offs_d[None, :],
              out.to(OUT.dtype.element_ty), mask=h_ok[:, None])  # fmt: skip
+    if STORE_LSE:  # a row that sees no key has m = -1e30 in every split
+        row_lse = tl.where(m <= -1.0e30, float("inf"), m + tl.math.log2(l_sum))
+        tl.store(LSE_OUT + row * Hq + offs_h, row_lse, mask=h_ok)
 
 
 def partial_attention(
@@ -161,6 +168,7 @@ def partial_attention(
     plan: AttentionPlan | None = None,
     num_splits: int | None = None,
     pack: int = 1,
+    lse_out: Tensor | None = None,
 ) -> Tensor:
     """Selected-query attention with GQA and the exact causal mask ``k_pos <= q_pos``.
 
@@ -176,7 +184,9 @@ def partial_attention(
     problem size and the SM count (:func:`choose_num_splits`). ``pack`` (a divisor of the GQA
     group) puts that many query heads of one query into one tile of ``block_m`` rows, so a tile
     holds ``block_m // pack`` queries and loads each K/V block once for all of its heads; a
-    ``plan`` carries its own ``pack``.
+    ``plan`` carries its own ``pack``. ``lse_out [Nq, Hq]`` fp32 (optional, contiguous)
+    receives each row's log2-sum-exp of the logits scaled by ``scale * log2(e)`` (+inf for a row
+    that sees no key): what ``attention_mass`` needs to turn logits into probabilities.
     """
     assert q.dim() == 3 and k.dim() == 3 and v.shape == k.shape, (q.shape, k.shape, v.shape)
     nq, hq, d = q.shape
@@ -191,9 +201,14 @@ def partial_attention(
     if out is None:
         out = torch.empty_like(q)
     assert out.shape == q.shape and out.dtype == q.dtype and out.stride(2) == 1
+    if lse_out is not None:
+        assert lse_out.shape == (nq, hq) and lse_out.dtype == torch.float32, lse_out.shape
+        assert lse_out.is_contiguous() and lse_out.device == q.device
     if nq == 0:
         return out
     if nk == 0:
+        if lse_out is not None:
+            lse_out.fill_(float("inf"))
         return out.zero_()
     if plan is None:
         assert pack >= 1 and block_m % pack == 0, (block_m, pack)
@@ -216,7 +231,7 @@ def partial_attention(
     assert tile & (tile - 1) == 0, f"tile rows (block_m * pack = {tile}) must be a power of two"
     grid = (nqb * num_splits, hq // pack)
     _partial_attention_kernel[grid](
-        q, k, v, out, ws, lse, plan.q_pos_sorted, plan.k_pos, plan.order, plan.n_full, plan.n_end,
+        q, k, v, out, ws, lse, out if lse_out is None else lse_out, plan.q_pos_sorted, plan.k_pos, plan.order, plan.n_full, plan.n_end,
         scale * _LOG2E, nq, nk, hq, per_split,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
         out.stride(0), out.stride(1),
@@ -227,11 +242,13 @@ def partial_attention(
         # CPU tensors mean the Triton interpreter, whose bf16 dot multiplies raw bit patterns
         # (triton 3.9): there bf16 operands go through fp32 dots with bf16-rounded p.
         UPCAST=q.device.type == "cpu" and q.dtype == torch.bfloat16,
+        STORE_LSE=lse_out is not None and num_splits == 1,
         num_warps=num_warps, num_stages=num_stages,
     )  # fmt: skip
     if num_splits > 1:
         _combine_splits_kernel[(nq,)](
-            ws, lse, out, nq, hq, out.stride(0), out.stride(1),
+            ws, lse, out, out if lse_out is None else lse_out, nq, hq, out.stride(0), out.stride(1),
             NUM_SPLITS=num_splits, HEAD_DIM=d, BLOCK_H=triton.next_power_of_2(hq),
+            STORE_LSE=lse_out is not None,
         )  # fmt: skip
     return out

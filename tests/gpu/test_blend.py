@@ -296,6 +296,30 @@ def test_query_selection_recomputes_what_the_question_reads(runner: ModelRunner,
         BlendConfig(select="attention")
 
 
+def test_kernel_blend_matches_the_reference_blend(runner: ModelRunner,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The Triton path (here the interpreter) selects the same tokens and gives the same logits.
+
+    Its query pass reuses each layer's attention log-sum-exp for the mass of that layer; the
+    reference computes the mass from its own softmax.
+    """
+    from semcache.gpu import ops
+
+    chosen: list[torch.Tensor] = []
+    real_select = ops.select_topk
+
+    def spy_select(scores: torch.Tensor, k: int, *args: object, **kw: object) -> torch.Tensor:
+        chosen.append(real_select(scores, k, *args, **kw))  # type: ignore[arg-type]
+        return chosen[-1]
+
+    monkeypatch.setattr(ops, "select_topk", spy_select)
+    segs = [Segment(_tokens(4, 150)), _chunk(30, 151), _chunk(26, 152), Segment(_tokens(6, 153))]
+    got = Blender(runner).prefill(segs, BlendConfig(ratio=0.2, impl="triton"))
+    want = Blender(runner).prefill(segs, BlendConfig(ratio=0.2, impl="torch"))
+    assert torch.equal(torch.sort(chosen[0]).values, torch.sort(chosen[1]).values)
+    torch.testing.assert_close(got.logits, want.logits, atol=1e-4, rtol=1e-4)
+
+
 def test_check_layer_zero_keeps_exact_layer0_kv_and_reuses_the_rest(runner: ModelRunner) -> None:
     """Layer-0 K/V depend on the token and its position only: reused chunk KV is exact there."""
     segs = [Segment(_tokens(4, 120)), _chunk(24, 121), _chunk(19, 122), Segment(_tokens(5, 123))]

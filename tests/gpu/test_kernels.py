@@ -226,6 +226,39 @@ def test_attention_mass_split_keys(splits: int, t: int) -> None:
     assert_mass_matches(out, q, k, q_pos, k_pos, 0.125)
 
 
+@pytest.mark.parametrize("splits", [1, 3], ids=lambda s: f"splits{s}")
+@pytest.mark.parametrize("hq,hkv,pack", [(8, 2, 4), (9, 3, 1)], ids=lambda x: str(x))
+def test_partial_attention_lse_out_feeds_attention_mass(splits: int, hq: int, hkv: int,
+                                                        pack: int) -> None:  # fmt: skip
+    t, d, scale = 301, 64, 0.125
+    q, k, q_pos, k_pos = make_mass_case(19, t, hq, hkv, d, torch.float32)
+    q_pos[2] = 1  # sees no key (>= 3)
+    v = randn(t, hkv, d, dtype=torch.float32, seed=5)
+    lse = torch.full((q.shape[0], hq), float("nan"), device=DEVICE)
+    partial_attention(q, k, v, q_pos, k_pos, scale, block_m=16 * pack, block_n=32, pack=pack,
+                      num_splits=splits, lse_out=lse)  # fmt: skip
+    # the reference: log2 of the sum of exp2(scaled logits) over the visible keys
+    logits = torch.einsum("qhd,khd->hqk", q, k.repeat_interleave(hq // hkv, dim=1)) * scale
+    logits = logits.masked_fill(k_pos[None, None, :] > q_pos[None, :, None], float("-inf"))
+    ref = (torch.logsumexp(logits, dim=-1) / math.log(2)).T
+    assert torch.equal(torch.isinf(lse), torch.isinf(ref)) and bool(torch.isinf(lse[2]).all())
+    seen = torch.isfinite(ref)
+    assert torch.allclose(lse[seen], ref[seen], rtol=1e-5, atol=1e-4)
+    with_lse = attention_mass(q, k, q_pos, k_pos, scale, block_m=16, block_n=32, lse=lse)
+    assert_mass_matches(with_lse, q, k, q_pos, k_pos, scale)
+    own = attention_mass(q, k, q_pos, k_pos, scale, block_m=16, block_n=32)
+    assert torch.allclose(with_lse, own, rtol=1e-5, atol=1e-5)
+
+
+def test_lse_needs_the_triton_path() -> None:
+    q, k, q_pos, k_pos = make_mass_case(3, 40, 4, 2, 16, torch.float32)
+    lse = torch.empty((3, 4), device=DEVICE)
+    with pytest.raises(ValueError, match="Triton"):
+        ops.partial_attention(q, k, k, q_pos, k_pos, 0.25, impl="torch", lse_out=lse)
+    with pytest.raises(ValueError, match="Triton"):
+        ops.attention_mass(q, k, q_pos, k_pos, 0.25, impl="torch", lse=lse)
+
+
 def test_attention_mass_query_seeing_no_key_adds_nothing_and_runs_repeat_exactly() -> None:
     q, k, q_pos, k_pos = make_mass_case(9, 63, 8, 2, 64, torch.float32)
     q_pos[:4] = 1  # below every key position (>= 3)
