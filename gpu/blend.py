@@ -69,7 +69,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
+import numpy as np
 import torch
 from semcache.gpu import ops
 from semcache.gpu.anchor import ANCHOR_VERSION
@@ -215,23 +217,29 @@ class Blender:
         if not segs:
             raise ValueError("no segments to prefill")
         dev = run.device
-        ids = as_ids([t for s in segs for t in s.token_ids], dev)
-        total = int(ids.shape[0])
+        ids_np = np.fromiter(chain.from_iterable(s.token_ids for s in segs), dtype=np.int64)
+        total = int(ids_np.shape[0])
         run.check_length(total - 1)
-        positions = torch.arange(total, device=dev)
+        ids = as_ids(torch.from_numpy(ids_np), dev)
+        positions, cos, sin = run.prefix_tables(total)
         # layers before the check layer need no chunk data: launched first, the GPU runs them
-        # while the host does the chunk bookkeeping below
-        cos, sin = run.rope_tables(positions)
-        hidden = run.embed(ids)
+        # while the host does the chunk bookkeeping below. With check layer 0 no row needs a
+        # full layer: layer-0 K/V of chunk rows are the cached ones, and only the rows carried
+        # later are embedded (``_CheckLayer``)
+        c = cfg.check_layer
+        hidden = run.embed(ids) if c > 0 else None
         keys: list[Tensor] = []
         values: list[Tensor] = []
-        for layer in range(cfg.check_layer):
+        for layer in range(c):
             q, k, v = run.qkv(layer, hidden, cos, sin, impl=cfg.impl)
             keys.append(k)
             values.append(v)
             hidden = run.finish_layer(layer, hidden, run.causal_attention(q, k, v), impl=cfg.impl)
 
-        records, rows, boundary, plain = [], [], [], []
+        # the bookkeeping is built on the host and sent in one copy: per-chunk slice updates on
+        # the device cost a launch each, and with check layer 0 the GPU has nothing else to run
+        records, rows, plain, stored = [], [], [], []
+        flags = np.zeros((2, total), dtype=np.int64)  # is_chunk, forced (boundary tokens)
         reused = start = 0
         for s in segs:
             end = start + len(s.token_ids)
@@ -239,49 +247,61 @@ class Blender:
                 rec, hit = self.chunk_kv(s)
                 records.append(rec)
                 rows.append((start, end))
-                boundary.append((start, min(end, start + cfg.boundary_tokens)))
+                flags[0, start:end] = 1
+                flags[1, start:min(end, start + cfg.boundary_tokens)] = 1
+                stored.append(rec.positions.to(dev, non_blocking=True))
                 reused += hit
             else:
                 plain.append((start, end))
+                stored.append(positions[start:end])
             start = end
-        is_chunk = torch.zeros(total, dtype=torch.bool, device=dev)
-        forced = torch.zeros(total, dtype=torch.bool, device=dev)
-        delta = torch.zeros(total, dtype=torch.int64, device=dev)
-        for rec, (a, b), (fa, fb) in zip(records, rows, boundary, strict=True):
-            is_chunk[a:b] = True
-            forced[fa:fb] = True
-            delta[a:b] = positions[a:b] - rec.positions.to(dev, non_blocking=True)
+        plain_np = np.concatenate([np.arange(a, b) for a, b in plain] or [np.zeros(0, np.int64)])
+        packed = torch.from_numpy(np.concatenate((flags.ravel(), plain_np))).to(dev)
+        is_chunk, forced = packed[:total].bool(), packed[total:2 * total].bool()
+        plain_all = packed[2 * total:]  # ascending: segments are in order
+        delta = positions - (torch.cat(stored) if len(stored) > 1 else stored[0])
         n_chunk = sum(b - a for a, b in rows)
         # the last prompt token is always computed (its logits are the output): when it is a
         # chunk token it takes one extra slot, counted like any other
         last_is_chunk = bool(rows) and rows[-1][1] == total
         n_select = min(n_chunk, int(round(cfg.ratio * n_chunk)) + int(last_is_chunk))
-        plain_idx = [torch.arange(a, b, device=dev) for a, b in plain]
 
-        c = cfg.check_layer
         query_rows = [(a, b) for a, b in plain if not rows or a >= rows[-1][1]]
         by_query = cfg.select == "query" and bool(query_rows) and n_select > 0
-        # the check layer's cached KV is read only by the deviation score
-        first = c + 1 if by_query or c == 0 else c
+        # cached KV from ``first`` on: at check layer 0 it is the layer's K/V (exact); at a later
+        # check layer only the deviation score reads it
+        first = c + 1 if by_query and c > 0 else c
         graphs = self.graphs if by_query and self.graphs is not None else None
         if graphs is not None and not graphs.usable(cfg, records):
             graphs = None
         loader = None if graphs is not None else FusedKVLoader(run, records, rows, total, delta,
                                                                cfg.impl, first)  # fmt: skip
 
-        # check layer: fresh Q/K/V for all tokens, pick the chunk tokens to recompute
-        q, k, v = run.qkv(c, hidden, cos, sin, impl=cfg.impl)
+        # check layer: fresh Q/K/V (for every token when c > 0), pick the chunk tokens to recompute
+        k = v = None
+        if c > 0:
+            assert hidden is not None
+            q, k, v = run.qkv(c, hidden, cos, sin, impl=cfg.impl)
+
+        def check_layer(idx: Tensor) -> _CheckLayer:
+            if c > 0:
+                assert hidden is not None and k is not None and v is not None
+                return _CheckLayer(hidden[idx], q[idx], k, v)
+            h = run.embed(ids[idx])
+            q_i, k_i, v_i = run.qkv(0, h, cos[idx], sin[idx], impl=cfg.impl)
+            return _CheckLayer(h, q_i, None, None, k_i, v_i)
+
         if by_query:
-            act = torch.cat(plain_idx)  # ascending: segments are in order
+            act = plain_all
             n_query = sum(b - a for a, b in query_rows)  # the last rows of ``act``
-            qp = positions[act][-n_query:]
+            qp = act[-n_query:]  # a row's index is its position
+            chk = check_layer(act)
             if graphs is not None:  # the main pass reads the graph's copy of the chunk KV
-                scores, loader = graphs.mass(hidden, q, k, v, act, qp, positions, cos, sin,
-                                             records, rows, delta, first, cfg)  # fmt: skip
+                scores, loader = graphs.mass(chk, act, qp, positions, cos, sin, records, rows,
+                                             delta, first, cfg)  # fmt: skip
             else:
                 assert loader is not None
-                scores = self._query_mass(hidden, q, k, v, act, qp, positions, cos, sin, loader,
-                                          cfg)  # fmt: skip
+                scores = self._query_mass(chk, act, qp, positions, cos, sin, loader, cfg)
         elif c == 0:  # no question to read and no deviation at layer 0: each chunk's first tokens
             scores = torch.zeros(total, dtype=torch.float32, device=dev)
             for a, b in rows:
@@ -289,6 +309,7 @@ class Blender:
         else:
             assert loader is not None
             cached_k, cached_v = loader.layer(c)
+            assert k is not None and v is not None
             scores = _deviation(cached_k, cached_v, k, v, is_chunk, n_chunk, cfg.score, cfg.impl)
         # host-known sizes, no device sync: forced tokens first, the last token before them
         scores = torch.where(forced, torch.full_like(scores, 1e38), scores)
@@ -296,23 +317,22 @@ class Blender:
         if last_is_chunk:
             scores[-1] = float("inf")
         selected = ops.select_topk(scores, n_select, impl=cfg.impl)
-        active = torch.sort(torch.cat([*plain_idx, selected])).values
-        keys.append(k)
-        values.append(v)
+        active = torch.sort(torch.cat([plain_all, selected])).values
 
-        def keep(_q: Tensor, fused_k: Tensor, fused_v: Tensor, _lse: Tensor | None) -> None:
+        def keep(_layer: int, _q: Tensor, fused_k: Tensor, fused_v: Tensor,
+                 _lse: Tensor | None) -> None:  # fmt: skip
             keys.append(fused_k)
             values.append(fused_v)
 
         assert loader is not None
-        hidden = self._carry(active, hidden, q, k, v, positions, cos, sin, loader, cfg, keep)
-        logits = run.logits(hidden[-1:])[0]
+        out = self._carry(active, check_layer(active), positions, cos, sin, loader, cfg, keep)
+        logits = run.logits(out[-1:])[0]
         stats = BlendStats(total, n_chunk, n_select, reused, len(records) - reused)
         return BlendResult(logits, KVCache(keys, values, positions), stats)
 
-    def _query_mass(self, hidden: Tensor, q: Tensor, k: Tensor, v: Tensor, act: Tensor,
-                    qp: Tensor, positions: Tensor, cos: Tensor, sin: Tensor,
-                    loader: FusedKVLoader, cfg: BlendConfig) -> Tensor:  # fmt: skip
+    def _query_mass(self, chk: _CheckLayer, act: Tensor, qp: Tensor, positions: Tensor,
+                    cos: Tensor, sin: Tensor, loader: FusedKVLoader,
+                    cfg: BlendConfig) -> Tensor:  # fmt: skip
         """The query pass (module docstring, step 3): attention mass ``[T]`` on every token.
 
         The non-chunk tokens ``act`` are carried over the reused chunk KV (``_carry``; their fresh
@@ -328,38 +348,48 @@ class Blender:
         if not kernels:
             bias = ops.visibility_bias(qp, positions, run.num_heads // run.num_kv_heads)
 
-        def add_mass(q1: Tensor, fused_k: Tensor, _fused_v: Tensor, lse: Tensor | None) -> None:
+        def add_mass(layer: int, q1: Tensor, fused_k: Tensor, _fused_v: Tensor,
+                     lse: Tensor | None) -> None:  # fmt: skip
+            if layer == cfg.check_layer:  # the mass is summed over the layers after it
+                return
             mass.add_(ops.attention_mass(q1[-n_query:], fused_k, qp, positions, run.scale, bias,
                                          impl=cfg.impl,
                                          lse=None if lse is None else lse[-n_query:]))  # fmt: skip
 
         # on the Triton path each layer's attention also returns its rows' log-sum-exp, which the
         # mass of the same layer reuses (the last layer runs no attention and computes its own)
-        self._carry(act, hidden, q, k, v, positions, cos, sin, loader, cfg, add_mass,
-                    last_output=False, with_lse=kernels)  # fmt: skip
+        self._carry(act, chk, positions, cos, sin, loader, cfg, add_mass, last_output=False,
+                    with_lse=kernels)  # fmt: skip
         return mass
 
-    def _carry(self, active: Tensor, hidden: Tensor, q: Tensor, k: Tensor, v: Tensor,
-               positions: Tensor, cos: Tensor, sin: Tensor, loader: FusedKVLoader,
-               cfg: BlendConfig,
-               on_layer: Callable[[Tensor, Tensor, Tensor, Tensor | None], None],
+    def _carry(self, active: Tensor, chk: _CheckLayer, positions: Tensor, cos: Tensor,
+               sin: Tensor, loader: FusedKVLoader, cfg: BlendConfig,
+               on_layer: Callable[[int, Tensor, Tensor, Tensor, Tensor | None], None],
                last_output: bool = True, with_lse: bool = False) -> Tensor:  # fmt: skip
         """Run the ``active`` rows from the check layer to the last layer; their hidden states.
 
-        ``hidden``/``q``/``k``/``v`` are the check layer's input and fresh projections for every
-        token. In each later layer the active rows' fresh K/V are written into the fused cache
-        and ``on_layer(queries, fused_k, fused_v, lse)`` sees the layer after its attention;
-        ``lse`` is the attention rows' log2-sum-exp ``[n_active, Hq]`` with ``with_lse`` (Triton
-        path only), else None. With ``last_output=False`` the last layer's attention and MLP are
-        skipped (nothing reads them; ``lse`` is None there).
+        ``chk`` holds the check layer's input and queries for the ``active`` rows and its K/V
+        (``_CheckLayer``). In each later layer the active rows' fresh K/V are written into the
+        fused cache. ``on_layer(layer, queries, fused_k, fused_v, lse)`` sees every layer from
+        the check layer on, after its attention; ``lse`` is the attention rows' log2-sum-exp
+        ``[n_active, Hq]`` with ``with_lse`` (Triton path only), else None (always at the check
+        layer). With ``last_output=False`` the last layer's attention and MLP are skipped
+        (nothing reads them; ``lse`` is None there).
         """
         run, c = self.runner, cfg.check_layer
         q_pos = positions[active]
         group = run.num_heads // run.num_kv_heads
         plan = (ops.plan_partial_attention(q_pos, positions, group, impl=cfg.impl)
                 if cfg.impl != "torch" else None)  # fmt: skip
-        attn = self._attention(q[active], k, v, q_pos, positions, cfg.impl, plan)
-        h = run.finish_layer(c, hidden[active], attn, impl=cfg.impl)
+        k, v = chk.k, chk.v
+        if k is None or v is None:  # check layer 0: the cached K/V with the rows' fresh ones
+            assert chk.k_rows is not None and chk.v_rows is not None
+            k, v = loader.layer(c)
+            ops.scatter_rows(k, active, chk.k_rows, impl=cfg.impl)
+            ops.scatter_rows(v, active, chk.v_rows, impl=cfg.impl)
+        attn = self._attention(chk.q, k, v, q_pos, positions, cfg.impl, plan)
+        on_layer(c, chk.q, k, v, None)
+        h = run.finish_layer(c, chk.hidden, attn, impl=cfg.impl)
         cos_a, sin_a = cos[active], sin[active]
         lse = (torch.empty((active.shape[0], run.num_heads), dtype=torch.float32,
                            device=active.device) if with_lse else None)  # fmt: skip
@@ -371,10 +401,10 @@ class Blender:
             if last_output or layer + 1 < run.num_layers:
                 attn = self._attention(q1, fused_k, fused_v, q_pos, positions, cfg.impl, plan,
                                        lse)  # fmt: skip
-                on_layer(q1, fused_k, fused_v, lse)
+                on_layer(layer, q1, fused_k, fused_v, lse)
                 h = run.finish_layer(layer, h, attn, impl=cfg.impl)
             else:
-                on_layer(q1, fused_k, fused_v, None)
+                on_layer(layer, q1, fused_k, fused_v, None)
         return h
 
     def _attention(self, q: Tensor, k: Tensor, v: Tensor, q_pos: Tensor, k_pos: Tensor,
@@ -383,6 +413,23 @@ class Blender:
             return self.runner.masked_attention(q, k, v, q_pos, k_pos)
         return ops.partial_attention(q, k, v, q_pos, k_pos, self.runner.scale, impl=impl,
                                      plan=plan, lse_out=lse)  # fmt: skip
+
+
+@dataclass(slots=True)
+class _CheckLayer:
+    """The check layer's inputs for the rows a pass carries.
+
+    ``hidden``/``q`` are those rows' layer input and queries. With a check layer past 0, ``k``/``v``
+    are its fresh K/V for every token. At check layer 0 they are None: the layer's K/V are the
+    cached ones (exact there) with the rows' fresh ``k_rows``/``v_rows`` written over them.
+    """
+
+    hidden: Tensor
+    q: Tensor
+    k: Tensor | None
+    v: Tensor | None
+    k_rows: Tensor | None = None
+    v_rows: Tensor | None = None
 
 
 def _checked(segment: Segment) -> Segment:

@@ -36,7 +36,7 @@ from semcache.gpu.fused_kv import FusedKVLoader
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from semcache.gpu.blend import BlendConfig, Blender
+    from semcache.gpu.blend import BlendConfig, Blender, _CheckLayer
 
 BUCKET_T, BUCKET_ROWS = 256, 16
 PAD_POSITION = 1 << 40
@@ -49,10 +49,8 @@ def _ceil(n: int, m: int) -> int:
 @dataclass(slots=True)
 class _Bucket:
     graph: torch.cuda.CUDAGraph
-    hidden: Tensor  # [Tb, hidden]: the check layer's input
-    q: Tensor  # [Tb, Hq, D] / k, v [Tb, Hkv, D]: the check layer's fresh projections
-    k: Tensor
-    v: Tensor
+    chk: _CheckLayer  # [Nb] rows of the check layer's input and queries; its K/V: [Tb] (check
+    # layer > 0) or [Nb] fresh rows over the cached layer-0 K/V (check layer 0)
     positions: Tensor  # [Tb]: real positions, then PAD_POSITION
     cos: Tensor
     sin: Tensor
@@ -82,10 +80,9 @@ class QueryPassGraphs:
         """Triton path, with every chunk record already in GPU memory (module docstring)."""
         return cfg.impl != "torch" and FusedKVLoader.on_device(records, self.blender.runner.device)
 
-    def mass(self, hidden: Tensor, q: Tensor, k: Tensor, v: Tensor, act: Tensor, qp: Tensor,
-             positions: Tensor, cos: Tensor, sin: Tensor, records: list[ChunkKV],
-             rows: list[tuple[int, int]], delta: Tensor, first: int,
-             cfg: BlendConfig) -> tuple[Tensor, FusedKVLoader]:  # fmt: skip
+    def mass(self, chk: _CheckLayer, act: Tensor, qp: Tensor, positions: Tensor, cos: Tensor,
+             sin: Tensor, records: list[ChunkKV], rows: list[tuple[int, int]], delta: Tensor,
+             first: int, cfg: BlendConfig) -> tuple[Tensor, FusedKVLoader]:  # fmt: skip
         """``Blender._query_mass`` for these inputs, by graph replay: the mass ``[T]``, and a
         loader for the main pass over the graph's copy of the chunk KV (no second copy)."""
         total, n_act, n_query = positions.shape[0], act.shape[0], qp.shape[0]
@@ -93,9 +90,9 @@ class QueryPassGraphs:
         key = (t_b, n_b, n_act - n_query, first, cfg.check_layer, cfg.impl)
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._capture(key, hidden, q, k, v, cos, first, cfg)
+            bucket = self._capture(key, chk, cos, first, cfg)
         self._buckets.move_to_end(key)
-        self._load(bucket, hidden, q, k, v, act, qp, positions, cos, sin, records, rows, delta)
+        self._load(bucket, chk, act, qp, positions, cos, sin, records, rows, delta)
         bucket.graph.replay()
         self.replays += 1
         filled = (bucket.loader.k[:, :total], bucket.loader.v[:, :total])
@@ -103,13 +100,19 @@ class QueryPassGraphs:
                              filled=filled)  # fmt: skip
         return bucket.mass[:total], main
 
-    def _load(self, b: _Bucket, hidden: Tensor, q: Tensor, k: Tensor, v: Tensor, act: Tensor,
-              qp: Tensor, positions: Tensor, cos: Tensor, sin: Tensor, records: list[ChunkKV],
-              rows: list[tuple[int, int]], delta: Tensor) -> None:  # fmt: skip
+    def _load(self, b: _Bucket, chk: _CheckLayer, act: Tensor, qp: Tensor, positions: Tensor,
+              cos: Tensor, sin: Tensor, records: list[ChunkKV], rows: list[tuple[int, int]],
+              delta: Tensor) -> None:  # fmt: skip
         total, n_act, n_query = positions.shape[0], act.shape[0], qp.shape[0]
-        for dst, src in ((b.hidden, hidden), (b.q, q), (b.k, k), (b.v, v), (b.positions, positions),
-                         (b.cos, cos), (b.sin, sin), (b.loader.delta, delta)):
-            dst[:total].copy_(src)
+        # padding rows keep what an earlier prompt left there: they read and write only the last
+        # padding key row, which no real row sees
+        pairs = [(b.chk.hidden, chk.hidden), (b.chk.q, chk.q), (b.chk.k, chk.k), (b.chk.v, chk.v),
+                 (b.chk.k_rows, chk.k_rows), (b.chk.v_rows, chk.v_rows), (b.positions, positions),
+                 (b.cos, cos), (b.sin, sin), (b.loader.delta, delta)]  # fmt: skip
+        for dst, src in pairs:
+            if src is not None:
+                assert dst is not None
+                dst[: src.shape[0]].copy_(src)
         # rows past this prompt may hold another prompt's data: make them padding again
         b.positions[total:].fill_(PAD_POSITION)
         b.act[:n_act].copy_(act)
@@ -118,32 +121,38 @@ class QueryPassGraphs:
         b.qp[n_query:].fill_(-1)
         b.loader.place(records, rows)
 
-    def _capture(self, key: tuple[object, ...], hidden: Tensor, q: Tensor, k: Tensor, v: Tensor,
-                 cos: Tensor, first: int, cfg: BlendConfig) -> _Bucket:  # fmt: skip
+    def _capture(self, key: tuple[object, ...], chk: _CheckLayer, cos: Tensor, first: int,
+                 cfg: BlendConfig) -> _Bucket:  # fmt: skip
+        from semcache.gpu.blend import _CheckLayer
+
         t_b, n_b, lead = int(key[0]), int(key[1]), int(key[2])  # type: ignore[call-overload]
         while len(self._buckets) >= self.max_graphs:
             self._buckets.popitem(last=False)
-        run, dev = self.blender.runner, hidden.device
+        run, dev = self.blender.runner, cos.device
 
         def zeros(like: Tensor, rows: int) -> Tensor:
             return torch.zeros((rows, *like.shape[1:]), dtype=like.dtype, device=dev)
+
+        def maybe(like: Tensor | None, rows: int) -> Tensor | None:
+            return None if like is None else zeros(like, rows)
 
         positions = torch.full((t_b,), PAD_POSITION, dtype=torch.int64, device=dev)
         act = torch.full((n_b,), t_b - 1, dtype=torch.int64, device=dev)
         qp = torch.full((n_b - lead,), -1, dtype=torch.int64, device=dev)
         loader = FusedKVLoader(run, [], [], t_b, torch.zeros(t_b, dtype=torch.int64, device=dev),
                                cfg.impl, first)  # fmt: skip
-        b = _Bucket(torch.cuda.CUDAGraph(), zeros(hidden, t_b), zeros(q, t_b), zeros(k, t_b),
-                    zeros(v, t_b), positions, zeros(cos, t_b), zeros(cos, t_b), act, qp, loader,
-                    torch.empty(0))  # fmt: skip
+        static = _CheckLayer(zeros(chk.hidden, n_b), zeros(chk.q, n_b), maybe(chk.k, t_b),
+                             maybe(chk.v, t_b), maybe(chk.k_rows, n_b), maybe(chk.v_rows, n_b))
+        b = _Bucket(torch.cuda.CUDAGraph(), static, positions, zeros(cos, t_b), zeros(cos, t_b),
+                    act, qp, loader, torch.empty(0))  # fmt: skip
         # real rows for the warm-up run: positions 0.. keep every padding row at PAD_POSITION
         b.positions[: t_b - 1].copy_(torch.arange(t_b - 1, device=dev))
         b.act[:lead].copy_(torch.arange(lead, device=dev))
 
         def replayable() -> Tensor:
             loader.done = {}
-            return self.blender._query_mass(b.hidden, b.q, b.k, b.v, b.act, b.qp, b.positions,
-                                            b.cos, b.sin, loader, cfg)  # fmt: skip
+            return self.blender._query_mass(b.chk, b.act, b.qp, b.positions, b.cos, b.sin, loader,
+                                            cfg)  # fmt: skip
 
         side = torch.cuda.Stream(device=dev)  # warm-up off the capture stream, as CUDA asks
         side.wait_stream(torch.cuda.current_stream(dev))

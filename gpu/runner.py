@@ -87,6 +87,7 @@ class ModelRunner:
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.weights = [_LayerWeights.fuse(layer, config) for layer in self.layers]
+        self._prefix_tables: tuple[Tensor, Tensor, Tensor] | None = None  # see prefix_tables
 
     # ----- building blocks -------------------------------------------------------------------
     def check_length(self, max_position: int) -> None:
@@ -96,6 +97,21 @@ class ModelRunner:
                 f"sequence reaches position {max_position}, past the model's sliding window "
                 f"{self.sliding_window}; the runner implements full attention only"
             )
+
+    def prefix_tables(self, total: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Positions ``0..total-1`` and their ``rope_tables``, cached across calls.
+
+        A prefill always starts at position 0, so the tables are computed once for the longest
+        prompt seen (rounded up to a power of two) and sliced: the values equal ``rope_tables``
+        of the same positions, without its launches on every request.
+        """
+        cached = self._prefix_tables
+        if cached is None or cached[0].shape[0] < total:
+            n = 1 << max(0, total - 1).bit_length()
+            positions = torch.arange(n, device=self.device)
+            cached = (positions, *self.rope_tables(positions))
+            self._prefix_tables = cached
+        return cached[0][:total], cached[1][:total], cached[2][:total]
 
     def rope_tables(self, positions: Tensor) -> tuple[Tensor, Tensor]:
         """cos/sin ``[T, 1, rotary_dim]`` in the model dtype for ``positions``, shared by all layers.
