@@ -44,6 +44,11 @@ DEVICE = "cuda"
 LLAMA3_ROPE = RopeConfig(128, 128, 500000.0, "llama3", (
     ("factor", 8.0), ("high_freq_factor", 4.0), ("low_freq_factor", 1.0),
     ("original_max_position_embeddings", 8192.0)))  # fmt: skip
+# RoPE re-rotation: (block_t, heads_per_prog, num_warps); the first is the launcher default.
+RERO_CONFIGS = [
+    (32, 2, 4), (16, 8, 4), (32, 8, 4), (64, 8, 4), (32, 4, 4), (64, 4, 8), (128, 8, 8),
+    (32, 8, 2), (16, 4, 2), (64, 8, 8),
+]  # fmt: skip
 # (tile rows, block_n, num_warps, num_stages, num_splits, pack); num_splits 0 = the launcher's
 # choice; pack > 1 puts that many query heads of a GQA group in one tile (tile rows / pack
 # queries per tile). The first is what ``ops.partial_attention`` runs for this shape (GQA group 4,
@@ -93,6 +98,12 @@ def run_rerotate(tokens: int, heads: int, dim: int, res: dict[str, Any]) -> None
     inv_freq = LLAMA3_ROPE.inv_freq(DEVICE)
     nbytes = 2 * k.numel() * k.element_size() + delta.numel() * delta.element_size()
     t_kernel = bench(lambda: rope_rerotate(k, delta, inv_freq, 128, out=out))
+    configs = []
+    for bt, hp, nw in RERO_CONFIGS:  # the launcher default is the first
+        t = bench(lambda bt=bt, hp=hp, nw=nw: rope_rerotate(k, delta, inv_freq, 128, out=out,
+                                                            block_t=bt, heads_per_prog=hp,
+                                                            num_warps=nw))  # fmt: skip
+        configs.append({"config": [bt, hp, nw], **t, "GBps": nbytes / t["median_ms"] / 1e6})
     src = torch.empty(nbytes // 2, dtype=torch.uint8, device=DEVICE)
     dst = torch.empty_like(src)
     t_copy = bench(lambda: dst.copy_(src))
@@ -102,8 +113,13 @@ def run_rerotate(tokens: int, heads: int, dim: int, res: dict[str, Any]) -> None
     row = {"shape": [tokens, heads, dim], "dtype": "bfloat16", "bytes": nbytes,
            "kernel": t_kernel, "copy": t_copy, "torch_ref": t_ref, "kernel_GBps": gbs,
            "copy_GBps": copy_gbs, "fraction_of_copy": gbs / copy_gbs,
-           "speedup_vs_torch_ref": t_ref["median_ms"] / t_kernel["median_ms"]}  # fmt: skip
+           "speedup_vs_torch_ref": t_ref["median_ms"] / t_kernel["median_ms"],
+           "configs": configs}  # fmt: skip
+    best = max(configs, key=lambda c: c["GBps"])
+    row["best"] = {**best, "fraction_of_copy": best["GBps"] / copy_gbs}
     res.setdefault("rerotate", []).append(row)
+    print(f"rerotate {row['shape']}: best config {best['config']} {best['GBps']:.0f} GB/s "
+          f"({row['best']['fraction_of_copy']:.2f} of copy)")
     print(f"rerotate {row['shape']}: {gbs:.0f} GB/s, copy {copy_gbs:.0f} GB/s "
           f"({row['fraction_of_copy']:.2f}), x{row['speedup_vs_torch_ref']:.1f} vs torch")  # fmt: skip
 

@@ -44,14 +44,20 @@ def _rope_rerotate_kernel(
             tl.store(rdst, tl.load(rsrc, mask=rmask, other=0.0), mask=rmask)
 
 
+# Launcher defaults (see gpu/KERNELS_NOTES.md): the angles of a token block are computed once
+# and reused over ``heads_per_prog`` heads.
+DEFAULT_BLOCK_T, DEFAULT_HEADS_PER_PROG, DEFAULT_WARPS = 32, 2, 4
+
+
 def rope_rerotate(
     k: Tensor,
     delta: Tensor,
     inv_freq: Tensor,
     rotary_dim: int,
     out: Tensor | None = None,
-    block_t: int = 32,
-    heads_per_prog: int = 2,
+    block_t: int = DEFAULT_BLOCK_T,
+    heads_per_prog: int = DEFAULT_HEADS_PER_PROG,
+    num_warps: int = DEFAULT_WARPS,
 ) -> Tensor:
     """Rotate cached keys by ``delta`` positions (no attention factor); returns ``out``.
 
@@ -85,6 +91,6 @@ def rope_rerotate(
         k.stride(0), k.stride(1), out.stride(0), out.stride(1),
         HALF=half, HALF_PAD=triton.next_power_of_2(half),
         REST=0 if in_place else rest, REST_PAD=max(triton.next_power_of_2(max(rest, 1)), 1),
-        BLOCK_T=block_t, HEADS_PER_PROG=heads_per_prog,
+        BLOCK_T=block_t, HEADS_PER_PROG=heads_per_prog, num_warps=num_warps,
     )  # fmt: skip
     return out
