@@ -46,7 +46,7 @@ LLAMA3_ROPE = RopeConfig(128, 128, 500000.0, "llama3", (
     ("original_max_position_embeddings", 8192.0)))  # fmt: skip
 # RoPE re-rotation: (block_t, heads_per_prog, num_warps); the first is the launcher default.
 RERO_CONFIGS = [
-    (32, 2, 4), (16, 8, 4), (32, 8, 4), (64, 8, 4), (32, 4, 4), (64, 4, 8), (128, 8, 8),
+    (32, 4, 4), (32, 2, 4), (16, 8, 4), (32, 8, 4), (64, 8, 4), (64, 4, 8), (128, 8, 8),
     (32, 8, 2), (16, 4, 2), (64, 8, 8),
 ]  # fmt: skip
 # (tile rows, block_n, num_warps, num_stages, num_splits, pack); num_splits 0 = the launcher's
