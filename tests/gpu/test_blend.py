@@ -20,11 +20,30 @@ ROOT = Path(__file__).resolve().parents[2]
 VOCAB = 101
 
 
-@pytest.fixture(scope="module")
-def runner() -> ModelRunner:
+def _tiny_runner(device: str = "cpu") -> ModelRunner:
     cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
                       num_attention_heads=4, num_key_value_heads=2)
-    return ModelRunner(random_model(cfg, dtype=torch.float32, seed=3).model)
+    return ModelRunner(random_model(cfg, device, torch.float32, seed=3).model)
+
+
+@pytest.fixture(scope="module")
+def runner() -> ModelRunner:
+    return _tiny_runner()
+
+
+def _spy_selections(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
+    """The chunk rows each ``ops.select_topk`` call of the blend returns, in call order."""
+    from semcache.gpu import ops
+
+    chosen: list[torch.Tensor] = []
+    real_select = ops.select_topk
+
+    def spy_select(scores: torch.Tensor, k: int, *args: object, **kw: object) -> torch.Tensor:
+        chosen.append(real_select(scores, k, *args, **kw))  # type: ignore[arg-type]
+        return chosen[-1]
+
+    monkeypatch.setattr(ops, "select_topk", spy_select)
+    return chosen
 
 
 def _tokens(n: int, seed: int) -> tuple[int, ...]:
@@ -302,20 +321,8 @@ def test_kernel_blend_matches_the_reference_blend(monkeypatch: pytest.MonkeyPatc
     Its query pass reuses each layer's attention log-sum-exp for the mass of that layer; the
     reference computes the mass from its own softmax.
     """
-    from semcache.gpu import ops
-
-    chosen: list[torch.Tensor] = []
-    real_select = ops.select_topk
-
-    def spy_select(scores: torch.Tensor, k: int, *args: object, **kw: object) -> torch.Tensor:
-        chosen.append(real_select(scores, k, *args, **kw))  # type: ignore[arg-type]
-        return chosen[-1]
-
-    monkeypatch.setattr(ops, "select_topk", spy_select)
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                      num_attention_heads=4, num_key_value_heads=2)
-    device = "cuda" if torch.cuda.is_available() else "cpu"  # CPU tensors: the interpreter
-    runner = ModelRunner(random_model(cfg, device, torch.float32, seed=3).model)
+    chosen = _spy_selections(monkeypatch)
+    runner = _tiny_runner("cuda" if torch.cuda.is_available() else "cpu")  # CPU: the interpreter
     segs = [Segment(_tokens(4, 150)), _chunk(30, 151), _chunk(26, 152), Segment(_tokens(6, 153))]
     got = Blender(runner).prefill(segs, BlendConfig(ratio=0.2, impl="triton"))
     want = Blender(runner).prefill(segs, BlendConfig(ratio=0.2, impl="torch"))
@@ -342,16 +349,7 @@ def test_check_layer_zero_keeps_exact_layer0_kv_and_reuses_the_rest(runner: Mode
 
 def test_check_layer_zero_without_a_question_recomputes_each_chunks_first_tokens(
         runner: ModelRunner, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    from semcache.gpu import ops
-
-    chosen: list[torch.Tensor] = []
-    real_select = ops.select_topk
-
-    def spy_select(scores: torch.Tensor, k: int, *args: object, **kw: object) -> torch.Tensor:
-        chosen.append(real_select(scores, k, *args, **kw))  # type: ignore[arg-type]
-        return chosen[-1]
-
-    monkeypatch.setattr(ops, "select_topk", spy_select)
+    chosen = _spy_selections(monkeypatch)
     segs = [Segment(_tokens(3, 130)), _chunk(20, 131), _chunk(20, 132)]  # ends inside a chunk
     res = Blender(runner).prefill(segs, BlendConfig(ratio=0.1, check_layer=0))
     # 4 slots for r = 0.1 of 40 and 1 for the last token: the last token, then the chunks' starts
@@ -362,9 +360,7 @@ def test_check_layer_zero_without_a_question_recomputes_each_chunks_first_tokens
 @pytest.mark.cuda
 def test_query_pass_graphs_match_the_eager_pass_across_one_bucket() -> None:
     """Prompts of one bucket share a graph, and stale rows of a longer prompt never leak."""
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                      num_attention_heads=4, num_key_value_heads=2)
-    run = ModelRunner(random_model(cfg, "cuda", torch.float32, seed=3).model)
+    run = _tiny_runner("cuda")
     graphed, eager = Blender(run), Blender(run, cuda_graphs=False)
     assert graphed.graphs is not None and eager.graphs is None
     a, b, c = _chunk(40, 140), _chunk(33, 141), _chunk(21, 142)
