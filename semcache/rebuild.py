@@ -54,7 +54,7 @@ def index_rows(cache: SemanticCache, rows: list[Any], now: Any,
     vectors = vectors or {}
     expired: list[int] = []
     by_partition: dict[str, tuple[list[int], list[np.ndarray]]] = {}
-    added = 0
+    metas: list[tuple[EntryMeta, Any]] = []
     for row in rows:
         if row.expires_at is not None and row.expires_at <= now:
             expired.append(row.id)
@@ -65,14 +65,17 @@ def index_rows(cache: SemanticCache, rows: list[Any], now: Any,
         ids, vecs = by_partition.setdefault(row.partition, ([], []))
         ids.append(row.id)
         vecs.append(np.asarray(vector, dtype=np.float32))
-        cache.mirror.put(EntryMeta(
+        metas.append((EntryMeta(
             row.id, row.partition, row.exact_key, row.prompt, row.category, row.tenant,
             row.expires_at, tuple(row.history or ()), history_vecs, tuple(row.doc_keys),
-        ), row.response if with_responses else None)
-        added += 1
+        ), row.response if with_responses else None))
+    # the index first, then the mirror (as a local store and a deletion do): an entry the mirror
+    # shows is then always searchable too
     for partition, (ids, vecs) in by_partition.items():
         cache.index.add(partition, np.asarray(ids, dtype=np.int64), np.stack(vecs))
-    return added, expired
+    for meta, response in metas:
+        cache.mirror.put(meta, response)
+    return len(metas), expired
 
 
 def _turn_matrix(row: Any) -> np.ndarray | None:
