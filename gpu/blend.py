@@ -18,16 +18,19 @@ positions ``0..T-1``:
    query selection: layer-0 K/V depend only on the token and its position, so the cached ones
    are exact there and no layer has to run in full. Deviation selection needs a layer whose K/V
    have context, and defaults to 1.
-3. At ``check_layer`` Q/K/V are computed for every token (its fresh K/V are kept for every row).
-   ``round(ratio * chunk_tokens)`` chunk tokens are chosen (``ops.select_topk``) by one of two
+3. At a ``check_layer`` past 0, Q/K/V are computed for every token (its fresh K/V are kept for
+   every row). At check layer 0 no row needs that: the layer's K/V are the cached ones with the
+   fresh rows of the tokens a pass carries written over them, and only those rows are embedded
+   and projected (``_CheckLayer``). ``round(ratio * chunk_tokens)`` chunk tokens are chosen (``ops.select_topk``) by one of two
    scores (``select``); the first ``boundary_tokens`` of every chunk go first (their score is
    +inf), so they count toward r.
 
    - ``"query"`` (default): a *query pass* runs only the non-chunk tokens through the remaining
      layers over the reused KV (chunk tokens untouched, exactly what r = 0 computes) and sums the
      attention the question tokens (the non-chunk tokens after the last chunk) pay to each chunk
-     token over those layers (``ops.attention_mass``). The chunk tokens the question reads most
-     are recomputed. The pass computes non-chunk tokens only, so it costs no chunk recompute.
+     token over those layers (``ops.attention_mass``; on the Triton path it reuses the softmax
+     normaliser each layer's attention already computed). The chunk tokens the question reads
+     most are recomputed. The pass computes non-chunk tokens only, so it costs no chunk recompute.
      On CUDA it is replayed as a CUDA graph per bucket of shapes (``semcache.gpu.query_graph``):
      its tens of rows make it launch-bound otherwise. With no question tokens and
      ``check_layer=0``, each chunk's first tokens are recomputed instead.
