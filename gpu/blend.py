@@ -21,9 +21,9 @@ positions ``0..T-1``:
 3. At a ``check_layer`` past 0, Q/K/V are computed for every token (its fresh K/V are kept for
    every row). At check layer 0 no row needs that: the layer's K/V are the cached ones with the
    fresh rows of the tokens a pass carries written over them, and only those rows are embedded
-   and projected (``_CheckLayer``). ``round(ratio * chunk_tokens)`` chunk tokens are chosen (``ops.select_topk``) by one of two
-   scores (``select``); the first ``boundary_tokens`` of every chunk go first (their score is
-   +inf), so they count toward r.
+   and projected (``CheckLayerInputs``). ``round(ratio * chunk_tokens)`` chunk tokens are
+   chosen (``ops.select_topk``) by one of two scores (``select``); the first
+   ``boundary_tokens`` of every chunk go first (their score is +inf), so they count toward r.
 
    - ``"query"`` (default): a *query pass* runs only the non-chunk tokens through the remaining
      layers over the reused KV (chunk tokens untouched, exactly what r = 0 computes) and sums the
@@ -228,7 +228,7 @@ class Blender:
         # layers before the check layer need no chunk data: launched first, the GPU runs them
         # while the host does the chunk bookkeeping below. With check layer 0 no row needs a
         # full layer: layer-0 K/V of chunk rows are the cached ones, and only the rows carried
-        # later are embedded (``_CheckLayer``)
+        # later are embedded (``CheckLayerInputs``)
         c = cfg.check_layer
         hidden = run.embed(ids) if c > 0 else None
         keys: list[Tensor] = []
@@ -286,13 +286,13 @@ class Blender:
             assert hidden is not None
             q, k, v = run.qkv(c, hidden, cos, sin, impl=cfg.impl)
 
-        def check_layer(idx: Tensor) -> _CheckLayer:
+        def check_layer(idx: Tensor) -> CheckLayerInputs:
             if c > 0:
                 assert hidden is not None and k is not None and v is not None
-                return _CheckLayer(hidden[idx], q[idx], k, v)
+                return CheckLayerInputs(hidden[idx], q[idx], k, v)
             h = run.embed(ids[idx])
             q_i, k_i, v_i = run.qkv(0, h, cos[idx], sin[idx], impl=cfg.impl)
-            return _CheckLayer(h, q_i, None, None, k_i, v_i)
+            return CheckLayerInputs(h, q_i, None, None, k_i, v_i)
 
         if by_query:
             act = plain_all
@@ -333,7 +333,7 @@ class Blender:
         stats = BlendStats(total, n_chunk, n_select, reused, len(records) - reused)
         return BlendResult(logits, KVCache(keys, values, positions), stats)
 
-    def _query_mass(self, chk: _CheckLayer, act: Tensor, qp: Tensor, positions: Tensor,
+    def _query_mass(self, chk: CheckLayerInputs, act: Tensor, qp: Tensor, positions: Tensor,
                     cos: Tensor, sin: Tensor, loader: FusedKVLoader,
                     cfg: BlendConfig) -> Tensor:  # fmt: skip
         """The query pass (module docstring, step 3): attention mass ``[T]`` on every token.
@@ -365,15 +365,15 @@ class Blender:
                     with_lse=kernels)  # fmt: skip
         return mass
 
-    def _carry(self, active: Tensor, chk: _CheckLayer, positions: Tensor, cos: Tensor,
+    def _carry(self, active: Tensor, chk: CheckLayerInputs, positions: Tensor, cos: Tensor,
                sin: Tensor, loader: FusedKVLoader, cfg: BlendConfig,
                on_layer: Callable[[int, Tensor, Tensor, Tensor, Tensor | None], None],
                last_output: bool = True, with_lse: bool = False) -> Tensor:  # fmt: skip
         """Run the ``active`` rows from the check layer to the last layer; their hidden states.
 
         ``chk`` holds the check layer's input and queries for the ``active`` rows and its K/V
-        (``_CheckLayer``). In each later layer the active rows' fresh K/V are written into the
-        fused cache. ``on_layer(layer, queries, fused_k, fused_v, lse)`` sees every layer from
+        (``CheckLayerInputs``). In each later layer the active rows' fresh K/V are written into
+        the fused cache. ``on_layer(layer, queries, fused_k, fused_v, lse)`` sees every layer from
         the check layer on, after its attention; ``lse`` is the attention rows' log2-sum-exp
         ``[n_active, Hq]`` with ``with_lse`` (Triton path only), else None (always at the check
         layer). With ``last_output=False`` the last layer's attention and MLP are skipped
@@ -419,7 +419,7 @@ class Blender:
 
 
 @dataclass(slots=True)
-class _CheckLayer:
+class CheckLayerInputs:
     """The check layer's inputs for the rows a pass carries.
 
     ``hidden``/``q`` are those rows' layer input and queries. With a check layer past 0, ``k``/``v``

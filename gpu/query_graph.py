@@ -36,7 +36,7 @@ from semcache.gpu.fused_kv import FusedKVLoader
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from semcache.gpu.blend import BlendConfig, Blender, _CheckLayer
+    from semcache.gpu.blend import BlendConfig, Blender, CheckLayerInputs
 
 BUCKET_T, BUCKET_ROWS = 256, 16
 PAD_POSITION = 1 << 40
@@ -49,8 +49,9 @@ def _ceil(n: int, m: int) -> int:
 @dataclass(slots=True)
 class _Bucket:
     graph: torch.cuda.CUDAGraph
-    chk: _CheckLayer  # [Nb] rows of the check layer's input and queries; its K/V: [Tb] (check
-    # layer > 0) or [Nb] fresh rows over the cached layer-0 K/V (check layer 0)
+    # [Nb] rows of the check layer's input and queries; its K/V: [Tb] (check layer > 0) or [Nb]
+    # fresh rows over the cached layer-0 K/V (check layer 0)
+    chk: CheckLayerInputs
     positions: Tensor  # [Tb]: real positions, then PAD_POSITION
     cos: Tensor
     sin: Tensor
@@ -80,7 +81,7 @@ class QueryPassGraphs:
         """Triton path, with every chunk record already in GPU memory (module docstring)."""
         return cfg.impl != "torch" and FusedKVLoader.on_device(records, self.blender.runner.device)
 
-    def mass(self, chk: _CheckLayer, act: Tensor, qp: Tensor, positions: Tensor, cos: Tensor,
+    def mass(self, chk: CheckLayerInputs, act: Tensor, qp: Tensor, positions: Tensor, cos: Tensor,
              sin: Tensor, records: list[ChunkKV], rows: list[tuple[int, int]], delta: Tensor,
              first: int, cfg: BlendConfig) -> tuple[Tensor, FusedKVLoader]:  # fmt: skip
         """``Blender._query_mass`` for these inputs, by graph replay: the mass ``[T]``, and a
@@ -100,7 +101,7 @@ class QueryPassGraphs:
                              filled=filled)  # fmt: skip
         return bucket.mass[:total], main
 
-    def _load(self, b: _Bucket, chk: _CheckLayer, act: Tensor, qp: Tensor, positions: Tensor,
+    def _load(self, b: _Bucket, chk: CheckLayerInputs, act: Tensor, qp: Tensor, positions: Tensor,
               cos: Tensor, sin: Tensor, records: list[ChunkKV], rows: list[tuple[int, int]],
               delta: Tensor) -> None:  # fmt: skip
         total, n_act, n_query = positions.shape[0], act.shape[0], qp.shape[0]
@@ -121,9 +122,9 @@ class QueryPassGraphs:
         b.qp[n_query:].fill_(-1)
         b.loader.place(records, rows)
 
-    def _capture(self, key: tuple[object, ...], chk: _CheckLayer, cos: Tensor, first: int,
+    def _capture(self, key: tuple[object, ...], chk: CheckLayerInputs, cos: Tensor, first: int,
                  cfg: BlendConfig) -> _Bucket:  # fmt: skip
-        from semcache.gpu.blend import _CheckLayer
+        from semcache.gpu.blend import CheckLayerInputs
 
         t_b, n_b, lead = int(key[0]), int(key[1]), int(key[2])  # type: ignore[call-overload]
         while len(self._buckets) >= self.max_graphs:
@@ -141,7 +142,7 @@ class QueryPassGraphs:
         qp = torch.full((n_b - lead,), -1, dtype=torch.int64, device=dev)
         loader = FusedKVLoader(run, [], [], t_b, torch.zeros(t_b, dtype=torch.int64, device=dev),
                                cfg.impl, first)  # fmt: skip
-        static = _CheckLayer(zeros(chk.hidden, n_b), zeros(chk.q, n_b), maybe(chk.k, t_b),
+        static = CheckLayerInputs(zeros(chk.hidden, n_b), zeros(chk.q, n_b), maybe(chk.k, t_b),
                              maybe(chk.v, t_b), maybe(chk.k_rows, n_b), maybe(chk.v_rows, n_b))
         b = _Bucket(torch.cuda.CUDAGraph(), static, positions, zeros(cos, t_b), zeros(cos, t_b),
                     act, qp, loader, torch.empty(0))  # fmt: skip

@@ -54,7 +54,8 @@ class AttentionPlan:
 
 
 def plan_partial_attention(q_pos: Tensor, k_pos: Tensor, block_m: int = DEFAULT_BLOCK_M,
-                           block_n: int = DEFAULT_BLOCK_N, pack: int = 1) -> AttentionPlan:  # fmt: skip
+                           block_n: int = DEFAULT_BLOCK_N,
+                           pack: int = 1) -> AttentionPlan:  # fmt: skip
     """Build the :class:`AttentionPlan` for ``q_pos [Nq]`` and ``k_pos [Nk]`` (no host sync).
 
     ``block_m`` queries per block, each packed into ``pack`` tile rows (see the class).

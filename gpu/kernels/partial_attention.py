@@ -231,7 +231,8 @@ def partial_attention(
     assert tile & (tile - 1) == 0, f"tile rows (block_m * pack = {tile}) must be a power of two"
     grid = (nqb * num_splits, hq // pack)
     _partial_attention_kernel[grid](
-        q, k, v, out, ws, lse, out if lse_out is None else lse_out, plan.q_pos_sorted, plan.k_pos, plan.order, plan.n_full, plan.n_end,
+        q, k, v, out, ws, lse, out if lse_out is None else lse_out,
+        plan.q_pos_sorted, plan.k_pos, plan.order, plan.n_full, plan.n_end,
         scale * _LOG2E, nq, nk, hq, per_split,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
         out.stride(0), out.stride(1),
