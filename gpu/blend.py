@@ -224,7 +224,7 @@ class Blender:
         total = int(ids_np.shape[0])
         run.check_length(total - 1)
         ids = as_ids(torch.from_numpy(ids_np), dev)
-        positions, cos, sin = run.prefix_tables(total)
+        positions, cos, sin = run.position_tables(0, total)
         # layers before the check layer need no chunk data: launched first, the GPU runs them
         # while the host does the chunk bookkeeping below. With check layer 0 no row needs a
         # full layer: layer-0 K/V of chunk rows are the cached ones, and only the rows carried
@@ -262,7 +262,7 @@ class Blender:
         packed = torch.from_numpy(np.concatenate((flags.ravel(), plain_np))).to(dev)
         is_chunk, forced = packed[:total].bool(), packed[total:2 * total].bool()
         plain_all = packed[2 * total:]  # ascending: segments are in order
-        delta = positions - (torch.cat(stored) if len(stored) > 1 else stored[0])
+        delta = positions - torch.cat(stored)
         n_chunk = sum(b - a for a, b in rows)
         # the last prompt token is always computed (its logits are the output): when it is a
         # chunk token it takes one extra slot, counted like any other

@@ -87,7 +87,7 @@ class ModelRunner:
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.weights = [_LayerWeights.fuse(layer, config) for layer in self.layers]
-        self._prefix_tables: tuple[Tensor, Tensor, Tensor] | None = None  # see prefix_tables
+        self._position_tables: tuple[Tensor, Tensor, Tensor] | None = None  # position_tables
 
     # ----- building blocks -------------------------------------------------------------------
     def check_length(self, max_position: int) -> None:
@@ -98,20 +98,23 @@ class ModelRunner:
                 f"{self.sliding_window}; the runner implements full attention only"
             )
 
-    def prefix_tables(self, total: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Positions ``0..total-1`` and their ``rope_tables``, cached across calls.
+    def position_tables(self, start: int, n: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Positions ``start..start+n-1`` and their ``rope_tables``, cached across calls.
 
-        A prefill always starts at position 0, so the tables are computed once for the longest
-        prompt seen (rounded up to a power of two) and sliced: the values equal ``rope_tables``
-        of the same positions, without its launches on every request.
+        The tables are computed once for positions ``0..m-1`` (``m`` the next power of two past
+        the largest position asked for) and sliced: the values equal ``rope_tables`` of the same
+        positions, without its launches on every prefill and decoding step.
         """
-        cached = self._prefix_tables
-        if cached is None or cached[0].shape[0] < total:
-            n = 1 << max(0, total - 1).bit_length()
-            positions = torch.arange(n, device=self.device)
+        if start < 0:  # not cached: the tables start at position 0
+            positions = torch.arange(start, start + n, device=self.device)
+            return (positions, *self.rope_tables(positions))
+        cached = self._position_tables
+        if cached is None or cached[0].shape[0] < start + n:
+            m = 1 << max(0, start + n - 1).bit_length()
+            positions = torch.arange(m, device=self.device)
             cached = (positions, *self.rope_tables(positions))
-            self._prefix_tables = cached
-        return cached[0][:total], cached[1][:total], cached[2][:total]
+            self._position_tables = cached
+        return cached[0][start:start + n], cached[1][start:start + n], cached[2][start:start + n]
 
     def rope_tables(self, positions: Tensor) -> tuple[Tensor, Tensor]:
         """cos/sin ``[T, 1, rotary_dim]`` in the model dtype for ``positions``, shared by all layers.
@@ -189,9 +192,8 @@ class ModelRunner:
         Returns logits (``[T, V]`` if ``all_logits`` else ``[V]`` of the last token) and the KV.
         """
         ids = as_ids(token_ids, self.device)
-        positions = torch.arange(start, start + ids.shape[0], device=self.device)
-        self.check_length(int(positions[-1]))
-        cos, sin = self.rope_tables(positions)
+        self.check_length(start + ids.shape[0] - 1)
+        positions, cos, sin = self.position_tables(start, ids.shape[0])
         hidden = self.embed(ids)
         keys, values = [], []
         for layer in range(self.num_layers):
@@ -213,9 +215,8 @@ class ModelRunner:
         """
         ids = as_ids(token_ids, self.device)
         start = kv.next_position()
-        positions = torch.arange(start, start + ids.shape[0], device=self.device)
-        self.check_length(int(positions[-1]))
-        cos, sin = self.rope_tables(positions)
+        self.check_length(start + ids.shape[0] - 1)
+        positions, cos, sin = self.position_tables(start, ids.shape[0])
         hidden = self.embed(ids)
         k_pos = torch.cat((kv.positions, positions))
         single = ids.shape[0] == 1  # one query sees every key: no mask needed

@@ -140,3 +140,13 @@ def test_fused_projections_share_the_model_weights() -> None:
     assert attn.q_proj.weight.data_ptr() == fused.data_ptr()  # a view, not a copy
     assert attn.k_proj.weight.data_ptr() == fused[attn.q_proj.weight.shape[0]:].data_ptr()
     assert runner.weights[0].qkv_bias is not None and runner.weights[0].gate_up is not None
+
+
+def test_position_tables_equal_rope_tables_of_the_same_positions() -> None:
+    run = ModelRunner(_model("llama"))
+    for start, n in [(0, 5), (3, 1), (0, 9), (17, 40), (2, 3), (-4, 6)]:  # grows, then slices
+        positions, cos, sin = run.position_tables(start, n)
+        assert torch.equal(positions, torch.arange(start, start + n))
+        ref_cos, ref_sin = run.rope_tables(torch.arange(start, start + n))
+        assert torch.equal(cos, ref_cos) and torch.equal(sin, ref_sin)
+    assert run._position_tables is not None and run._position_tables[0].shape[0] == 64
