@@ -70,7 +70,7 @@ the ratio of that larger set.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
@@ -195,12 +195,16 @@ class Blender:
     def chunk_kv(self, segment: Segment) -> tuple[ChunkKV, bool]:
         """Stored KV of a chunk segment (token-checked), computing and storing it on a miss.
 
-        Returns the record and whether it came from the store.
+        Returns the record and whether it came from the store. The segment's id is checked
+        against its tokens on a miss, before anything is stored under it (a hit needs no hash:
+        its tokens equal those of the record stored under the id).
         """
         assert segment.chunk_id is not None
         record = self.store.get(segment.chunk_id)
         if record is not None and record.token_ids == segment.token_ids:
             return record, True
+        if segment.chunk_id != chunk_id(segment.token_ids):
+            raise ValueError(f"segment chunk_id {segment.chunk_id} does not match its token ids")
         record = self.encoder.encode(segment.token_ids)
         self.store.put(segment.chunk_id, record)
         return record, False
@@ -223,14 +227,15 @@ class Blender:
         ids_np = np.fromiter(chain.from_iterable(s.token_ids for s in segs), dtype=np.int64)
         total = int(ids_np.shape[0])
         run.check_length(total - 1)
-        ids = as_ids(torch.from_numpy(ids_np), dev)
         positions, cos, sin = run.position_tables(0, total)
         # layers before the check layer need no chunk data: launched first, the GPU runs them
         # while the host does the chunk bookkeeping below. With check layer 0 no row needs a
         # full layer: layer-0 K/V of chunk rows are the cached ones, and only the rows carried
         # later are embedded (``CheckLayerInputs``)
         c = cfg.check_layer
-        hidden = run.embed(ids) if c > 0 else None
+        # at check layer 0 the ids go with the bookkeeping below, in its one copy
+        ids = as_ids(torch.from_numpy(ids_np), dev) if c > 0 else None
+        hidden = run.embed(ids) if ids is not None else None
         keys: list[Tensor] = []
         values: list[Tensor] = []
         for layer in range(c):
@@ -259,9 +264,12 @@ class Blender:
                 stored.append(positions[start:end])
             start = end
         plain_np = np.concatenate([np.arange(a, b) for a, b in plain] or [np.zeros(0, np.int64)])
-        packed = torch.from_numpy(np.concatenate((flags.ravel(), plain_np))).to(dev)
+        parts = (flags.ravel(), plain_np) if ids is not None else (flags.ravel(), ids_np, plain_np)
+        packed = torch.from_numpy(np.concatenate(parts)).to(dev)
         is_chunk, forced = packed[:total].bool(), packed[total:2 * total].bool()
-        plain_all = packed[2 * total:]  # ascending: segments are in order
+        if ids is None:
+            ids = packed[2 * total:3 * total]
+        plain_all = packed[len(packed) - len(plain_np):]  # ascending: segments are in order
         delta = positions - torch.cat(stored)
         n_chunk = sum(b - a for a, b in rows)
         # the last prompt token is always computed (its logits are the output): when it is a
@@ -290,21 +298,21 @@ class Blender:
             if c > 0:
                 assert hidden is not None and k is not None and v is not None
                 return CheckLayerInputs(hidden[idx], q[idx], k, v)
-            h = run.embed(ids[idx])
-            q_i, k_i, v_i = run.qkv(0, h, cos[idx], sin[idx], impl=cfg.impl)
-            return CheckLayerInputs(h, q_i, None, None, k_i, v_i)
+            return self._layer0_rows(ids, idx, cos, sin, cfg)
 
         if by_query:
             act = plain_all
             n_query = sum(b - a for a, b in query_rows)  # the last rows of ``act``
             qp = act[-n_query:]  # a row's index is its position
-            chk = check_layer(act)
             if graphs is not None:  # the main pass reads the graph's copy of the chunk KV
-                scores, loader = graphs.mass(chk, act, qp, positions, cos, sin, records, rows,
-                                             delta, first, cfg)  # fmt: skip
+                # at check layer 0 the graph computes the rows' layer-0 inputs from ``ids``
+                chk_in = check_layer(act) if c > 0 else None
+                scores, loader = graphs.mass(chk_in, ids, act, qp, positions, cos, sin, records,
+                                             rows, delta, first, cfg)  # fmt: skip
             else:
                 assert loader is not None
-                scores = self._query_mass(chk, act, qp, positions, cos, sin, loader, cfg)
+                scores = self._query_mass(check_layer(act), act, qp, positions, cos, sin, loader,
+                                          cfg)  # fmt: skip
         elif c == 0:  # no question to read and no deviation at layer 0: each chunk's first tokens
             scores = torch.zeros(total, dtype=torch.float32, device=dev)
             for a, b in rows:
@@ -331,12 +339,30 @@ class Blender:
         out = self._carry(active, check_layer(active), positions, cos, sin, loader, cfg, keep)
         logits = run.logits(out[-1:])[0]
         stats = BlendStats(total, n_chunk, n_select, reused, len(records) - reused)
-        return BlendResult(logits, KVCache(keys, values, positions), stats)
+        kv = KVCache(keys, values, positions)
+        if graphs is not None:  # its chunk layers are views of the graph bucket's buffers
+            graphs.lend(kv)
+        return BlendResult(logits, kv, stats)
+
+    def _layer0_rows(self, ids: Tensor, idx: Tensor, cos: Tensor, sin: Tensor,
+                     cfg: BlendConfig) -> CheckLayerInputs:  # fmt: skip
+        """Check layer 0's inputs for rows ``idx`` (``CheckLayerInputs``): only they are embedded
+        and projected."""
+        h = self.runner.embed(ids[idx])
+        q, k, v = self.runner.qkv(0, h, cos[idx], sin[idx], impl=cfg.impl)
+        return CheckLayerInputs(h, q, None, None, k, v)
 
     def _query_mass(self, chk: CheckLayerInputs, act: Tensor, qp: Tensor, positions: Tensor,
                     cos: Tensor, sin: Tensor, loader: FusedKVLoader,
                     cfg: BlendConfig) -> Tensor:  # fmt: skip
-        """The query pass (module docstring, step 3): attention mass ``[T]`` on every token.
+        """The query pass (module docstring, step 3): attention mass ``[T]`` on every token."""
+        return run_steps(self._query_mass_steps(chk, act, qp, positions, cos, sin, loader, cfg))
+
+    def _query_mass_steps(self, chk: CheckLayerInputs, act: Tensor, qp: Tensor, positions: Tensor,
+                          cos: Tensor, sin: Tensor, loader: FusedKVLoader,
+                          cfg: BlendConfig) -> Generator[int, None, Tensor]:  # fmt: skip
+        """``_query_mass`` one layer at a time: yields each layer's index once its work is
+        queued, and returns the mass (``semcache.gpu.query_graph`` captures it in pieces).
 
         The non-chunk tokens ``act`` are carried over the reused chunk KV (``_carry``; their fresh
         K/V go into the fused cache, and the main pass overwrites those rows again). The question
@@ -361,15 +387,26 @@ class Blender:
 
         # on the Triton path each layer's attention also returns its rows' log-sum-exp, which the
         # mass of the same layer reuses (the last layer runs no attention and computes its own)
-        self._carry(act, chk, positions, cos, sin, loader, cfg, add_mass, last_output=False,
-                    with_lse=kernels)  # fmt: skip
+        yield from self._carry_steps(act, chk, positions, cos, sin, loader, cfg, add_mass,
+                                     last_output=False, with_lse=kernels)  # fmt: skip
         return mass
 
     def _carry(self, active: Tensor, chk: CheckLayerInputs, positions: Tensor, cos: Tensor,
                sin: Tensor, loader: FusedKVLoader, cfg: BlendConfig,
                on_layer: Callable[[int, Tensor, Tensor, Tensor, Tensor | None], None],
                last_output: bool = True, with_lse: bool = False) -> Tensor:  # fmt: skip
-        """Run the ``active`` rows from the check layer to the last layer; their hidden states.
+        """Run the ``active`` rows from the check layer to the last layer; their hidden states
+        (``_carry_steps`` run to its end)."""
+        return run_steps(self._carry_steps(active, chk, positions, cos, sin, loader, cfg, on_layer,
+                                        last_output, with_lse))  # fmt: skip
+
+    def _carry_steps(self, active: Tensor, chk: CheckLayerInputs, positions: Tensor, cos: Tensor,
+                     sin: Tensor, loader: FusedKVLoader, cfg: BlendConfig,
+                     on_layer: Callable[[int, Tensor, Tensor, Tensor, Tensor | None], None],
+                     last_output: bool = True,
+                     with_lse: bool = False) -> Generator[int, None, Tensor]:  # fmt: skip
+        """Run the ``active`` rows from the check layer to the last layer, yielding each layer's
+        index once its work is queued; returns their hidden states.
 
         ``chk`` holds the check layer's input and queries for the ``active`` rows and its K/V
         (``CheckLayerInputs``). In each later layer the active rows' fresh K/V are written into
@@ -393,6 +430,7 @@ class Blender:
         attn = self._attention(chk.q, k, v, q_pos, positions, cfg.impl, plan)
         on_layer(c, chk.q, k, v, None)
         h = run.finish_layer(c, chk.hidden, attn, impl=cfg.impl)
+        yield c
         cos_a, sin_a = cos[active], sin[active]
         lse = (torch.empty((active.shape[0], run.num_heads), dtype=torch.float32,
                            device=active.device) if with_lse else None)  # fmt: skip
@@ -408,6 +446,7 @@ class Blender:
                 h = run.finish_layer(layer, h, attn, impl=cfg.impl)
             else:
                 on_layer(layer, q1, fused_k, fused_v, None)
+            yield layer
         return h
 
     def _attention(self, q: Tensor, k: Tensor, v: Tensor, q_pos: Tensor, k_pos: Tensor,
@@ -435,14 +474,22 @@ class CheckLayerInputs:
     v_rows: Tensor | None = None
 
 
+def run_steps(steps: Generator[int, None, Tensor]) -> Tensor:
+    """Run a step generator (``Blender._carry_steps``, ``_query_mass_steps``) to its end; its
+    return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
 def _checked(segment: Segment) -> Segment:
     if not isinstance(segment, Segment):
         raise TypeError(f"segments must be Segment instances, got {type(segment).__name__}")
     if not segment.token_ids:
         raise ValueError("empty segment")
-    if segment.chunk_id is not None and segment.chunk_id != chunk_id(segment.token_ids):
-        raise ValueError(f"segment chunk_id {segment.chunk_id} does not match its token ids")
-    return segment
+    return segment  # a chunk id is checked against its tokens on a store miss (``chunk_kv``)
 
 
 def _deviation(cached_k: Tensor, cached_v: Tensor, k: Tensor, v: Tensor, is_chunk: Tensor,

@@ -14,9 +14,11 @@ class FusedKVLoader:
 
     ``layer(l)`` returns ``[T, Hkv, D]`` K/V tensors for layer ``l`` whose chunk rows hold the
     re-rotated cached KV (other rows are zero, to be overwritten by recomputed KV). Records
-    already on the device are copied once per chunk. Otherwise (host records) the copies of layer
+    already on the device are placed once per chunk, every layer in one pass that re-rotates K
+    and copies V (``ops.place_rotated``). Otherwise (host records) the copies of layer
     ``l + PREFETCH`` are queued on a CUDA side stream when layer ``l`` is taken, so host->device
-    loads overlap with compute and their launches interleave with the layer's.
+    loads overlap with compute and their launches interleave with the layer's, and each layer's
+    keys are re-rotated when it is taken.
     """
 
     PREFETCH = 3
@@ -25,15 +27,15 @@ class FusedKVLoader:
                  total: int, delta: Tensor, impl: str, first: int,
                  filled: tuple[Tensor, Tensor] | None = None) -> None:  # fmt: skip
         """``filled``: ``[layers - first, T, Hkv, D]`` K/V buffers that already hold the records
-        at their rows (``records`` is then ignored). They stay the caller's: ``layer`` returns a
-        copy of V, so the prefill's KV never aliases them."""
+        at their rows, re-rotated (``place``; ``records`` is then ignored). ``layer`` returns
+        views of them, so the prefill's KV aliases them: their owner must copy a KV that is still
+        in use out before it writes them again (``QueryPassGraphs.lend``)."""
         self.run, self.records, self.rows = run, records, rows
         self.delta, self.impl, self.first = delta, impl, first
         self.n = run.num_layers - self.first
         self.stream: torch.cuda.Stream | None = None
         self.events: dict[int, torch.cuda.Event] = {}
         self.done: dict[int, tuple[Tensor, Tensor]] = {}
-        self.borrowed = filled is not None
         if filled is not None:
             self.k, self.v = filled
             self.resident = True
@@ -57,10 +59,12 @@ class FusedKVLoader:
         return all(rec.keys.device == device for rec in records)
 
     def place(self, records: list[ChunkKV], rows: list[tuple[int, int]]) -> None:
-        """Copy device-resident ``records`` to their ``rows``: one copy per chunk, every layer."""
+        """Place device-resident ``records`` at their ``rows``, keys re-rotated by ``delta``:
+        one launch per chunk for every layer."""
         for rec, (a, b) in zip(records, rows, strict=True):
-            self.k[:, a:b].copy_(rec.keys[self.first:])
-            self.v[:, a:b].copy_(rec.values[self.first:])
+            ops.place_rotated(rec.keys[self.first:], rec.values[self.first:], self.k[:, a:b],
+                              self.v[:, a:b], self.delta[a:b], self.run.rope,
+                              impl=self.impl)  # fmt: skip
 
     def _queue(self, i: int) -> None:
         layer = self.first + i
@@ -87,6 +91,9 @@ class FusedKVLoader:
             self._queue(i + self.PREFETCH)
         if self.stream is not None:
             torch.cuda.current_stream(self.run.device).wait_event(self.events.pop(i))
-        k = ops.rerotate_k(self.k[i], self.delta, self.run.rope, impl=self.impl)
-        self.done[i] = (k, self.v[i].clone() if self.borrowed else self.v[i])
+        if self.resident:  # placed re-rotated
+            self.done[i] = (self.k[i], self.v[i])
+        else:
+            self.done[i] = (ops.rerotate_k(self.k[i], self.delta, self.run.rope, impl=self.impl),
+                            self.v[i])  # fmt: skip
         return self.done[i]

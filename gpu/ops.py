@@ -70,6 +70,35 @@ def rerotate_k(k: Tensor, delta: Tensor, cfg: RopeConfig, *, impl: str = "auto")
     return kern.rope_rerotate(k.contiguous(), delta.contiguous(), inv_freq, cfg.rotary_dim)
 
 
+def place_rotated(k: Tensor, v: Tensor, k_out: Tensor, v_out: Tensor, delta: Tensor,
+                  cfg: RopeConfig, *, impl: str = "auto") -> None:  # fmt: skip
+    """Place one chunk's cached K/V at new rows in one pass: ``k_out = rerotate(k, delta)``,
+    ``v_out = v``.
+
+    ``k, v [L, n, H, D]`` (L layers at the same stored positions), ``k_out, v_out`` equal-shaped
+    views (rows of a larger fused cache, any layer and row strides), ``delta [n]``.
+    """
+    if k.dim() != 4 or v.shape != k.shape or k_out.shape != k.shape or v_out.shape != k.shape:
+        raise ValueError(f"need k, v, k_out, v_out of one [L, n, H, D] shape, got {tuple(k.shape)}, "
+                         f"{tuple(v.shape)}, {tuple(k_out.shape)}, {tuple(v_out.shape)}")  # fmt: skip
+    if delta.shape != (k.shape[1],) or delta.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"delta must be int [{k.shape[1]}], got {delta.dtype} {tuple(delta.shape)}")
+    if not _use_triton(impl, k):
+        n_layers, n = k.shape[:2]
+        flat = k.reshape(n_layers * n, *k.shape[2:])
+        k_out.copy_(reference.rerotate_k_ref(flat, delta.repeat(n_layers), cfg).view_as(k))
+        v_out.copy_(v)
+        return
+    if k.shape[-1] != cfg.head_dim:
+        raise ValueError(f"k head_dim {k.shape[-1]} != cfg.head_dim {cfg.head_dim}")
+    if k_out.stride(-1) != 1 or v_out.stride(-1) != 1:
+        raise ValueError("k_out and v_out need a contiguous last dim (they are written in place)")
+    kern = _kernel("rope_rerotate")
+    kern.rope_rerotate(k if k.stride(-1) == 1 else k.contiguous(), delta.contiguous(),
+                       _inv_freq(cfg, k.device), cfg.rotary_dim, out=k_out,
+                       v=v if v.stride(-1) == 1 else v.contiguous(), v_out=v_out)  # fmt: skip
+
+
 def token_deviation(cached: Tensor, fresh: Tensor, *, impl: str = "auto") -> Tensor:
     """Per-token L2 norm over heads and dims of ``fresh - cached`` (``[T, H, D]``): ``[T]`` fp32."""
     if not _use_triton(impl, cached):

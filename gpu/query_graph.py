@@ -16,8 +16,12 @@ A graph is captured per *bucket*, not per request shape:
 
 So a bucket is ``(Tb, Nb, rows before the question)``: prompts of one application (one system
 prompt) and similar lengths share a graph. Each bucket holds static copies of its inputs and
-of the cached chunk KV (about ``2 * layers * Tb * kv_heads * head_dim`` elements); the least
-recently used bucket is dropped past ``max_graphs``. The main pass, which depends on the
+of the cached chunk KV (about ``2 * layers * Tb * kv_heads * head_dim`` elements), placed with
+the keys already re-rotated (``FusedKVLoader.place``) before the replay, so neither pass
+re-rotates; the least recently used bucket is dropped past ``max_graphs``. At check layer 0 the
+graph also embeds and projects its rows itself (``Blender._layer0_rows``) from the prompt's token
+ids: before the replay the GPU has little queued, so every small launch the host makes there is
+time the GPU waits. The main pass, which depends on the
 selection, runs eagerly as before: its launches carry thousands of rows, so it is device-bound.
 
 Graphs are used on CUDA when every chunk record is already in GPU memory (loads from pinned
@@ -26,13 +30,16 @@ host memory overlap with compute layer by layer in the eager pass instead).
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from semcache.gpu.chunk_kv import ChunkKV
 from semcache.gpu.fused_kv import FusedKVLoader
+from semcache.gpu.runner import KVCache
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -40,6 +47,10 @@ if TYPE_CHECKING:
 
 BUCKET_T, BUCKET_ROWS = 256, 16
 PAD_POSITION = 1 << 40
+# The pass is captured as this many graphs of consecutive layers. Launching one graph costs the
+# host time per node (about 1 ms for the ~500 nodes of a 32-layer pass), and the GPU would wait
+# through it; in pieces, the GPU runs the first while the host launches the rest.
+PIECES = 4
 
 
 def _ceil(n: int, m: int) -> int:
@@ -48,10 +59,11 @@ def _ceil(n: int, m: int) -> int:
 
 @dataclass(slots=True)
 class _Bucket:
-    graph: torch.cuda.CUDAGraph
-    # [Nb] rows of the check layer's input and queries; its K/V: [Tb] (check layer > 0) or [Nb]
-    # fresh rows over the cached layer-0 K/V (check layer 0)
-    chk: CheckLayerInputs
+    graphs: list[torch.cuda.CUDAGraph]  # the pass in consecutive runs of layers, replayed in order
+    # check layer > 0: [Nb] rows of its input and queries, and its K/V [Tb]. Check layer 0: None,
+    # the graph embeds and projects its rows of ``ids`` itself
+    chk: CheckLayerInputs | None
+    ids: Tensor  # [Tb]: the prompt's token ids (check layer 0)
     positions: Tensor  # [Tb]: real positions, then PAD_POSITION
     cos: Tensor
     sin: Tensor
@@ -59,6 +71,8 @@ class _Bucket:
     qp: Tensor  # [Nb - lead]: question positions, then -1
     loader: FusedKVLoader  # static cached-KV buffers [layers, Tb, Hkv, D] and delta [Tb]
     mass: Tensor  # [Tb]: the graph's output
+    total: int = -1  # the prompt length whose positions and RoPE tables the inputs hold
+    lent: weakref.ref[KVCache] | None = None  # the last prefill's KV, views of ``loader``'s buffers
 
 
 class QueryPassGraphs:
@@ -71,8 +85,10 @@ class QueryPassGraphs:
         self.max_graphs = max_graphs
         self._buckets: OrderedDict[tuple[object, ...], _Bucket] = OrderedDict()
         self._pool: tuple[int, int] | None = None
+        self._last: _Bucket | None = None
         self.captures = 0
         self.replays = 0
+        self.reclaimed = 0  # layers of a lent KV copied out before their bucket was reused
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -81,11 +97,17 @@ class QueryPassGraphs:
         """Triton path, with every chunk record already in GPU memory (module docstring)."""
         return cfg.impl != "torch" and FusedKVLoader.on_device(records, self.blender.runner.device)
 
-    def mass(self, chk: CheckLayerInputs, act: Tensor, qp: Tensor, positions: Tensor, cos: Tensor,
-             sin: Tensor, records: list[ChunkKV], rows: list[tuple[int, int]], delta: Tensor,
-             first: int, cfg: BlendConfig) -> tuple[Tensor, FusedKVLoader]:  # fmt: skip
+    def mass(self, chk: CheckLayerInputs | None, ids: Tensor, act: Tensor, qp: Tensor,
+             positions: Tensor, cos: Tensor, sin: Tensor, records: list[ChunkKV],
+             rows: list[tuple[int, int]], delta: Tensor, first: int,
+             cfg: BlendConfig) -> tuple[Tensor, FusedKVLoader]:  # fmt: skip
         """``Blender._query_mass`` for these inputs, by graph replay: the mass ``[T]``, and a
-        loader for the main pass over the graph's copy of the chunk KV (no second copy)."""
+        loader for the main pass over the graph's copy of the chunk KV (no second copy).
+
+        ``chk``: the check layer's inputs for ``act`` when it is past 0; at check layer 0 pass
+        None, and the graph computes them from the token ``ids [T]``."""
+        if (chk is None) != (cfg.check_layer == 0):
+            raise ValueError("chk goes with a check layer past 0, ids alone with check layer 0")
         total, n_act, n_query = positions.shape[0], act.shape[0], qp.shape[0]
         t_b, n_b = _ceil(total + 1, BUCKET_T), _ceil(n_act, BUCKET_ROWS)
         key = (t_b, n_b, n_act - n_query, first, cfg.check_layer, cfg.impl)
@@ -93,38 +115,69 @@ class QueryPassGraphs:
         if bucket is None:
             bucket = self._capture(key, chk, cos, first, cfg)
         self._buckets.move_to_end(key)
-        self._load(bucket, chk, act, qp, positions, cos, sin, records, rows, delta)
-        bucket.graph.replay()
+        self._reclaim(bucket)
+        self._load(bucket, chk, ids, act, qp, positions, cos, sin, records, rows, delta)
+        self._last = bucket
+        for graph in bucket.graphs:
+            graph.replay()
         self.replays += 1
         filled = (bucket.loader.k[:, :total], bucket.loader.v[:, :total])
         main = FusedKVLoader(self.blender.runner, [], [], total, delta, cfg.impl, first,
                              filled=filled)  # fmt: skip
         return bucket.mass[:total], main
 
-    def _load(self, b: _Bucket, chk: CheckLayerInputs, act: Tensor, qp: Tensor, positions: Tensor,
-              cos: Tensor, sin: Tensor, records: list[ChunkKV], rows: list[tuple[int, int]],
-              delta: Tensor) -> None:  # fmt: skip
+    def lend(self, kv: KVCache) -> None:
+        """The prefill that last called ``mass`` returns ``kv``, whose chunk-layer K/V are views of
+        that bucket's buffers (the main pass wrote into them, no copy). Before the bucket's next
+        replay overwrites them, whatever of ``kv`` still points there is copied out
+        (``_reclaim``), so a KV that is still in use keeps its values."""
+        if self._last is not None:
+            self._last.lent = weakref.ref(kv)
+            self._last = None
+
+    def _reclaim(self, b: _Bucket) -> None:
+        kv = b.lent() if b.lent is not None else None
+        b.lent = None
+        if kv is None:
+            return
+        ours = {b.loader.k.untyped_storage().data_ptr(), b.loader.v.untyped_storage().data_ptr()}
+        for tensors in (kv.keys, kv.values):
+            for i, t in enumerate(tensors):
+                if t.untyped_storage().data_ptr() in ours:
+                    tensors[i] = t.clone()
+                    self.reclaimed += 1
+
+    def _load(self, b: _Bucket, chk: CheckLayerInputs | None, ids: Tensor, act: Tensor, qp: Tensor,
+              positions: Tensor, cos: Tensor, sin: Tensor, records: list[ChunkKV],
+              rows: list[tuple[int, int]], delta: Tensor) -> None:  # fmt: skip
         total, n_act, n_query = positions.shape[0], act.shape[0], qp.shape[0]
         # padding rows keep what an earlier prompt left there: they read and write only the last
         # padding key row, which no real row sees
-        pairs = [(b.chk.hidden, chk.hidden), (b.chk.q, chk.q), (b.chk.k, chk.k), (b.chk.v, chk.v),
-                 (b.chk.k_rows, chk.k_rows), (b.chk.v_rows, chk.v_rows), (b.positions, positions),
-                 (b.cos, cos), (b.sin, sin), (b.loader.delta, delta)]  # fmt: skip
+        pairs = [(b.loader.delta, delta)]
+        if chk is not None:
+            assert b.chk is not None
+            pairs += [(b.chk.hidden, chk.hidden), (b.chk.q, chk.q), (b.chk.k, chk.k),
+                      (b.chk.v, chk.v)]  # fmt: skip
+        else:
+            pairs.append((b.ids, ids))
+        if b.total != total:  # a prefill's positions are 0..T-1: they change with T alone
+            pairs += [(b.positions, positions), (b.cos, cos), (b.sin, sin)]
         for dst, src in pairs:
             if src is not None:
                 assert dst is not None
                 dst[: src.shape[0]].copy_(src)
-        # rows past this prompt may hold another prompt's data: make them padding again
-        b.positions[total:].fill_(PAD_POSITION)
+        if b.total != total:  # rows past this prompt may hold another prompt's: padding again
+            b.positions[total:].fill_(PAD_POSITION)
+            b.total = total
         b.act[:n_act].copy_(act)
         b.act[n_act:].fill_(b.positions.shape[0] - 1)
         b.qp[:n_query].copy_(qp)
         b.qp[n_query:].fill_(-1)
         b.loader.place(records, rows)
 
-    def _capture(self, key: tuple[object, ...], chk: CheckLayerInputs, cos: Tensor, first: int,
-                 cfg: BlendConfig) -> _Bucket:  # fmt: skip
-        from semcache.gpu.blend import CheckLayerInputs
+    def _capture(self, key: tuple[object, ...], chk: CheckLayerInputs | None, cos: Tensor,
+                 first: int, cfg: BlendConfig) -> _Bucket:  # fmt: skip
+        from semcache.gpu.blend import CheckLayerInputs, run_steps
 
         t_b, n_b, lead = int(key[0]), int(key[1]), int(key[2])  # type: ignore[call-overload]
         while len(self._buckets) >= self.max_graphs:
@@ -142,29 +195,44 @@ class QueryPassGraphs:
         qp = torch.full((n_b - lead,), -1, dtype=torch.int64, device=dev)
         loader = FusedKVLoader(run, [], [], t_b, torch.zeros(t_b, dtype=torch.int64, device=dev),
                                cfg.impl, first)  # fmt: skip
-        static = CheckLayerInputs(zeros(chk.hidden, n_b), zeros(chk.q, n_b), maybe(chk.k, t_b),
-                             maybe(chk.v, t_b), maybe(chk.k_rows, n_b), maybe(chk.v_rows, n_b))
-        b = _Bucket(torch.cuda.CUDAGraph(), static, positions, zeros(cos, t_b), zeros(cos, t_b),
-                    act, qp, loader, torch.empty(0))  # fmt: skip
+        static = None if chk is None else CheckLayerInputs(
+            zeros(chk.hidden, n_b), zeros(chk.q, n_b), maybe(chk.k, t_b), maybe(chk.v, t_b))
+        ids = torch.zeros(t_b, dtype=torch.int64, device=dev)
+        b = _Bucket([], static, ids, positions, zeros(cos, t_b), zeros(cos, t_b), act, qp, loader,
+                    torch.empty(0))  # fmt: skip
         # real rows for the warm-up run: positions 0.. keep every padding row at PAD_POSITION
         b.positions[: t_b - 1].copy_(torch.arange(t_b - 1, device=dev))
         b.act[:lead].copy_(torch.arange(lead, device=dev))
 
-        def replayable() -> Tensor:
+        def replayable() -> Generator[int, None, Tensor]:  # one step per layer
             loader.done = {}
-            return self.blender._query_mass(b.chk, b.act, b.qp, b.positions, b.cos, b.sin, loader,
-                                            cfg)  # fmt: skip
+            chk_in = b.chk if b.chk is not None else self.blender._layer0_rows(b.ids, b.act, b.cos,
+                                                                                b.sin, cfg)  # fmt: skip
+            return (yield from self.blender._query_mass_steps(chk_in, b.act, b.qp, b.positions,
+                                                              b.cos, b.sin, loader, cfg))  # fmt: skip
 
         side = torch.cuda.Stream(device=dev)  # warm-up off the capture stream, as CUDA asks
         side.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(side):
-            replayable()
+            for _ in replayable():
+                pass
         torch.cuda.current_stream(dev).wait_stream(side)
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
-        with torch.cuda.graph(b.graph, pool=self._pool):
-            b.mass = replayable()
-        loader.done = {}  # the rotated keys live in the graph's pool; only the mass is read back
+        # consecutive pieces share the pool: a later one reads what an earlier one left there,
+        # which stays allocated while the step generator holds it
+        steps, n_steps = replayable(), run.num_layers - cfg.check_layer
+        pieces = min(PIECES, n_steps)
+        for i in range(pieces):
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self._pool):
+                if i + 1 < pieces:
+                    for _ in range(n_steps * (i + 1) // pieces - n_steps * i // pieces):
+                        next(steps)
+                else:
+                    b.mass = run_steps(steps)
+            b.graphs.append(graph)
+        loader.done = {}  # views of the bucket's own buffers; only the mass is read back
         b.positions.fill_(PAD_POSITION)
         self._buckets[key] = b
         self.captures += 1

@@ -32,7 +32,7 @@ from semcache.gpu.rope import RopeConfig, cos_sin, rotate
 from torch import Tensor
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class KVCache:
     """Per-layer keys/values ``[T, Hkv, D]`` (RoPE applied to keys) and token positions ``[T]``."""
 
@@ -154,13 +154,12 @@ class ModelRunner:
                      impl: str = "auto") -> Tensor:  # fmt: skip
         """Residual + ``o_proj(attn_out [T, Hq, D])``, then the MLP block; returns ``[T, C]``."""
         block, w = self.layers[layer], self.weights[layer]
-        h = hidden + block.self_attn.o_proj(attn_out.reshape(attn_out.shape[0], -1))
+        h = _residual(hidden, block.self_attn.o_proj, attn_out.reshape(attn_out.shape[0], -1))
         x = _norm(w.post_norm, h, impl)
         if w.gate_up is None:
             return h + block.mlp(x)
-        down = block.mlp.down_proj
         act = ops.silu_mul(F.linear(x, w.gate_up, w.gate_up_bias), impl=impl)
-        return h + F.linear(act, down.weight, down.bias)
+        return _residual(h, block.mlp.down_proj, act)
 
     def logits(self, hidden: Tensor) -> Tensor:
         """Final norm and LM head: ``[T, C] -> [T, V]`` in float32."""
@@ -271,6 +270,15 @@ class _Norm:
         if type(module).__name__.endswith("RMSNorm") and weight is not None and eps is not None:
             return _Norm(module, weight, float(eps))
         return _Norm(module, None, 0.0)
+
+
+def _residual(hidden: Tensor, linear: Any, x: Tensor) -> Tensor:
+    """``hidden + linear(x)``; for a bias-free ``nn.Linear`` the sum is the GEMM's epilogue
+    (``addmm``), one launch and one rounding instead of two."""
+    weight = getattr(linear, "weight", None)
+    if type(linear) is not torch.nn.Linear or linear.bias is not None or weight is None:
+        return hidden + linear(x)
+    return torch.addmm(hidden, x, weight.t())
 
 
 def _norm(norm: _Norm, x: Tensor, impl: str) -> Tensor:

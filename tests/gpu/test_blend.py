@@ -12,6 +12,7 @@ from semcache.gpu.blend import BlendConfig, Blender, ChunkEncoder
 from semcache.gpu.chunk_kv import ChunkKV, ChunkKVStore
 from semcache.gpu.chunks import ChunkRegistry, Segment, chunk_id
 from semcache.gpu.model import random_model
+from semcache.gpu.query_graph import PIECES
 from semcache.gpu.runner import ModelRunner
 from transformers import LlamaConfig
 
@@ -222,6 +223,10 @@ def test_invalid_inputs(runner: ModelRunner) -> None:
         blender.prefill([_chunk(5, 90)], BlendConfig(check_layer=4))
     with pytest.raises(ValueError, match="does not match"):
         blender.prefill([Segment((1, 2, 3), chunk_id([4, 5, 6]))])
+    blender.chunk_kv(Segment((4, 5, 6), chunk_id([4, 5, 6])))  # now stored under that id
+    with pytest.raises(ValueError, match="does not match"):  # other tokens under a stored id
+        blender.prefill([Segment((1, 2, 3), chunk_id([4, 5, 6]))])
+    assert blender.store.get(chunk_id([4, 5, 6])).token_ids == (4, 5, 6)
     with pytest.raises(ValueError, match="no segments"):
         blender.prefill([])
 
@@ -358,8 +363,10 @@ def test_check_layer_zero_without_a_question_recomputes_each_chunks_first_tokens
 
 
 @pytest.mark.cuda
-def test_query_pass_graphs_match_the_eager_pass_across_one_bucket() -> None:
-    """Prompts of one bucket share a graph, and stale rows of a longer prompt never leak."""
+@pytest.mark.parametrize("check_layer", [0, 1])
+def test_query_pass_graphs_match_the_eager_pass_across_one_bucket(check_layer: int) -> None:
+    """Prompts of one bucket share a graph (captured in pieces), and stale rows of a longer prompt
+    never leak."""
     run = _tiny_runner("cuda")
     graphed, eager = Blender(run), Blender(run, cuda_graphs=False)
     assert graphed.graphs is not None and eager.graphs is None
@@ -368,16 +375,27 @@ def test_query_pass_graphs_match_the_eager_pass_across_one_bucket() -> None:
         [Segment(_tokens(5, 143)), a, b, Segment(_tokens(7, 144))],
         [Segment(_tokens(5, 143)), b, a, Segment(_tokens(9, 145))],  # reordered, longer question
         [Segment(_tokens(5, 143)), c, Segment(_tokens(4, 146))],  # shorter: rows left from above
+        [Segment(_tokens(5, 143)), b, a, Segment(_tokens(7, 147))],  # the first one's length
     ]
+    first = None
     for segs in prompts:
         for blender in (graphed, eager):
             for s in segs:
                 if s.chunk_id is not None:
                     blender.store.put(s.chunk_id, blender.chunk_kv(s)[0].to(run.device))
-        got = graphed.prefill(segs, BlendConfig(ratio=0.2))
-        want = eager.prefill(segs, BlendConfig(ratio=0.2))
+        cfg = BlendConfig(ratio=0.2, check_layer=check_layer)
+        got, want = graphed.prefill(segs, cfg), eager.prefill(segs, cfg)
+        if first is None:  # held while the bucket serves the other prompts
+            first = (got.kv, [t.clone() for t in got.kv.keys + got.kv.values])
         torch.testing.assert_close(got.logits, want.logits, atol=1e-4, rtol=1e-4)
         for layer in range(run.num_layers):  # the same tokens were recomputed
             torch.testing.assert_close(got.kv.values[layer], want.kv.values[layer], atol=1e-4,
                                        rtol=1e-4)  # fmt: skip
-    assert graphed.graphs.captures == 1 and graphed.graphs.replays == 3
+    assert graphed.graphs.captures == 1 and graphed.graphs.replays == 4
+    # a prefill's KV views the bucket's buffers until the bucket is reused: a KV still held then
+    # is copied out first, so the first prompt's KV kept its values through three more prompts
+    assert first is not None and graphed.graphs.reclaimed > 0
+    for now, then in zip(first[0].keys + first[0].values, first[1], strict=True):
+        assert torch.equal(now, then)
+    pieces = [len(bucket.graphs) for bucket in graphed.graphs._buckets.values()]
+    assert pieces == [min(PIECES, run.num_layers - check_layer)]

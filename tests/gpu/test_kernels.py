@@ -86,6 +86,51 @@ def test_rope_rerotate_in_place_and_strided(dtype: torch.dtype) -> None:
     assert_matches(k, ref, dtype)
 
 
+@pytest.mark.parametrize("rope", ["llama3", "partial-yarn"])
+@pytest.mark.parametrize("t", [1, 45], ids=lambda t: f"T{t}")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=dt_id)
+def test_rope_rerotate_places_layers_and_values(rope: str, t: int, dtype: torch.dtype) -> None:
+    """Chunk placement: every layer's keys re-rotated and its values copied, into rows of a
+    larger cache (layer and row strides of the destination differ from the source's)."""
+    cfg = ROPES[rope]
+    layers, heads, total, at = 3, 4, t + 17, 9
+    k = randn(layers, t, heads, cfg.head_dim, dtype=dtype, seed=t)
+    v = randn(layers, t, heads, cfg.head_dim, dtype=dtype, seed=t + 3)
+    delta = torch.randint(-5000, 5000, (t,), generator=torch.Generator().manual_seed(t)).to(DEVICE)
+    fused_k = torch.full((layers, total, heads, cfg.head_dim), float("nan"), dtype=dtype,
+                         device=DEVICE)  # fmt: skip
+    fused_v = torch.full_like(fused_k, float("nan"))
+    rope_rerotate(k, delta, cfg.inv_freq(DEVICE), cfg.rotary_dim, out=fused_k[:, at:at + t],
+                  v=v, v_out=fused_v[:, at:at + t])  # fmt: skip
+    for layer in range(layers):
+        assert_matches(fused_k[layer, at:at + t], rerotate_k_ref(k[layer], delta, cfg), dtype)
+    assert torch.equal(fused_v[:, at:at + t], v)
+    outside = torch.cat((fused_k[:, :at], fused_k[:, at + t:], fused_v[:, :at], fused_v[:, at + t:]), 1)
+    assert outside.isnan().all(), "rows outside the chunk were written"
+
+
+def test_place_rotated_dispatch_matches_reference() -> None:
+    cfg = ROPES["default-d64"]
+    k = randn(2, 30, 3, 64, dtype=torch.float32, seed=1)
+    v = randn(2, 30, 3, 64, dtype=torch.float32, seed=2)
+    delta = torch.arange(30, device=DEVICE) * 11 - 100
+    outs = {}
+    for impl in ("triton", "torch"):
+        k_out, v_out = torch.zeros(2, 40, 3, 64, device=DEVICE), torch.zeros(2, 40, 3, 64, device=DEVICE)
+        ops.place_rotated(k, v, k_out[:, 5:35], v_out[:, 5:35], delta, cfg, impl=impl)
+        outs[impl] = (k_out, v_out)
+    for layer in range(2):
+        assert_matches(outs["torch"][0][layer, 5:35], rerotate_k_ref(k[layer], delta, cfg),
+                       torch.float32)  # fmt: skip
+    assert_matches(outs["triton"][0], outs["torch"][0], torch.float32)
+    assert torch.equal(outs["triton"][1], outs["torch"][1])
+    assert torch.equal(outs["torch"][1][:, 5:35], v)
+    with pytest.raises(ValueError, match="shape"):
+        ops.place_rotated(k, v[:1], k, v, delta, cfg)
+    with pytest.raises(TypeError, match="delta"):
+        ops.place_rotated(k, v, k, v, delta[:-1], cfg)
+
+
 @pytest.mark.parametrize("d", [64, 128], ids=lambda d: f"D{d}")
 @pytest.mark.parametrize("t", SIZES, ids=lambda t: f"T{t}")
 @pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
@@ -323,6 +368,21 @@ def test_rerotate_full_size() -> None:
     out = torch.full_like(k, float("nan"))
     rope_rerotate(k, delta, cfg.inv_freq(DEVICE), cfg.rotary_dim, out=out)
     assert_matches(out, rerotate_k_ref(k, delta, cfg), torch.bfloat16)
+
+
+@pytest.mark.cuda
+def test_place_rotated_full_size() -> None:
+    """One 1,024-token chunk of a Llama-3-8B shape, 31 layers, into an 8K fused cache."""
+    cfg = ROPES["llama3"]
+    k = randn(31, 1024, 8, 128, dtype=torch.bfloat16, seed=0)
+    v = randn(31, 1024, 8, 128, dtype=torch.bfloat16, seed=1)
+    delta = torch.full((1024,), 3000, device=DEVICE)
+    fused_k = torch.zeros(31, 8192, 8, 128, dtype=torch.bfloat16, device=DEVICE)
+    fused_v = torch.zeros_like(fused_k)
+    ops.place_rotated(k, v, fused_k[:, 4096:5120], fused_v[:, 4096:5120], delta, cfg)
+    for layer in (0, 30):
+        assert_matches(fused_k[layer, 4096:5120], rerotate_k_ref(k[layer], delta, cfg), torch.bfloat16)
+    assert torch.equal(fused_v[:, 4096:5120], v)
 
 
 @pytest.mark.cuda
