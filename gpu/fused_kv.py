@@ -66,6 +66,37 @@ class FusedKVLoader:
                               self.v[:, a:b], self.delta[a:b], self.run.rope,
                               impl=self.impl)  # fmt: skip
 
+    def place_in_spans(self, records: list[ChunkKV], rows: list[tuple[int, int]],
+                       spans: list[tuple[int, int]]) -> list[torch.cuda.Event | None]:  # fmt: skip
+        """``place`` for records anywhere: device-resident ones are placed now; those in host
+        memory are uploaded on a side stream span by span (``spans``: loader layer indices
+        ``[i0, i1)``, in the order they will be read), each span placed re-rotated on arrival.
+
+        Returns one event per span that a reader waits on before it uses those layers (None when
+        nothing of the span is pending). Pinned host memory makes the uploads asynchronous.
+        """
+        dev = self.run.device
+        host = [(rec, r) for rec, r in zip(records, rows, strict=True) if rec.keys.device != dev]
+        resident = [(rec, r) for rec, r in zip(records, rows, strict=True) if rec.keys.device == dev]
+        self.place([rec for rec, _ in resident], [r for _, r in resident])
+        if not host:
+            return [None] * len(spans)
+        stream = torch.cuda.Stream(device=dev)
+        stream.wait_stream(torch.cuda.current_stream(dev))  # the buffers' last readers first
+        events: list[torch.cuda.Event | None] = []
+        with torch.cuda.stream(stream):
+            for i0, i1 in spans:
+                for rec, (a, b) in host if i1 > i0 else ():
+                    lo, hi = self.first + i0, self.first + i1
+                    ops.place_rotated(rec.keys[lo:hi].to(dev, non_blocking=True),
+                                      rec.values[lo:hi].to(dev, non_blocking=True),
+                                      self.k[i0:i1, a:b], self.v[i0:i1, a:b], self.delta[a:b],
+                                      self.run.rope, impl=self.impl)  # fmt: skip
+                event = torch.cuda.Event()
+                event.record(stream)
+                events.append(event)
+        return events
+
     def _queue(self, i: int) -> None:
         layer = self.first + i
         if self.stream is None:

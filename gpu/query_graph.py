@@ -24,8 +24,9 @@ ids: before the replay the GPU has little queued, so every small launch the host
 time the GPU waits. The main pass, which depends on the
 selection, runs eagerly as before: its launches carry thousands of rows, so it is device-bound.
 
-Graphs are used on CUDA when every chunk record is already in GPU memory (loads from pinned
-host memory overlap with compute layer by layer in the eager pass instead).
+Graphs are used on the Triton path wherever the chunk records are. Records in host memory are
+uploaded on a side stream piece by piece (``FusedKVLoader.place_in_spans``), and each piece's
+replay waits only for its own layers, so the uploads of later layers overlap with the pass.
 """
 
 from __future__ import annotations
@@ -47,10 +48,25 @@ if TYPE_CHECKING:
 
 BUCKET_T, BUCKET_ROWS = 256, 16
 PAD_POSITION = 1 << 40
-# The pass is captured as this many graphs of consecutive layers. Launching one graph costs the
-# host time per node (about 1 ms for the ~500 nodes of a 32-layer pass), and the GPU would wait
-# through it; in pieces, the GPU runs the first while the host launches the rest.
-PIECES = 4
+# The pass is captured as graphs of consecutive layers, in these shares of its layers. Launching
+# one graph costs the host time per node (about 1 ms for the ~500 nodes of a 32-layer pass), and
+# the GPU would wait through it; in pieces, the GPU runs each while the host launches the next,
+# so the first is small (2 of 32 layers) and each one outlasts the next one's launch.
+PIECE_SHARES = (1, 3, 6, 6)
+
+
+def piece_bounds(n_steps: int, shares: tuple[int, ...] = PIECE_SHARES) -> list[int]:
+    """Step boundaries ``[0, ..., n_steps]`` of the pieces: ``shares`` of the steps, each piece
+    at least one step (fewer pieces when there are fewer steps than shares)."""
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+    used = shares[:min(len(shares), n_steps)]
+    whole, acc, bounds = sum(used), 0, [0]
+    for i, share in enumerate(used):
+        acc += share
+        end = round(n_steps * acc / whole) if i + 1 < len(used) else n_steps
+        bounds.append(min(max(end, bounds[-1] + 1), n_steps - (len(used) - 1 - i)))
+    return bounds
 
 
 def _ceil(n: int, m: int) -> int:
@@ -60,6 +76,7 @@ def _ceil(n: int, m: int) -> int:
 @dataclass(slots=True)
 class _Bucket:
     graphs: list[torch.cuda.CUDAGraph]  # the pass in consecutive runs of layers, replayed in order
+    spans: list[tuple[int, int]]  # per graph: the loader layer indices [i0, i1) it reads first
     # check layer > 0: [Nb] rows of its input and queries, and its K/V [Tb]. Check layer 0: None,
     # the graph embeds and projects its rows of ``ids`` itself
     chk: CheckLayerInputs | None
@@ -69,7 +86,7 @@ class _Bucket:
     sin: Tensor
     act: Tensor  # [Nb]: non-chunk rows, then the last padding row
     qp: Tensor  # [Nb - lead]: question positions, then -1
-    loader: FusedKVLoader  # static cached-KV buffers [layers, Tb, Hkv, D] and delta [Tb]
+    loader: FusedKVLoader  # static cached-KV buffers [layers, Tb, Hkv, D]; delta: the last prompt's
     mass: Tensor  # [Tb]: the graph's output
     total: int = -1  # the prompt length whose positions and RoPE tables the inputs hold
     lent: weakref.ref[KVCache] | None = None  # the last prefill's KV, views of ``loader``'s buffers
@@ -94,8 +111,9 @@ class QueryPassGraphs:
         return len(self._buckets)
 
     def usable(self, cfg: BlendConfig, records: list[ChunkKV]) -> bool:
-        """Triton path, with every chunk record already in GPU memory (module docstring)."""
-        return cfg.impl != "torch" and FusedKVLoader.on_device(records, self.blender.runner.device)
+        """The Triton path (records may be in GPU or host memory: module docstring)."""
+        del records
+        return cfg.impl != "torch"
 
     def mass(self, chk: CheckLayerInputs | None, ids: Tensor, act: Tensor, qp: Tensor,
              positions: Tensor, cos: Tensor, sin: Tensor, records: list[ChunkKV],
@@ -116,9 +134,16 @@ class QueryPassGraphs:
             bucket = self._capture(key, chk, cos, first, cfg)
         self._buckets.move_to_end(key)
         self._reclaim(bucket)
-        self._load(bucket, chk, ids, act, qp, positions, cos, sin, records, rows, delta)
+        # the placement first: the GPU copies while the host fills the small inputs. Only the
+        # placement reads ``delta`` (the graph does not re-rotate), so it takes this prompt's own
+        bucket.loader.delta = delta
+        events = bucket.loader.place_in_spans(records, rows, bucket.spans)
+        self._load(bucket, chk, ids, act, qp, positions, cos, sin)
         self._last = bucket
-        for graph in bucket.graphs:
+        stream = torch.cuda.current_stream(cos.device)
+        for graph, event in zip(bucket.graphs, events, strict=True):
+            if event is not None:  # host records: this piece's layers have arrived
+                stream.wait_event(event)
             graph.replay()
         self.replays += 1
         filled = (bucket.loader.k[:, :total], bucket.loader.v[:, :total])
@@ -148,12 +173,11 @@ class QueryPassGraphs:
                     self.reclaimed += 1
 
     def _load(self, b: _Bucket, chk: CheckLayerInputs | None, ids: Tensor, act: Tensor, qp: Tensor,
-              positions: Tensor, cos: Tensor, sin: Tensor, records: list[ChunkKV],
-              rows: list[tuple[int, int]], delta: Tensor) -> None:  # fmt: skip
+              positions: Tensor, cos: Tensor, sin: Tensor) -> None:  # fmt: skip
         total, n_act, n_query = positions.shape[0], act.shape[0], qp.shape[0]
         # padding rows keep what an earlier prompt left there: they read and write only the last
         # padding key row, which no real row sees
-        pairs = [(b.loader.delta, delta)]
+        pairs: list[tuple[Tensor | None, Tensor | None]] = []
         if chk is not None:
             assert b.chk is not None
             pairs += [(b.chk.hidden, chk.hidden), (b.chk.q, chk.q), (b.chk.k, chk.k),
@@ -173,7 +197,6 @@ class QueryPassGraphs:
         b.act[n_act:].fill_(b.positions.shape[0] - 1)
         b.qp[:n_query].copy_(qp)
         b.qp[n_query:].fill_(-1)
-        b.loader.place(records, rows)
 
     def _capture(self, key: tuple[object, ...], chk: CheckLayerInputs | None, cos: Tensor,
                  first: int, cfg: BlendConfig) -> _Bucket:  # fmt: skip
@@ -198,8 +221,8 @@ class QueryPassGraphs:
         static = None if chk is None else CheckLayerInputs(
             zeros(chk.hidden, n_b), zeros(chk.q, n_b), maybe(chk.k, t_b), maybe(chk.v, t_b))
         ids = torch.zeros(t_b, dtype=torch.int64, device=dev)
-        b = _Bucket([], static, ids, positions, zeros(cos, t_b), zeros(cos, t_b), act, qp, loader,
-                    torch.empty(0))  # fmt: skip
+        b = _Bucket([], [], static, ids, positions, zeros(cos, t_b), zeros(cos, t_b), act, qp,
+                    loader, torch.empty(0))  # fmt: skip
         # real rows for the warm-up run: positions 0.. keep every padding row at PAD_POSITION
         b.positions[: t_b - 1].copy_(torch.arange(t_b - 1, device=dev))
         b.act[:lead].copy_(torch.arange(lead, device=dev))
@@ -221,13 +244,16 @@ class QueryPassGraphs:
             self._pool = torch.cuda.graph_pool_handle()
         # consecutive pieces share the pool: a later one reads what an earlier one left there,
         # which stays allocated while the step generator holds it
-        steps, n_steps = replayable(), run.num_layers - cfg.check_layer
-        pieces = min(PIECES, n_steps)
+        steps, c = replayable(), cfg.check_layer
+        bounds = piece_bounds(run.num_layers - c)
+        pieces = len(bounds) - 1
         for i in range(pieces):
+            s0, s1 = bounds[i], bounds[i + 1]  # step j runs layer c + j
+            b.spans.append((max(c + s0, first) - first, max(c + s1, first) - first))
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=self._pool):
                 if i + 1 < pieces:
-                    for _ in range(n_steps * (i + 1) // pieces - n_steps * i // pieces):
+                    for _ in range(s1 - s0):
                         next(steps)
                 else:
                     b.mass = run_steps(steps)

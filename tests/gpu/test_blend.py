@@ -12,7 +12,7 @@ from semcache.gpu.blend import BlendConfig, Blender, ChunkEncoder
 from semcache.gpu.chunk_kv import ChunkKV, ChunkKVStore
 from semcache.gpu.chunks import ChunkRegistry, Segment, chunk_id
 from semcache.gpu.model import random_model
-from semcache.gpu.query_graph import PIECES
+from semcache.gpu.query_graph import piece_bounds
 from semcache.gpu.runner import ModelRunner
 from transformers import LlamaConfig
 
@@ -363,10 +363,12 @@ def test_check_layer_zero_without_a_question_recomputes_each_chunks_first_tokens
 
 
 @pytest.mark.cuda
+@pytest.mark.parametrize("where", ["gpu", "pinned"])
 @pytest.mark.parametrize("check_layer", [0, 1])
-def test_query_pass_graphs_match_the_eager_pass_across_one_bucket(check_layer: int) -> None:
+def test_query_pass_graphs_match_the_eager_pass_across_one_bucket(check_layer: int,
+                                                                  where: str) -> None:  # fmt: skip
     """Prompts of one bucket share a graph (captured in pieces), and stale rows of a longer prompt
-    never leak."""
+    never leak. Records in pinned host memory are uploaded piece by piece."""
     run = _tiny_runner("cuda")
     graphed, eager = Blender(run), Blender(run, cuda_graphs=False)
     assert graphed.graphs is not None and eager.graphs is None
@@ -382,7 +384,9 @@ def test_query_pass_graphs_match_the_eager_pass_across_one_bucket(check_layer: i
         for blender in (graphed, eager):
             for s in segs:
                 if s.chunk_id is not None:
-                    blender.store.put(s.chunk_id, blender.chunk_kv(s)[0].to(run.device))
+                    record = blender.chunk_kv(s)[0]
+                    blender.store.put(s.chunk_id, record.to(run.device) if where == "gpu"
+                                      else record.to("cpu", pin_memory=True))  # fmt: skip
         cfg = BlendConfig(ratio=0.2, check_layer=check_layer)
         got, want = graphed.prefill(segs, cfg), eager.prefill(segs, cfg)
         if first is None:  # held while the bucket serves the other prompts
@@ -398,4 +402,18 @@ def test_query_pass_graphs_match_the_eager_pass_across_one_bucket(check_layer: i
     for now, then in zip(first[0].keys + first[0].values, first[1], strict=True):
         assert torch.equal(now, then)
     pieces = [len(bucket.graphs) for bucket in graphed.graphs._buckets.values()]
-    assert pieces == [min(PIECES, run.num_layers - check_layer)]
+    assert pieces == [run.num_layers - check_layer]  # 4 shares, so one layer each here
+
+
+def test_query_graph_pieces_start_small_and_cover_every_layer() -> None:
+    assert piece_bounds(32) == [0, 2, 8, 20, 32]  # a Llama-3-8B pass at check layer 0
+    assert piece_bounds(31) == [0, 2, 8, 19, 31]
+    assert piece_bounds(4) == [0, 1, 2, 3, 4]
+    assert piece_bounds(3) == [0, 1, 2, 3]  # fewer steps than shares: one step per piece
+    assert piece_bounds(1) == [0, 1]
+    for n in range(1, 40):
+        bounds = piece_bounds(n)
+        assert bounds[0] == 0 and bounds[-1] == n
+        assert all(a < b for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+    with pytest.raises(ValueError, match="n_steps"):
+        piece_bounds(0)
