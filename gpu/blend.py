@@ -63,14 +63,14 @@ layers 2-11 only it was worse
 default design gives 0.927 / 0.023 (check layer 1: 0.928 / 0.022), and 0.948 / 0.013 with a
 documentation-genre anchor, against 0.901 / 0.041 for the BOS anchor with K+V deviation. The
 query pass runs every layer once more for the non-chunk tokens, which costs TTFT on a GPU
-(``gpu/KERNELS_NOTES.md``). A training-free correction of the reused keys' attention (a logit bias of ±0.25 or ±0.5 on
-chunk keys that are not recomputed, or a temperature of 0.9 or 1.1 on their logits, in the main
-pass, the query pass or both) helped nowhere on 30 seed-1 prompts: every main-pass variant
-raised KL (0.0311 at no correction; ``benchmarks/results/chunk_quality_dev_reused_key_bias/``),
-so the error sits in the reused K/V themselves, not in how much attention they draw. Gradual
-narrowing over several layers is not offered: every token
-recomputed after the check layer counts toward r, so narrowing a larger first selection costs
-the ratio of that larger set.
+(``gpu/KERNELS_NOTES.md``). A training-free correction of the reused keys' attention (a logit
+bias of ±0.25 or ±0.5 on chunk keys that are not recomputed, or a temperature of 0.9 or 1.1 on
+their logits, in the main pass, the query pass or both) helped nowhere on 30 seed-1 prompts:
+every main-pass variant raised KL (0.0311 at no correction;
+``benchmarks/results/chunk_quality_dev_reused_key_bias/``), so the error sits in the reused K/V
+themselves, not in how much attention they draw. Gradual narrowing over several layers is not
+offered: every token recomputed after the check layer counts toward r, so narrowing a larger
+first selection costs the ratio of that larger set.
 """
 
 from __future__ import annotations
