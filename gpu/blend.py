@@ -288,7 +288,7 @@ class Blender:
         # check layer only the deviation score reads it
         first = c + 1 if by_query and c > 0 else c
         graphs = self.graphs if by_query and self.graphs is not None else None
-        if graphs is not None and not graphs.usable(cfg, records):
+        if graphs is not None and not graphs.usable(cfg):
             graphs = None
         loader = None if graphs is not None else FusedKVLoader(run, records, rows, total, delta,
                                                                cfg.impl, first)  # fmt: skip

@@ -61,10 +61,18 @@ class FusedKVLoader:
     def place(self, records: list[ChunkKV], rows: list[tuple[int, int]]) -> None:
         """Place device-resident ``records`` at their ``rows``, keys re-rotated by ``delta``:
         one launch per chunk for every layer."""
-        for rec, (a, b) in zip(records, rows, strict=True):
-            ops.place_rotated(rec.keys[self.first:], rec.values[self.first:], self.k[:, a:b],
-                              self.v[:, a:b], self.delta[a:b], self.run.rope,
-                              impl=self.impl)  # fmt: skip
+        for rec, row in zip(records, rows, strict=True):
+            self._place_layers(rec, row, 0, self.n)
+
+    def _place_layers(self, rec: ChunkKV, row: tuple[int, int], i0: int, i1: int) -> None:
+        """Loader layers ``[i0, i1)`` of ``rec`` at ``row``, keys re-rotated (one launch).
+        A host record is uploaded first (asynchronously from pinned memory)."""
+        dev, (a, b) = self.run.device, row
+        lo, hi = self.first + i0, self.first + i1
+        ops.place_rotated(rec.keys[lo:hi].to(dev, non_blocking=True),
+                          rec.values[lo:hi].to(dev, non_blocking=True), self.k[i0:i1, a:b],
+                          self.v[i0:i1, a:b], self.delta[a:b], self.run.rope,
+                          impl=self.impl)  # fmt: skip
 
     def place_in_spans(self, records: list[ChunkKV], rows: list[tuple[int, int]],
                        spans: list[tuple[int, int]]) -> list[torch.cuda.Event | None]:  # fmt: skip
@@ -86,12 +94,8 @@ class FusedKVLoader:
         events: list[torch.cuda.Event | None] = []
         with torch.cuda.stream(stream):
             for i0, i1 in spans:
-                for rec, (a, b) in host if i1 > i0 else ():
-                    lo, hi = self.first + i0, self.first + i1
-                    ops.place_rotated(rec.keys[lo:hi].to(dev, non_blocking=True),
-                                      rec.values[lo:hi].to(dev, non_blocking=True),
-                                      self.k[i0:i1, a:b], self.v[i0:i1, a:b], self.delta[a:b],
-                                      self.run.rope, impl=self.impl)  # fmt: skip
+                for rec, row in host if i1 > i0 else ():
+                    self._place_layers(rec, row, i0, i1)
                 event = torch.cuda.Event()
                 event.record(stream)
                 events.append(event)

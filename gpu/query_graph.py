@@ -110,9 +110,8 @@ class QueryPassGraphs:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def usable(self, cfg: BlendConfig, records: list[ChunkKV]) -> bool:
+    def usable(self, cfg: BlendConfig) -> bool:
         """The Triton path (records may be in GPU or host memory: module docstring)."""
-        del records
         return cfg.impl != "torch"
 
     def mass(self, chk: CheckLayerInputs | None, ids: Tensor, act: Tensor, qp: Tensor,
@@ -177,9 +176,10 @@ class QueryPassGraphs:
         total, n_act, n_query = positions.shape[0], act.shape[0], qp.shape[0]
         # padding rows keep what an earlier prompt left there: they read and write only the last
         # padding key row, which no real row sees
-        pairs: list[tuple[Tensor | None, Tensor | None]] = []
-        if chk is not None:
-            assert b.chk is not None
+        pairs: list[tuple[Tensor, Tensor]] = []
+        if chk is not None:  # a check layer past 0: its K/V are fresh for every row
+            assert b.chk is not None and b.chk.k is not None and b.chk.v is not None
+            assert chk.k is not None and chk.v is not None
             pairs += [(b.chk.hidden, chk.hidden), (b.chk.q, chk.q), (b.chk.k, chk.k),
                       (b.chk.v, chk.v)]  # fmt: skip
         else:
@@ -187,9 +187,7 @@ class QueryPassGraphs:
         if b.total != total:  # a prefill's positions are 0..T-1: they change with T alone
             pairs += [(b.positions, positions), (b.cos, cos), (b.sin, sin)]
         for dst, src in pairs:
-            if src is not None:
-                assert dst is not None
-                dst[: src.shape[0]].copy_(src)
+            dst[: src.shape[0]].copy_(src)
         if b.total != total:  # rows past this prompt may hold another prompt's: padding again
             b.positions[total:].fill_(PAD_POSITION)
             b.total = total
@@ -210,16 +208,16 @@ class QueryPassGraphs:
         def zeros(like: Tensor, rows: int) -> Tensor:
             return torch.zeros((rows, *like.shape[1:]), dtype=like.dtype, device=dev)
 
-        def maybe(like: Tensor | None, rows: int) -> Tensor | None:
-            return None if like is None else zeros(like, rows)
-
         positions = torch.full((t_b,), PAD_POSITION, dtype=torch.int64, device=dev)
         act = torch.full((n_b,), t_b - 1, dtype=torch.int64, device=dev)
         qp = torch.full((n_b - lead,), -1, dtype=torch.int64, device=dev)
         loader = FusedKVLoader(run, [], [], t_b, torch.zeros(t_b, dtype=torch.int64, device=dev),
                                cfg.impl, first)  # fmt: skip
-        static = None if chk is None else CheckLayerInputs(
-            zeros(chk.hidden, n_b), zeros(chk.q, n_b), maybe(chk.k, t_b), maybe(chk.v, t_b))
+        static = None
+        if chk is not None:  # a check layer past 0: fresh K/V for every row
+            assert chk.k is not None and chk.v is not None
+            static = CheckLayerInputs(zeros(chk.hidden, n_b), zeros(chk.q, n_b), zeros(chk.k, t_b),
+                                      zeros(chk.v, t_b))  # fmt: skip
         ids = torch.zeros(t_b, dtype=torch.int64, device=dev)
         b = _Bucket([], [], static, ids, positions, zeros(cos, t_b), zeros(cos, t_b), act, qp,
                     loader, torch.empty(0))  # fmt: skip
@@ -237,8 +235,7 @@ class QueryPassGraphs:
         side = torch.cuda.Stream(device=dev)  # warm-up off the capture stream, as CUDA asks
         side.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(side):
-            for _ in replayable():
-                pass
+            run_steps(replayable())
         torch.cuda.current_stream(dev).wait_stream(side)
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
