@@ -68,9 +68,15 @@ bias of ±0.25 or ±0.5 on chunk keys that are not recomputed, or a temperature 
 their logits, in the main pass, the query pass or both) helped nowhere on 30 seed-1 prompts:
 every main-pass variant raised KL (0.0311 at no correction;
 ``benchmarks/results/chunk_quality_dev_reused_key_bias/``), so the error sits in the reused K/V
-themselves, not in how much attention they draw. Gradual narrowing over several layers is not
-offered: every token recomputed after the check layer counts toward r, so narrowing a larger
-first selection costs the ratio of that larger set.
+themselves, not in how much attention they draw. Weighting each layer's attention mass by a
+per-token deviation score did not change the choice enough to matter: on 40 seed-1 prompts even
+the oracle deviation from full prefill gave 0.930 / 0.022 against 0.927 / 0.028
+(``benchmarks/results/chunk_quality_dev_weighted_selection/``). Adding the recomputed tokens'
+change in V (scaled by 0.25-0.5, per chunk or by distance) to the chunk's other rows gained at
+most +0.006 / -0.0009 on 40 and 60 development prompts, and the same on keys lost 0.023
+(``chunk_quality_dev_value_correction/``); it is not applied. Gradual narrowing over several
+layers is not offered: every token recomputed after the check layer counts toward r, so
+narrowing a larger first selection costs the ratio of that larger set.
 """
 
 from __future__ import annotations
