@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from semcache.gpu import ops
+from semcache.gpu.cpu_linear import Projection, prepack_pays
 from semcache.gpu.model import check_arch
 from semcache.gpu.rope import RopeConfig, cos_sin, rotate
 from torch import Tensor
@@ -69,8 +70,12 @@ def as_ids(token_ids: Sequence[int] | Tensor, device: torch.device) -> Tensor:
 class ModelRunner:
     """Runs a Llama-family causal LM layer by layer over one sequence."""
 
-    def __init__(self, model: Any) -> None:
-        """``model``: a transformers ``*ForCausalLM`` of the Llama family, in eval mode."""
+    def __init__(self, model: Any, prepack: bool | None = None) -> None:
+        """``model``: a transformers ``*ForCausalLM`` of the Llama family, in eval mode.
+
+        ``prepack``: hold the projection weights packed for oneDNN (``semcache.gpu.cpu_linear``;
+        bf16 on a CPU only). Default: where it pays, on CPUs with AMX or AVX-512 BF16.
+        """
         config = model.config
         check_arch(config)
         self.model = model
@@ -86,7 +91,9 @@ class ModelRunner:
         self.sliding_window = _sliding_window(config)
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
-        self.weights = [_LayerWeights.fuse(layer, config) for layer in self.layers]
+        self.prepacked = prepack_pays(self.device, self.dtype) if prepack is None else bool(prepack)
+        self.weights = [_LayerWeights.fuse(layer, config, self.prepacked) for layer in self.layers]
+        self.lm_head = _projection(model.lm_head, self.prepacked)
         self._position_tables: tuple[Tensor, Tensor, Tensor] | None = None  # position_tables
 
     # ----- building blocks -------------------------------------------------------------------
@@ -140,7 +147,7 @@ class ModelRunner:
         """Queries ``[T, Hq, D]`` and keys (both rotated) and values ``[T, Hkv, D]`` of ``hidden [T, C]``."""
         w = self.weights[layer]
         x = _norm(w.input_norm, hidden, impl)
-        fused = F.linear(x, w.qkv, w.qkv_bias)
+        fused = w.qkv(x)
         if self.rope.rotary_dim == self.head_dim:
             return ops.rope_qkv(fused, cos[:, 0], sin[:, 0], self.num_heads, self.num_kv_heads,
                                 impl=impl)  # fmt: skip
@@ -154,16 +161,17 @@ class ModelRunner:
                      impl: str = "auto") -> Tensor:  # fmt: skip
         """Residual + ``o_proj(attn_out [T, Hq, D])``, then the MLP block; returns ``[T, C]``."""
         block, w = self.layers[layer], self.weights[layer]
-        h = _residual(hidden, block.self_attn.o_proj, attn_out.reshape(attn_out.shape[0], -1))
+        h = _residual(hidden, block.self_attn.o_proj, w.o_proj, attn_out.reshape(attn_out.shape[0], -1))
         x = _norm(w.post_norm, h, impl)
         if w.gate_up is None:
             return h + block.mlp(x)
-        act = ops.silu_mul(F.linear(x, w.gate_up, w.gate_up_bias), impl=impl)
-        return _residual(h, block.mlp.down_proj, act)
+        act = ops.silu_mul(w.gate_up(x), impl=impl)
+        return _residual(h, block.mlp.down_proj, w.down, act)
 
     def logits(self, hidden: Tensor) -> Tensor:
         """Final norm and LM head: ``[T, C] -> [T, V]`` in float32."""
-        return self.model.lm_head(self.model.model.norm(hidden)).float()
+        x = self.model.model.norm(hidden)
+        return (self.lm_head(x) if self.lm_head is not None else self.model.lm_head(x)).float()
 
     def causal_attention(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """SDPA over one contiguous causal block (queries and keys are the same tokens)."""
@@ -272,13 +280,19 @@ class _Norm:
         return _Norm(module, None, 0.0)
 
 
-def _residual(hidden: Tensor, linear: Any, x: Tensor) -> Tensor:
-    """``hidden + linear(x)``; for a bias-free ``nn.Linear`` the sum is the GEMM's epilogue
-    (``addmm``), one launch and one rounding instead of two."""
-    weight = getattr(linear, "weight", None)
-    if type(linear) is not torch.nn.Linear or linear.bias is not None or weight is None:
-        return hidden + linear(x)
-    return torch.addmm(hidden, x, weight.t())
+def _residual(hidden: Tensor, module: Any, proj: Projection | None, x: Tensor) -> Tensor:
+    """``hidden + module(x)``; for a bias-free ``nn.Linear`` (``proj``) the sum is the GEMM's
+    epilogue, one launch and one rounding instead of two."""
+    if proj is None:
+        return hidden + module(x)
+    return proj.residual(hidden, x)
+
+
+def _projection(module: Any, pack: bool) -> Projection | None:
+    """A plain ``nn.Linear`` as a ``Projection``; None for anything else (called as a module)."""
+    if type(module) is not torch.nn.Linear:
+        return None
+    return Projection(module.weight, module.bias, pack)
 
 
 def _norm(norm: _Norm, x: Tensor, impl: str) -> Tensor:
@@ -293,22 +307,23 @@ class _LayerWeights:
 
     input_norm: _Norm
     post_norm: _Norm
-    qkv: Tensor
-    qkv_bias: Tensor | None
-    gate_up: Tensor | None
-    gate_up_bias: Tensor | None
+    qkv: Projection
+    gate_up: Projection | None
+    o_proj: Projection | None  # None: not a plain nn.Linear, called as a module
+    down: Projection | None
 
     @staticmethod
     @torch.no_grad()
-    def fuse(layer: Any, config: Any) -> _LayerWeights:
+    def fuse(layer: Any, config: Any, pack: bool = False) -> _LayerWeights:
         attn, mlp = layer.self_attn, layer.mlp
-        qkv, qkv_bias = _concat_linears((attn.q_proj, attn.k_proj, attn.v_proj))
-        gate_up = gate_up_bias = None
+        qkv = Projection(*_concat_linears((attn.q_proj, attn.k_proj, attn.v_proj)), pack)
+        gate_up = down = None
         if (getattr(config, "hidden_act", None) == "silu" and hasattr(mlp, "gate_proj")
                 and hasattr(mlp, "up_proj") and hasattr(mlp, "down_proj")):
-            gate_up, gate_up_bias = _concat_linears((mlp.gate_proj, mlp.up_proj))
+            gate_up = Projection(*_concat_linears((mlp.gate_proj, mlp.up_proj)), pack)
+            down = _projection(mlp.down_proj, pack)
         return _LayerWeights(_Norm.of(layer.input_layernorm), _Norm.of(layer.post_attention_layernorm),
-                             qkv, qkv_bias, gate_up, gate_up_bias)  # fmt: skip
+                             qkv, gate_up, _projection(attn.o_proj, pack), down)  # fmt: skip
 
 
 def _concat_linears(linears: Sequence[Any]) -> tuple[Tensor, Tensor | None]:

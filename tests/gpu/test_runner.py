@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from semcache.gpu.cpu_linear import prepack_pays, prepack_works
 from semcache.gpu.model import check_arch, llama3_8b_config, random_model
 from semcache.gpu.runner import ModelRunner
 from transformers import GPT2Config, LlamaConfig, MistralConfig, Qwen2Config
@@ -136,10 +137,42 @@ def test_fused_projections_share_the_model_weights() -> None:
     model = _model("qwen2-bias")
     runner = ModelRunner(model)
     attn = model.model.layers[0].self_attn
-    fused = runner.weights[0].qkv
+    fused = runner.weights[0].qkv.weight
     assert attn.q_proj.weight.data_ptr() == fused.data_ptr()  # a view, not a copy
     assert attn.k_proj.weight.data_ptr() == fused[attn.q_proj.weight.shape[0]:].data_ptr()
-    assert runner.weights[0].qkv_bias is not None and runner.weights[0].gate_up is not None
+    assert runner.weights[0].qkv.bias is not None and runner.weights[0].gate_up is not None
+    assert not runner.prepacked and runner.weights[0].qkv.packed is None  # fp32: never packed
+
+
+needs_prepack = pytest.mark.skipif(not prepack_works(), reason="no oneDNN packed linear ops in this torch")
+
+
+@needs_prepack
+@pytest.mark.parametrize("name", ["llama", "qwen2-bias"])
+def test_packed_bf16_projections_match_plain_ones(name: str) -> None:
+    """bf16 on CPU: prefill, extend and the residual epilogues agree with the F.linear path."""
+    model = random_model(CONFIGS[name](), dtype=torch.bfloat16, seed=3).model
+    packed, plain = ModelRunner(model, prepack=True), ModelRunner(model, prepack=False)
+    assert packed.prepacked and packed.weights[0].qkv.packed is not None
+    assert plain.weights[0].qkv.packed is None
+    ids = torch.randint(0, 97, (37,), generator=torch.Generator().manual_seed(4))
+    for rows in (ids[:1], ids[:5], ids):  # a decoding step's single row up to a prefill
+        got, got_kv = packed.prefill(rows, all_logits=True)
+        want, want_kv = plain.prefill(rows, all_logits=True)
+        torch.testing.assert_close(got, want, atol=0.05, rtol=0.02)
+        for a, b in zip(got_kv.keys + got_kv.values, want_kv.keys + want_kv.values, strict=True):
+            torch.testing.assert_close(a, b, atol=0.05, rtol=0.02)
+    _, kv = packed.prefill(ids[:20])
+    ext = packed.extend(ids[20:], kv, all_logits=True)
+    torch.testing.assert_close(ext, packed.prefill(ids, all_logits=True)[0][20:], atol=0.05, rtol=0.02)
+
+
+def test_prepack_is_refused_where_it_does_not_apply() -> None:
+    model = _model("llama")  # fp32
+    with pytest.raises(ValueError, match="only bf16 CPU weights"):
+        ModelRunner(model, prepack=True)
+    assert not prepack_pays(torch.device("cpu"), torch.float32)
+    assert not prepack_pays(torch.device("cuda"), torch.bfloat16)
 
 
 def test_position_tables_equal_rope_tables_of_the_same_positions() -> None:
