@@ -159,7 +159,7 @@ class BlendStats:
 
 @dataclass(slots=True)
 class BlendResult:
-    logits: Tensor  # [V] float32: next-token logits after the prompt
+    logits: Tensor | None  # [V] float32: next-token logits after the prompt (None: not asked for)
     kv: KVCache  # fused KV of the whole prompt, ready for decoding with ModelRunner
     stats: BlendStats
 
@@ -225,8 +225,13 @@ class Blender:
         return self.prefill(self.registry.segments(token_ids), config)
 
     @torch.inference_mode()
-    def prefill(self, segments: Sequence[Segment], config: BlendConfig | None = None) -> BlendResult:
-        """Blend prefill of ``segments`` (positions ``0..T-1`` in order). See module docstring."""
+    def prefill(self, segments: Sequence[Segment], config: BlendConfig | None = None, *,
+                logits: bool = True) -> BlendResult:  # fmt: skip
+        """Blend prefill of ``segments`` (positions ``0..T-1`` in order). See module docstring.
+
+        With ``logits=False`` only the KV is produced (for a caller that computes the rest of the
+        prompt itself): the last layer's attention and MLP and the LM head are skipped.
+        """
         cfg = config if config is not None else self.config
         run = self.runner
         if cfg.check_layer >= run.num_layers:
@@ -347,13 +352,13 @@ class Blender:
             values.append(fused_v)
 
         assert loader is not None
-        out = self._carry(active, check_layer(active), positions, cos, sin, loader, cfg, keep)
-        logits = run.logits(out[-1:])[0]
+        out = self._carry(active, check_layer(active), positions, cos, sin, loader, cfg, keep,
+                          last_output=logits)  # fmt: skip
         stats = BlendStats(total, n_chunk, n_select, reused, len(records) - reused)
         kv = KVCache(keys, values, positions)
         if graphs is not None:  # its chunk layers are views of the graph bucket's buffers
             graphs.lend(kv)
-        return BlendResult(logits, kv, stats)
+        return BlendResult(run.logits(out[-1:])[0] if logits else None, kv, stats)
 
     def _layer0_rows(self, ids: Tensor, idx: Tensor, cos: Tensor, sin: Tensor,
                      cfg: BlendConfig) -> CheckLayerInputs:  # fmt: skip

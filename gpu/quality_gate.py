@@ -152,6 +152,7 @@ def measure(engine: Engine, prompt: CalibrationPrompt, ratios: Sequence[float],
     out = {}
     for r in ratios:
         res = engine.blender.prefill(list(layout.segments), engine.config.blend(float(r)))
+        assert res.logits is not None
         parts = [res.logits[None]]
         if len(cont) > 1:
             parts.append(runner.extend(cont[:-1], res.kv, all_logits=True))

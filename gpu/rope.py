@@ -233,6 +233,20 @@ def rotate(x: Tensor, cos: Tensor, sin: Tensor, rotary_dim: int) -> Tensor:
     return out.to(x.dtype)
 
 
+def rotation_matrix(cfg: RopeConfig, delta: int, device: torch.device | str | None = None) -> Tensor:
+    """``R [D, D]`` float32 with ``x @ R.T`` = ``x`` rotated by ``delta`` positions (no attention
+    factor): ``rotate`` with the angles ``delta * inv_freq`` as a matrix, for rotating many rows
+    by one shift in a single GEMM. Dims past ``rotary_dim`` pass through."""
+    half = cfg.rotary_dim // 2
+    angles = float(delta) * cfg.inv_freq(device)
+    cos, sin = angles.cos(), angles.sin()
+    rot = torch.eye(cfg.head_dim, dtype=torch.float32, device=device)
+    i = torch.arange(half, device=device)
+    rot[i, i], rot[i + half, i + half] = cos, cos
+    rot[i, i + half], rot[i + half, i] = -sin, sin
+    return rot
+
+
 def apply_rope(x: Tensor, positions: Tensor, cfg: RopeConfig) -> Tensor:
     """Apply RoPE to ``x [T, H, D]`` at ``positions [T]``, as the model does (with attention factor)."""
     if x.dim() != 3 or x.shape[-1] != cfg.head_dim:

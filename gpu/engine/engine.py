@@ -270,6 +270,7 @@ class Engine:
             prompt_tokens=n_prompt, chunks=len(chunk_segs), chunk_tokens=st.chunk_tokens,
             reused_tokens=cached, encoded_tokens=st.chunk_tokens - cached,
             recomputed_tokens=n_prompt - st.chunk_tokens + st.recomputed_chunk_tokens, ratio=ratio)
+        assert res.logits is not None  # asked for (the default)
         return res.logits, res.kv, report
 
     def count_tokens(self, text: str) -> int:

@@ -60,8 +60,8 @@ class BlendWorker:
 
     def blend_config(self, ratio: float) -> BlendConfig:
         c = self.config
-        # on CPU "auto" attends through grouped matmuls over a mask built once per request
-        # (semcache.gpu.grouped_attention), which beat SDPA with a position mask ("torch")
+        # on CPU "auto" attends through SDPA over a mask built once per request
+        # (semcache.gpu.cpu_attention) and uses the CPU references for the other ops
         return BlendConfig(ratio=ratio, check_layer=c.check_layer, select=c.select, score=c.score,
                            boundary_tokens=c.boundary_tokens, impl="auto")
 
@@ -76,7 +76,8 @@ class BlendWorker:
         segments = [Segment(s.token_ids, s.chunk_id) for s in spec.segments]
         if sum(len(s.token_ids) for s in segments) != spec.end:
             raise ValueError(f"segments of {spec.req_id} do not cover [0, {spec.end})")
-        result = self.blender.prefill(segments, self.blend_config(spec.ratio))
+        # vLLM computes the rest of the prompt and its logits: only the span's KV is needed
+        result = self.blender.prefill(segments, self.blend_config(spec.ratio), logits=False)
         kv = result.kv
         for layer in range(self.runner.num_layers):
             writer(layer, kv.keys[layer][spec.start:spec.end], kv.values[layer][spec.start:spec.end],

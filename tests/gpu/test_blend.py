@@ -135,6 +135,22 @@ def test_full_ratio_equals_full_prefill(runner: ModelRunner) -> None:
     assert res.stats.encoded_chunks == 2
 
 
+@pytest.mark.parametrize("check_layer", [0, 1])
+def test_kv_only_prefill_writes_the_same_kv_without_logits(runner: ModelRunner,
+                                                           check_layer: int) -> None:  # fmt: skip
+    segs = [Segment(_tokens(6, 14)), _chunk(25, 15), _chunk(19, 16), Segment(_tokens(4, 17))]
+    blender = Blender(runner)
+    cfg = BlendConfig(ratio=0.2, check_layer=check_layer)
+    want = blender.prefill(segs, cfg)
+    got = blender.prefill(segs, cfg, logits=False)
+    assert got.logits is None and want.logits is not None
+    assert got.stats.recomputed_chunk_tokens == want.stats.recomputed_chunk_tokens
+    assert (got.stats.reused_chunks, want.stats.encoded_chunks) == (2, 2)  # stored by the first
+    for layer in range(runner.num_layers):  # the last layer's K/V too: only its output is skipped
+        torch.testing.assert_close(got.kv.keys[layer], want.kv.keys[layer], atol=0, rtol=0)
+        torch.testing.assert_close(got.kv.values[layer], want.kv.values[layer], atol=0, rtol=0)
+
+
 def test_decoding_from_fused_kv_continues_full_prefill(runner: ModelRunner) -> None:
     segs = [Segment(_tokens(4, 20)), _chunk(15, 21), Segment(_tokens(6, 22))]
     full, kv = runner.prefill(_ids(segs))

@@ -131,6 +131,28 @@ def test_place_rotated_dispatch_matches_reference() -> None:
         ops.place_rotated(k, v, k, v, delta[:-1], cfg)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=dt_id)
+@pytest.mark.parametrize("rope", list(ROPES))
+def test_place_rotated_one_shift_on_cpu_matches_reference(rope: str, dtype: torch.dtype) -> None:
+    """The CPU path for a chunk's single shift (a rotation-matrix GEMM) against the reference,
+    with llama3 / yarn scaling and partial rotary dims; the reference keeps mixed shifts."""
+    cfg = ROPES[rope]
+    g = torch.Generator().manual_seed(7)
+    k, v = (torch.randn(3, 23, 2, cfg.head_dim, generator=g).to(dtype) for _ in range(2))
+    for delta in (torch.full((23,), 517), torch.full((23,), -38), torch.arange(23) * 5 - 40):
+        k_out = torch.full((3, 30, 2, cfg.head_dim), float("nan"), dtype=dtype)
+        v_out = torch.full_like(k_out, float("nan"))
+        ops.place_rotated(k, v, k_out[:, 4:27], v_out[:, 4:27], delta, cfg, impl="auto")
+        for layer in range(3):
+            assert_matches(k_out[layer, 4:27], rerotate_k_ref(k[layer], delta, cfg), dtype)
+        assert torch.equal(v_out[:, 4:27], v)
+        assert k_out[:, :4].isnan().all() and k_out[:, 27:].isnan().all()
+    there, back = torch.empty_like(k), torch.empty_like(k)
+    ops.place_rotated(k, v, there, torch.empty_like(v), torch.full((23,), 300), cfg)
+    ops.place_rotated(there, v, back, torch.empty_like(v), torch.full((23,), -300), cfg)
+    assert_matches(back, k, dtype)  # forth and back
+
+
 @pytest.mark.parametrize("d", [64, 128], ids=lambda d: f"D{d}")
 @pytest.mark.parametrize("t", SIZES, ids=lambda t: f"T{t}")
 @pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)

@@ -71,10 +71,10 @@ def test_scatter_then_gather_round_trip() -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("hq,hkv", [(9, 3), (4, 4), (8, 1)], ids=str)
-def test_grouped_attention_matches_the_reference(hq: int, hkv: int, dtype: torch.dtype) -> None:
-    """The CPU path of ops.partial_attention (grouped matmuls, precomputed bias)."""
+def test_cpu_attention_matches_the_reference(hq: int, hkv: int, dtype: torch.dtype) -> None:
+    """The CPU path of ops.partial_attention (SDPA over a mask built once)."""
     from semcache.gpu import ops
-    from semcache.gpu.grouped_attention import GroupedPlan
+    from semcache.gpu.cpu_attention import CpuAttentionPlan
 
     g = torch.Generator().manual_seed(hq * 10 + hkv)
     nk, d = 77, 32
@@ -84,7 +84,7 @@ def test_grouped_attention_matches_the_reference(hq: int, hkv: int, dtype: torch
     q_pos = torch.sort(torch.randint(0, nk + 5, (23,), generator=g)).values
     q_pos[0] = 2  # sees no key: zeros, as in the reference
     plan = ops.plan_partial_attention(q_pos, k_pos, hq // hkv)
-    assert isinstance(plan, GroupedPlan)
+    assert isinstance(plan, CpuAttentionPlan)
     out = ops.partial_attention(q, k, v, q_pos, k_pos, d**-0.5, plan=plan)
     ref = partial_attention_ref(q, k, v, q_pos, k_pos, d**-0.5)
     tol = 1e-5 if dtype == torch.float32 else 2e-2
