@@ -60,12 +60,24 @@ def reuse_pass(blender: Blender, segments: list[Segment], cont: list[int], ref_l
     """Blend prefill, then the continuation teacher-forced; metrics against the reference."""
     res = blender.prefill(segments, cfg)
     ext = blender.runner.extend(cont[:-1], res.kv, all_logits=True)
-    logp = torch.log_softmax(torch.cat((res.logits[None], ext)), dim=-1)
+    return score(res.logits, ext, cont, ref_logp) | {"effective_ratio": res.stats.effective_ratio}
+
+
+def precision_pass(runner: ModelRunner, ids: list[int], cont: list[int],
+                   ref_logp: torch.Tensor) -> dict[str, float]:
+    """Plain full prefill on ``runner`` (another dtype), the continuation teacher-forced."""
+    logits, kv = runner.prefill(ids)
+    return score(logits, runner.extend(cont[:-1], kv, all_logits=True), cont, ref_logp)
+
+
+def score(first: torch.Tensor, rest: torch.Tensor, cont: list[int],
+          ref_logp: torch.Tensor) -> dict[str, float]:
+    """Metrics of next-token logits ``first`` then ``rest`` along ``cont`` against the reference."""
+    logp = torch.log_softmax(torch.cat((first[None], rest)).float(), dim=-1)
     agree = logp.argmax(-1) == torch.tensor(cont, device=logp.device)
     kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
     return {"agreement": float(agree.float().mean()), "kl": float(kl.mean()),
-            "first_token": float(agree[0]), "exact16": float(agree[:16].all()),
-            "effective_ratio": res.stats.effective_ratio}
+            "first_token": float(agree[0]), "exact16": float(agree[:16].all())}
 
 
 def aggregate(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -110,6 +122,10 @@ def merge(parts: list[Path], out: Path) -> dict[str, Any]:
                              for r in results["per_prompt"]}
     results["lengths"] = [n for part in loaded for n in part["lengths"]]
     results["ratios"] = {r: aggregate(rows) for r, rows in results["per_prompt"].items()}
+    if "per_prompt_full_prefill_bf16" in results:
+        floor = [row for part in loaded for row in part["per_prompt_full_prefill_bf16"]]
+        results["per_prompt_full_prefill_bf16"] = floor
+        results["full_prefill_bf16"] = aggregate(floor)
     results["prompts"] = len(results["lengths"])
     lengths = sorted(results["lengths"])
     results["prompt_tokens"] = {"min": lengths[0], "median": lengths[len(lengths) // 2],
@@ -146,6 +162,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              "prompts' shared system prefix; or nothing")
     parser.add_argument("--anchor-text", type=Path, default=None,
                         help="file with the anchor's context passage (default: the engine's)")
+    parser.add_argument("--precision-floor", action="store_true",
+                        help="also score a plain full prefill in bf16 against the fp32 reference: "
+                             "what a change of precision alone moves these metrics")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start", type=int, default=0,
                         help="skip the first N prompts (to finish a stopped run; merge with --merge)")
@@ -190,6 +209,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               _shared_prefix(tok, prompts) if args.anchor == "prefix" else [])
     blender = Blender(runner, ChunkKVStore(4 << 30), registry, anchor_ids=anchor)
     per_ratio: dict[float, list[dict[str, float]]] = {r: [] for r in ratios}
+    bf16 = ModelRunner(load_smollm2(args.device, torch.bfloat16).model) if args.precision_floor else None
+    floor_rows: list[dict[str, float]] = []
     lengths = []
     t0 = time.perf_counter()
     for p in tqdm(prompts, desc="prompts"):
@@ -202,12 +223,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                               score=args.score,
                               boundary_tokens=args.boundary_tokens)
             per_ratio[r].append(reuse_pass(blender, list(layout.segments), cont, ref_logp, cfg))
+        if bf16 is not None:
+            floor_rows.append(precision_pass(bf16, ids, cont, ref_logp))
         if len(lengths) % 5 == 0:  # checkpoint: a long run can be stopped and still merged
-            partial = summary(args, anchor, len(lengths), lengths, per_ratio, time.perf_counter() - t0)
+            partial = summary(args, anchor, len(lengths), lengths, per_ratio, time.perf_counter() - t0,
+                              floor_rows)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(partial, indent=1) + "\n")
-    return write(summary(args, anchor, len(lengths), lengths, per_ratio, time.perf_counter() - t0),
-                 args.out)
+    return write(summary(args, anchor, len(lengths), lengths, per_ratio, time.perf_counter() - t0,
+                         floor_rows), args.out)
 
 
 def _shared_prefix(tok: Any, prompts: list[Any]) -> list[int]:
@@ -223,8 +247,11 @@ def _shared_prefix(tok: Any, prompts: list[Any]) -> list[int]:
 
 
 def summary(args: argparse.Namespace, anchor: list[int], n: int, lengths: list[int],
-            per_ratio: dict[float, list[dict[str, float]]], seconds: float) -> dict[str, Any]:
-    return {
+            per_ratio: dict[float, list[dict[str, float]]], seconds: float,
+            floor_rows: list[dict[str, float]] | None = None) -> dict[str, Any]:
+    floor = ({"full_prefill_bf16": aggregate(floor_rows), "per_prompt_full_prefill_bf16": floor_rows}
+             if floor_rows else {})
+    return floor | {
         "model": "SmolLM2-135M-Instruct (GGUF Q4_1 de-quantised, fp32)",
         "device": (torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"),
         "prompts": n, "chunks_per_prompt": 6,
@@ -254,6 +281,10 @@ def write(results: dict[str, Any], out: Path) -> dict[str, Any]:
         print(f"r={r:>5}  agreement={a['agreement']:.3f}  kl={a['kl']:.4f}  "
               f"first={a['first_token']:.2f}  exact16={a['exact16']:.2f}  "
               f"eff_r={a['effective_ratio']:.3f}")
+    if "full_prefill_bf16" in results:
+        a = results["full_prefill_bf16"]
+        print(f"full prefill in bf16: agreement={a['agreement']:.3f}  kl={a['kl']:.4f}  "
+              f"first={a['first_token']:.2f}  exact16={a['exact16']:.2f}")
     return results
 
 
