@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +16,7 @@ from semcache.gpu.chunks import ChunkRegistry, PromptLayout, build_prompt
 from semcache.gpu.runner import ModelRunner
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 CHUNKS = (
     "The for statement iterates over the items of any sequence or iterable, in the order that "
@@ -124,3 +129,22 @@ def test_reuse_stays_close_to_full_prefill(runner_and_tokenizer: tuple[ModelRunn
     kl = (p.exp() * (p - torch.log_softmax(reuse.logits, -1))).sum()
     assert int(reuse.logits.argmax()) == int(full.argmax())
     assert kl < 0.1
+
+
+def test_quality_benchmark_smoke_with_the_precision_floor(tmp_path: Path) -> None:
+    """Two prompts end to end on SmolLM2: r = 1 scores as full prefill; bf16 prefill is scored."""
+    out = tmp_path / "quality.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "chunk_quality.py"), "--limit", "2",
+         "--ratios", "0,1.0", "--new-tokens", "4", "--threads", "1", "--precision-floor",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["prompts"] == 2 and set(result["ratios"]) == {"0.0", "1.0"}
+    exact = result["ratios"]["1.0"]
+    assert exact["agreement"] == 1.0 and abs(exact["kl"]) < 1e-4
+    floor = result["full_prefill_bf16"]
+    assert floor["prompts"] == 2 and 0.0 <= floor["agreement"] <= 1.0 and floor["kl"] > 0
+    assert len(result["per_prompt_full_prefill_bf16"]) == 2 and out.with_suffix(".png").exists()
