@@ -1,9 +1,11 @@
 """Dispatch between the Triton kernels and the pure-torch references.
 
 Every op takes ``impl``: ``"auto"`` (Triton when the tensors are on CUDA and triton imports,
-else the torch reference), ``"torch"`` (always the reference) or ``"triton"`` (always the kernel;
-CPU tensors then need the Triton interpreter, ``TRITON_INTERPRET=1`` set before triton is imported).
-Shapes follow :mod:`semcache.gpu.reference`.
+else the torch reference, except that partial attention with a plan and the placement of a chunk
+with a single shift take faster torch formulations of the same maths), ``"torch"`` (always the
+reference) or ``"triton"`` (always the kernel; CPU tensors then need the Triton interpreter,
+``TRITON_INTERPRET=1`` set before triton is imported). Shapes follow
+:mod:`semcache.gpu.reference`.
 """
 
 from __future__ import annotations

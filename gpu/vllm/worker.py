@@ -61,7 +61,7 @@ class BlendWorker:
     def blend_config(self, ratio: float) -> BlendConfig:
         c = self.config
         # on CPU "auto" attends through SDPA over a mask built once per request
-        # (semcache.gpu.cpu_attention) and uses the CPU references for the other ops
+        # (semcache.gpu.cpu_attention) and places each chunk's keys with one GEMM (ops)
         return BlendConfig(ratio=ratio, check_layer=c.check_layer, select=c.select, score=c.score,
                            boundary_tokens=c.boundary_tokens, impl="auto")
 
