@@ -84,6 +84,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from itertools import chain
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -164,6 +165,22 @@ class BlendResult:
     stats: BlendStats
 
 
+class LayerAttention(Protocol):
+    """A KV store of the caller's own that a blend writes every layer into and attends over
+    (the vLLM connector's paged cache, ``semcache.gpu.vllm.worker``).
+
+    ``attention(layer, k, v, q, q_pos)`` stores layer ``layer``'s K/V ``[T, Hkv, D]`` of the whole
+    prompt (positions ``0..T-1``; the store may keep only the rows it owns) and returns the
+    attention ``[n, Hq, D]`` of queries ``q`` (rows at ascending positions ``q_pos``) over the
+    keys at positions up to each query's own. With ``q`` None it only stores (a layer no query
+    reads) and returns None. It is called once per layer, in order, after the layer's K/V are
+    final, except in the query pass, which the main pass then overwrites.
+    """
+
+    def __call__(self, layer: int, k: Tensor, v: Tensor, q: Tensor | None,
+                 q_pos: Tensor | None) -> Tensor | None: ...  # fmt: skip
+
+
 class ChunkEncoder:
     """Computes a chunk's KV in isolation after a fixed anchor prefix (see module docstring)."""
 
@@ -226,11 +243,13 @@ class Blender:
 
     @torch.inference_mode()
     def prefill(self, segments: Sequence[Segment], config: BlendConfig | None = None, *,
-                logits: bool = True) -> BlendResult:  # fmt: skip
+                logits: bool = True, attention: LayerAttention | None = None) -> BlendResult:  # fmt: skip
         """Blend prefill of ``segments`` (positions ``0..T-1`` in order). See module docstring.
 
         With ``logits=False`` only the KV is produced (for a caller that computes the rest of the
         prompt itself): the last layer's attention and MLP and the LM head are skipped.
+        ``attention``: every layer's K/V go to this store and queries attend there
+        (``LayerAttention``) instead of over the fused tensors (which are still returned).
         """
         cfg = config if config is not None else self.config
         run = self.runner
@@ -258,7 +277,9 @@ class Blender:
             q, k, v = run.qkv(layer, hidden, cos, sin, impl=cfg.impl)
             keys.append(k)
             values.append(v)
-            hidden = run.finish_layer(layer, hidden, run.causal_attention(q, k, v), impl=cfg.impl)
+            attn = (run.causal_attention(q, k, v) if attention is None
+                    else attention(layer, k, v, q, positions))  # fmt: skip
+            hidden = run.finish_layer(layer, hidden, attn, impl=cfg.impl)
 
         # the bookkeeping is built on the host and sent in one copy: per-chunk slice updates on
         # the device cost a launch each, and with check layer 0 the GPU has nothing else to run
@@ -298,7 +319,7 @@ class Blender:
         # cached KV from ``first`` on: at check layer 0 it is the layer's K/V (exact); at a later
         # check layer only the deviation score reads it
         first = c + 1 if by_query and c > 0 else c
-        graphs = self.graphs if by_query and self.graphs is not None else None
+        graphs = self.graphs if by_query and attention is None else None
         if graphs is not None and not graphs.usable(cfg):
             graphs = None
         loader = None if graphs is not None else FusedKVLoader(run, records, rows, total, delta,
@@ -328,7 +349,7 @@ class Blender:
             else:
                 assert loader is not None
                 scores = self._query_mass(check_layer(act), act, qp, positions, cos, sin, loader,
-                                          cfg)  # fmt: skip
+                                          cfg, attention)  # fmt: skip
         elif c == 0:  # no question to read and no deviation at layer 0: each chunk's first tokens
             scores = torch.zeros(total, dtype=torch.float32, device=dev)
             for a, b in rows:
@@ -353,7 +374,7 @@ class Blender:
 
         assert loader is not None
         out = self._carry(active, check_layer(active), positions, cos, sin, loader, cfg, keep,
-                          last_output=logits)  # fmt: skip
+                          last_output=logits, attention=attention)  # fmt: skip
         stats = BlendStats(total, n_chunk, n_select, reused, len(records) - reused)
         kv = KVCache(keys, values, positions)
         if graphs is not None:  # its chunk layers are views of the graph bucket's buffers
@@ -369,14 +390,16 @@ class Blender:
         return CheckLayerInputs(h, q, None, None, k, v)
 
     def _query_mass(self, chk: CheckLayerInputs, act: Tensor, qp: Tensor, positions: Tensor,
-                    cos: Tensor, sin: Tensor, loader: FusedKVLoader,
-                    cfg: BlendConfig) -> Tensor:  # fmt: skip
+                    cos: Tensor, sin: Tensor, loader: FusedKVLoader, cfg: BlendConfig,
+                    attention: LayerAttention | None = None) -> Tensor:  # fmt: skip
         """The query pass (module docstring, step 3): attention mass ``[T]`` on every token."""
-        return run_steps(self._query_mass_steps(chk, act, qp, positions, cos, sin, loader, cfg))
+        return run_steps(self._query_mass_steps(chk, act, qp, positions, cos, sin, loader, cfg,
+                                                attention))  # fmt: skip
 
     def _query_mass_steps(self, chk: CheckLayerInputs, act: Tensor, qp: Tensor, positions: Tensor,
-                          cos: Tensor, sin: Tensor, loader: FusedKVLoader,
-                          cfg: BlendConfig) -> Generator[int, None, Tensor]:  # fmt: skip
+                          cos: Tensor, sin: Tensor, loader: FusedKVLoader, cfg: BlendConfig,
+                          attention: LayerAttention | None = None,
+                          ) -> Generator[int, None, Tensor]:  # fmt: skip
         """``_query_mass`` one layer at a time: yields each layer's index once its work is
         queued, and returns the mass (``semcache.gpu.query_graph`` captures it in pieces).
 
@@ -404,23 +427,26 @@ class Blender:
         # on the Triton path each layer's attention also returns its rows' log-sum-exp, which the
         # mass of the same layer reuses (the last layer runs no attention and computes its own)
         yield from self._carry_steps(act, chk, positions, cos, sin, loader, cfg, add_mass,
-                                     last_output=False, with_lse=kernels)  # fmt: skip
+                                     last_output=False, with_lse=kernels and attention is None,
+                                     attention=attention)  # fmt: skip
         return mass
 
     def _carry(self, active: Tensor, chk: CheckLayerInputs, positions: Tensor, cos: Tensor,
                sin: Tensor, loader: FusedKVLoader, cfg: BlendConfig,
                on_layer: Callable[[int, Tensor, Tensor, Tensor, Tensor | None], None],
-               last_output: bool = True, with_lse: bool = False) -> Tensor:  # fmt: skip
+               last_output: bool = True, with_lse: bool = False,
+               attention: LayerAttention | None = None) -> Tensor:  # fmt: skip
         """Run the ``active`` rows from the check layer to the last layer; their hidden states
         (``_carry_steps`` run to its end)."""
         return run_steps(self._carry_steps(active, chk, positions, cos, sin, loader, cfg, on_layer,
-                                        last_output, with_lse))  # fmt: skip
+                                        last_output, with_lse, attention))  # fmt: skip
 
     def _carry_steps(self, active: Tensor, chk: CheckLayerInputs, positions: Tensor, cos: Tensor,
                      sin: Tensor, loader: FusedKVLoader, cfg: BlendConfig,
                      on_layer: Callable[[int, Tensor, Tensor, Tensor, Tensor | None], None],
-                     last_output: bool = True,
-                     with_lse: bool = False) -> Generator[int, None, Tensor]:  # fmt: skip
+                     last_output: bool = True, with_lse: bool = False,
+                     attention: LayerAttention | None = None,
+                     ) -> Generator[int, None, Tensor]:  # fmt: skip
         """Run the ``active`` rows from the check layer to the last layer, yielding each layer's
         index once its work is queued; returns their hidden states.
 
@@ -430,20 +456,31 @@ class Blender:
         the check layer on, after its attention; ``lse`` is the attention rows' log2-sum-exp
         ``[n_active, Hq]`` with ``with_lse`` (Triton path only), else None (always at the check
         layer). With ``last_output=False`` the last layer's attention and MLP are skipped
-        (nothing reads them; ``lse`` is None there).
+        (nothing reads them; ``lse`` is None there). ``attention``: see ``prefill`` (it gives no
+        ``lse``, so ``with_lse`` needs it None).
         """
         run, c = self.runner, cfg.check_layer
+        if with_lse and attention is not None:
+            raise ValueError("an external attention gives no log-sum-exp")
         q_pos = positions[active]
         group = run.num_heads // run.num_kv_heads
         plan = (ops.plan_partial_attention(q_pos, positions, group, impl=cfg.impl)
-                if cfg.impl != "torch" else None)  # fmt: skip
+                if cfg.impl != "torch" and attention is None else None)  # fmt: skip
+
+        def attend(layer: int, q: Tensor, k: Tensor, v: Tensor, lse: Tensor | None = None) -> Tensor:
+            if attention is None:
+                return self._attention(q, k, v, q_pos, positions, cfg.impl, plan, lse)
+            out = attention(layer, k, v, q, q_pos)
+            assert out is not None
+            return out
+
         k, v = chk.k, chk.v
         if k is None or v is None:  # check layer 0: the cached K/V with the rows' fresh ones
             assert chk.k_rows is not None and chk.v_rows is not None
             k, v = loader.layer(c)
             ops.scatter_rows(k, active, chk.k_rows, impl=cfg.impl)
             ops.scatter_rows(v, active, chk.v_rows, impl=cfg.impl)
-        attn = self._attention(chk.q, k, v, q_pos, positions, cfg.impl, plan)
+        attn = attend(c, chk.q, k, v)
         on_layer(c, chk.q, k, v, None)
         h = run.finish_layer(c, chk.hidden, attn, impl=cfg.impl)
         yield c
@@ -456,11 +493,12 @@ class Blender:
             ops.scatter_rows(fused_k, active, k1, impl=cfg.impl)
             ops.scatter_rows(fused_v, active, v1, impl=cfg.impl)
             if last_output or layer + 1 < run.num_layers:
-                attn = self._attention(q1, fused_k, fused_v, q_pos, positions, cfg.impl, plan,
-                                       lse)  # fmt: skip
+                attn = attend(layer, q1, fused_k, fused_v, lse)
                 on_layer(layer, q1, fused_k, fused_v, lse)
                 h = run.finish_layer(layer, h, attn, impl=cfg.impl)
             else:
+                if attention is not None:
+                    attention(layer, fused_k, fused_v, None, None)
                 on_layer(layer, q1, fused_k, fused_v, None)
             yield layer
         return h

@@ -8,12 +8,20 @@ from semcache.gpu.chunk_kv import ChunkKV
 from semcache.gpu.runner import ModelRunner
 from torch import Tensor
 
+UNWRITTEN: float | None = None  # a test sets NaN: the buffers' rows start as it, not unset
+
+
+def _buffer(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    if UNWRITTEN is None:
+        return torch.empty(shape, dtype=dtype, device=device)
+    return torch.full(shape, UNWRITTEN, dtype=dtype, device=device)
+
 
 class FusedKVLoader:
     """Places cached chunk KV at its new rows, re-rotated, one layer at a time.
 
     ``layer(l)`` returns ``[T, Hkv, D]`` K/V tensors for layer ``l`` whose chunk rows hold the
-    re-rotated cached KV (other rows are zero, to be overwritten by recomputed KV). Records
+    re-rotated cached KV (other rows are unset, to be written with recomputed KV). Records
     already on the device are placed once per chunk, every layer in one pass that re-rotates K
     and copies V (``ops.place_rotated``). Otherwise (host records) the copies of layer
     ``l + PREFETCH`` are queued on a CUDA side stream when layer ``l`` is taken, so host->device
@@ -40,9 +48,12 @@ class FusedKVLoader:
             self.k, self.v = filled
             self.resident = True
             return
+        # not zeroed: every row a reader sees is a chunk row placed here or a row the blend carries,
+        # written before it is read (non-chunk rows are always carried; the deviation score
+        # reads the other rows only through a chunk mask). ``UNWRITTEN`` lets a test poison them
         shape = (self.n, total, run.num_kv_heads, run.head_dim)
-        self.k = torch.zeros(shape, dtype=run.dtype, device=run.device)
-        self.v = torch.zeros(shape, dtype=run.dtype, device=run.device)
+        self.k = _buffer(shape, run.dtype, run.device)
+        self.v = _buffer(shape, run.dtype, run.device)
         self.resident = self.on_device(records, run.device)
         if self.resident:
             self.place(records, rows)

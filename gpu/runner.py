@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -67,14 +67,28 @@ def as_ids(token_ids: Sequence[int] | Tensor, device: torch.device) -> Tensor:
     return ids
 
 
+class LayerKernels(Protocol):
+    """Another implementation of a layer's RMSNorm and RoPE (``ops.rms_norm``,
+    ``ops.rope_qkv``, same contracts), e.g. a serving engine's own CPU ops
+    (``semcache.gpu.vllm.kernels``) when the runner runs inside that engine."""
+
+    def rms_norm(self, x: Tensor, weight: Tensor, eps: float) -> Tensor: ...
+
+    def rope_qkv(self, qkv: Tensor, cos: Tensor, sin: Tensor, num_heads: int,
+                 num_kv_heads: int) -> tuple[Tensor, Tensor, Tensor]: ...  # fmt: skip
+
+
 class ModelRunner:
     """Runs a Llama-family causal LM layer by layer over one sequence."""
 
-    def __init__(self, model: Any, prepack: bool | None = None) -> None:
+    def __init__(self, model: Any, prepack: bool | None = None,
+                 kernels: LayerKernels | None = None) -> None:  # fmt: skip
         """``model``: a transformers ``*ForCausalLM`` of the Llama family, in eval mode.
 
         ``prepack``: hold the projection weights packed for oneDNN (``semcache.gpu.cpu_linear``;
         bf16 on a CPU only). Default: where it pays, on CPUs with AMX or AVX-512 BF16.
+        ``kernels``: RMSNorm and RoPE for ``impl="auto"`` (default: ``ops``); ``impl="torch"``
+        always runs the plain-PyTorch forms.
         """
         config = model.config
         check_arch(config)
@@ -94,6 +108,7 @@ class ModelRunner:
         self.prepacked = prepack_pays(self.device, self.dtype) if prepack is None else bool(prepack)
         self.weights = [_LayerWeights.fuse(layer, config, self.prepacked) for layer in self.layers]
         self.lm_head = _projection(model.lm_head, self.prepacked)
+        self.kernels = kernels
         self._position_tables: tuple[Tensor, Tensor, Tensor] | None = None  # position_tables
 
     # ----- building blocks -------------------------------------------------------------------
@@ -146,9 +161,13 @@ class ModelRunner:
             impl: str = "auto") -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
         """Queries ``[T, Hq, D]`` and keys (both rotated) and values ``[T, Hkv, D]`` of ``hidden [T, C]``."""
         w = self.weights[layer]
-        x = _norm(w.input_norm, hidden, impl)
+        kernels = self.kernels if impl == "auto" else None
+        x = _norm(w.input_norm, hidden, impl, kernels)
         fused = w.qkv(x)
         if self.rope.rotary_dim == self.head_dim:
+            if kernels is not None:
+                return kernels.rope_qkv(fused, cos[:, 0], sin[:, 0], self.num_heads,
+                                        self.num_kv_heads)  # fmt: skip
             return ops.rope_qkv(fused, cos[:, 0], sin[:, 0], self.num_heads, self.num_kv_heads,
                                 impl=impl)  # fmt: skip
         t, d = x.shape[0], self.head_dim
@@ -162,7 +181,7 @@ class ModelRunner:
         """Residual + ``o_proj(attn_out [T, Hq, D])``, then the MLP block; returns ``[T, C]``."""
         block, w = self.layers[layer], self.weights[layer]
         h = _residual(hidden, block.self_attn.o_proj, w.o_proj, attn_out.reshape(attn_out.shape[0], -1))
-        x = _norm(w.post_norm, h, impl)
+        x = _norm(w.post_norm, h, impl, self.kernels if impl == "auto" else None)
         if w.gate_up is None:
             return h + block.mlp(x)
         act = ops.silu_mul(w.gate_up(x), impl=impl)
@@ -295,9 +314,11 @@ def _projection(module: Any, pack: bool) -> Projection | None:
     return Projection(module.weight, module.bias, pack)
 
 
-def _norm(norm: _Norm, x: Tensor, impl: str) -> Tensor:
+def _norm(norm: _Norm, x: Tensor, impl: str, kernels: LayerKernels | None = None) -> Tensor:
     if norm.weight is None:
         return norm.module(x)
+    if kernels is not None:
+        return kernels.rms_norm(x, norm.weight, norm.eps)
     return ops.rms_norm(x, norm.weight, norm.eps, impl=impl)
 
 

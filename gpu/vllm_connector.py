@@ -15,8 +15,9 @@ and declare a request's retrieved chunks in its body:
   end of the last chunk found, and the plan travels to the workers in the connector metadata.
 - **Worker side** (``semcache.gpu.vllm.worker``): ``start_load_kv`` (which vLLM calls before the
   forward of a step with synchronous loads) blends the span with semcache's model runner (chunk KV
-  re-rotated, selected tokens recomputed, unseen chunks computed in isolation and stored) and
-  writes it into vLLM's paged blocks with vLLM's own CPU cache-write op. vLLM then computes the
+  re-rotated, selected tokens recomputed, unseen chunks computed in isolation and stored),
+  writing each layer into vLLM's paged blocks with vLLM's own CPU cache-write op and attending
+  there with vLLM's CPU attention kernel (``semcache.gpu.vllm.paged``). vLLM then computes the
   rest of the prompt and decodes.
 
 This module imports vLLM; the version and platform are checked when vLLM builds the connector
@@ -35,7 +36,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from semcache.gpu.anchor import anchor_ids
 from semcache.gpu.vllm.compat import check_vllm
-from semcache.gpu.vllm.plan import ChunkPlanner, ConnectorConfig, LoadSpec, slot_mapping
+from semcache.gpu.vllm.kernels import VllmCpuKernels
+from semcache.gpu.vllm.paged import VllmPagedKV
+from semcache.gpu.vllm.plan import ChunkPlanner, ConnectorConfig, LoadSpec
 from semcache.gpu.vllm.worker import BlendWorker
 
 try:
@@ -179,7 +182,8 @@ class SemcacheConnector(KVConnectorBase_V1):
             by_index[int(m.group(1))] = name
         self.layer_names = [by_index[i] for i in sorted(by_index)]
         loaded = load_hf(self.model_path, "cpu", self.dtype)
-        runner = ModelRunner(loaded.model)
+        # vLLM's own CPU RMSNorm and RoPE ops, loaded in this process (semcache.gpu.vllm.kernels)
+        runner = ModelRunner(loaded.model, kernels=VllmCpuKernels() if self.config.vllm_kernels else None)
         first = kv_caches[self.layer_names[0]]
         expected = (runner.num_kv_heads, self.block_size, 2 * runner.head_dim)
         if (sorted(by_index) != list(range(runner.num_layers)) or first.dim() != 4
@@ -199,11 +203,10 @@ class SemcacheConnector(KVConnectorBase_V1):
         if not meta.loads:
             return
         assert self.worker is not None, "register_kv_caches was not called"
+        paged = self._paged(forward_context)
         for spec in meta.loads:
             try:
-                slots = torch.tensor(slot_mapping(spec.block_ids, self.block_size, spec.start, spec.end),
-                                     dtype=torch.int64)
-                outcome = self.worker.load(spec, slots, self._writer(forward_context))
+                outcome = self.worker.load(spec, paged)
             except Exception as exc:  # noqa: BLE001 - reported to vLLM as failed blocks
                 # vLLM then fails the request (kv_load_failure_policy "fail", its default) or
                 # recomputes the blocks ("recompute"); never decodes on unwritten KV
@@ -218,19 +221,13 @@ class SemcacheConnector(KVConnectorBase_V1):
                         outcome.ms)
             self.log("start_load_kv", **asdict(outcome), start=spec.start, end=spec.end, ratio=spec.ratio)
 
-    def _writer(self, forward_context: ForwardContext) -> Any:
-        from vllm import _custom_ops as ops
-
-        def write(layer: int, keys: torch.Tensor, values: torch.Tensor, slots: torch.Tensor) -> None:
-            name = self.layer_names[layer]
-            cache = self.kv_caches[name]
-            attn = forward_context.no_compile_layers[name]
-            num_blocks, heads, block, _ = cache.shape
-            key_cache, value_cache = cache.view(num_blocks, heads, 2 * block, -1).chunk(2, dim=2)
-            # the key half is stored in an ISA-specific packed order: let vLLM's op write it
-            ops.cpu_attn_reshape_and_cache(keys.to(cache.dtype).contiguous(), values.to(cache.dtype).contiguous(),
-                                           key_cache, value_cache, slots, attn.isa)
-        return write
+    def _paged(self, forward_context: ForwardContext) -> VllmPagedKV:
+        assert self.worker is not None
+        run = self.worker.runner
+        layers = forward_context.no_compile_layers
+        return VllmPagedKV([self.kv_caches[n] for n in self.layer_names],
+                           [layers[n].isa for n in self.layer_names], self.block_size,
+                           run.num_heads, run.num_kv_heads, run.head_dim, run.scale)  # fmt: skip
 
     def wait_for_layer_load(self, layer_name: str) -> None:
         return  # loads are synchronous: start_load_kv has written every layer already

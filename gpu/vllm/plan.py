@@ -47,6 +47,7 @@ class ConnectorConfig:
     chunk_store_bytes: int = 2 << 30
     max_chunks_per_request: int = 64
     hook_log: str | None = None  # JSON-lines file recording every hook call
+    vllm_kernels: bool = True  # vLLM's CPU RMSNorm/RoPE ops in the blend (semcache.gpu.vllm.kernels)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ratio <= 1.0:

@@ -151,6 +151,64 @@ def test_kv_only_prefill_writes_the_same_kv_without_logits(runner: ModelRunner,
         torch.testing.assert_close(got.kv.values[layer], want.kv.values[layer], atol=0, rtol=0)
 
 
+@pytest.mark.parametrize(("select", "check_layer", "ratio"),
+                         [("deviation", 1, 0.15), ("query", 0, 0.2), ("query", 1, 0.0), ("deviation", 2, 1.0)])
+def test_unwritten_fused_rows_are_never_read(runner: ModelRunner, monkeypatch: pytest.MonkeyPatch,
+                                             select: str, check_layer: int, ratio: float) -> None:  # fmt: skip
+    """The fused buffers are not zeroed: with their rows starting as NaN the blend is unchanged."""
+    from semcache.gpu import fused_kv
+
+    segs = [Segment(_tokens(6, 60)), _chunk(21, 61), Segment(_tokens(2, 62)), _chunk(18, 63),
+            Segment(_tokens(7, 64))]
+    blender = Blender(runner, anchor_ids=[1])
+    cfg = BlendConfig(ratio=ratio, check_layer=check_layer, select=select)
+    monkeypatch.setattr(fused_kv, "UNWRITTEN", 0.0)
+    want = blender.prefill(segs, cfg)
+    monkeypatch.setattr(fused_kv, "UNWRITTEN", float("nan"))
+    for logits in (True, False):
+        got = blender.prefill(segs, cfg, logits=logits)
+        if logits:
+            torch.testing.assert_close(got.logits, want.logits, atol=0, rtol=0)
+        for layer in range(runner.num_layers):
+            torch.testing.assert_close(got.kv.keys[layer], want.kv.keys[layer], atol=0, rtol=0)
+            torch.testing.assert_close(got.kv.values[layer], want.kv.values[layer], atol=0, rtol=0)
+
+
+class _Store:
+    """A ``LayerAttention`` over tensors of its own: keeps each layer's K/V, attends there."""
+
+    def __init__(self, runner: ModelRunner) -> None:
+        self.runner, self.k, self.v, self.calls = runner, {}, {}, []
+
+    def __call__(self, layer, k, v, q, q_pos):  # type: ignore[no-untyped-def]
+        self.calls.append((layer, q is None))
+        self.k[layer], self.v[layer] = k.clone(), v.clone()
+        if q is None:
+            return None
+        return self.runner.masked_attention(q, k, v, q_pos, torch.arange(k.shape[0]))
+
+
+@pytest.mark.parametrize(("select", "check_layer"), [("deviation", 1), ("query", 0), ("query", 1)])
+def test_external_attention_store_gets_every_layer_and_the_same_kv(runner: ModelRunner, select: str,
+                                                                   check_layer: int) -> None:  # fmt: skip
+    segs = [Segment(_tokens(5, 70)), _chunk(19, 71), _chunk(23, 72), Segment(_tokens(6, 73))]
+    blender = Blender(runner)
+    cfg = BlendConfig(ratio=0.2, check_layer=check_layer, select=select)
+    want = blender.prefill(segs, cfg, logits=False)
+    store = _Store(runner)
+    got = blender.prefill(segs, cfg, logits=False, attention=store)
+    n = runner.num_layers
+    # the full layers first, then (query pass, if any, then) the main pass from the check layer
+    assert store.calls[:check_layer] == [(layer, False) for layer in range(check_layer)]
+    assert store.calls[-(n - check_layer):] == [(layer, layer == n - 1) for layer in range(check_layer, n)]
+    assert got.stats.recomputed_chunk_tokens == want.stats.recomputed_chunk_tokens
+    assert (got.stats.reused_chunks, want.stats.encoded_chunks) == (2, 2)
+    for layer in range(runner.num_layers):
+        torch.testing.assert_close(store.k[layer], want.kv.keys[layer], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(store.v[layer], want.kv.values[layer], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got.kv.keys[layer], want.kv.keys[layer], atol=1e-5, rtol=1e-5)
+
+
 def test_decoding_from_fused_kv_continues_full_prefill(runner: ModelRunner) -> None:
     segs = [Segment(_tokens(4, 20)), _chunk(15, 21), Segment(_tokens(6, 22))]
     full, kv = runner.prefill(_ids(segs))
