@@ -243,13 +243,17 @@ class Blender:
 
     @torch.inference_mode()
     def prefill(self, segments: Sequence[Segment], config: BlendConfig | None = None, *,
-                logits: bool = True, attention: LayerAttention | None = None) -> BlendResult:  # fmt: skip
+                logits: bool = True, attention: LayerAttention | None = None,
+                computed: int = 0) -> BlendResult:  # fmt: skip
         """Blend prefill of ``segments`` (positions ``0..T-1`` in order). See module docstring.
 
         With ``logits=False`` only the KV is produced (for a caller that computes the rest of the
         prompt itself): the last layer's attention and MLP and the LM head are skipped.
         ``attention``: every layer's K/V go to this store and queries attend there
         (``LayerAttention``) instead of over the fused tensors (which are still returned).
+        ``computed``: the store already holds the KV of positions ``0 .. computed-1`` (a serving
+        engine's prefix-cache hit); no row before it is computed or selected, ``ratio`` counts
+        the chunk tokens from it on, and the returned KV's rows before it are unset.
         """
         cfg = config if config is not None else self.config
         run = self.runner
@@ -262,6 +266,13 @@ class Blender:
         ids_np = np.fromiter(chain.from_iterable(s.token_ids for s in segs), dtype=np.int64)
         total = int(ids_np.shape[0])
         run.check_length(total - 1)
+        m = computed
+        if not 0 <= m < total:
+            raise ValueError(f"computed must be in [0, {total}), got {m}")
+        if m and attention is None:
+            raise ValueError("computed > 0 needs an attention store that holds those rows")
+        if m and cfg.select == "query":  # its attention mass reads the fused KV of every row
+            raise ValueError("computed > 0 works with select='deviation' only")
         positions, cos, sin = run.position_tables(0, total)
         # layers before the check layer need no chunk data: launched first, the GPU runs them
         # while the host does the chunk bookkeeping below. With check layer 0 no row needs a
@@ -270,15 +281,17 @@ class Blender:
         c = cfg.check_layer
         # at check layer 0 the ids go with the bookkeeping below, in its one copy
         ids = as_ids(torch.from_numpy(ids_np), dev) if c > 0 else None
-        hidden = run.embed(ids) if ids is not None else None
+        # rows from ``m`` on: the full layers compute them only
+        hidden = run.embed(ids[m:]) if ids is not None else None
         keys: list[Tensor] = []
         values: list[Tensor] = []
         for layer in range(c):
-            q, k, v = run.qkv(layer, hidden, cos, sin, impl=cfg.impl)
+            q, k, v = run.qkv(layer, hidden, cos[m:], sin[m:], impl=cfg.impl)
+            k, v = _from_row(k, m, total), _from_row(v, m, total)
             keys.append(k)
             values.append(v)
             attn = (run.causal_attention(q, k, v) if attention is None
-                    else attention(layer, k, v, q, positions))  # fmt: skip
+                    else attention(layer, k, v, q, positions[m:]))  # fmt: skip
             hidden = run.finish_layer(layer, hidden, attn, impl=cfg.impl)
 
         # the bookkeeping is built on the host and sent in one copy: per-chunk slice updates on
@@ -291,13 +304,14 @@ class Blender:
             if s.chunk_id is not None:
                 rec, hit = self.chunk_kv(s)
                 records.append(rec)
-                rows.append((start, end))
-                flags[0, start:end] = 1
+                rows.append((start, end))  # placed whole; selectable from ``m`` on
+                flags[0, max(start, m):end] = 1
                 flags[1, start:min(end, start + cfg.boundary_tokens)] = 1
                 stored.append(rec.positions.to(dev, non_blocking=True))
                 reused += hit
             else:
-                plain.append((start, end))
+                if end > m:
+                    plain.append((max(start, m), end))
                 stored.append(positions[start:end])
             start = end
         plain_np = np.concatenate([np.arange(a, b) for a, b in plain] or [np.zeros(0, np.int64)])
@@ -308,7 +322,7 @@ class Blender:
             ids = packed[2 * total:3 * total]
         plain_all = packed[len(packed) - len(plain_np):]  # ascending: segments are in order
         delta = positions - torch.cat(stored)
-        n_chunk = sum(b - a for a, b in rows)
+        n_chunk = sum(max(0, b - max(a, m)) for a, b in rows)
         # the last prompt token is always computed (its logits are the output): when it is a
         # chunk token it takes one extra slot, counted like any other
         last_is_chunk = bool(rows) and rows[-1][1] == total
@@ -329,12 +343,14 @@ class Blender:
         k = v = None
         if c > 0:
             assert hidden is not None
-            q, k, v = run.qkv(c, hidden, cos, sin, impl=cfg.impl)
+            q, k, v = run.qkv(c, hidden, cos[m:], sin[m:], impl=cfg.impl)
+            k, v = _from_row(k, m, total), _from_row(v, m, total)
 
         def check_layer(idx: Tensor) -> CheckLayerInputs:
-            if c > 0:
+            if c > 0:  # ``hidden`` and ``q`` hold the rows from ``m`` on; ``idx`` are all past it
                 assert hidden is not None and k is not None and v is not None
-                return CheckLayerInputs(hidden[idx], q[idx], k, v)
+                rel = idx - m if m else idx
+                return CheckLayerInputs(hidden[rel], q[rel], k, v)
             return self._layer0_rows(ids, idx, cos, sin, cfg)
 
         if by_query:
@@ -526,6 +542,15 @@ class CheckLayerInputs:
     v: Tensor | None
     k_rows: Tensor | None = None
     v_rows: Tensor | None = None
+
+
+def _from_row(x: Tensor, m: int, total: int) -> Tensor:
+    """Rows ``m..total-1`` in ``x`` as a ``[total, ...]`` tensor whose first ``m`` rows are unset."""
+    if not m:
+        return x
+    out = torch.empty((total, *x.shape[1:]), dtype=x.dtype, device=x.device)
+    out[m:] = x
+    return out
 
 
 def run_steps(steps: Generator[int, None, Tensor]) -> Tensor:

@@ -128,7 +128,8 @@ class BlendWorker:
                              dtype=torch.int64)  # fmt: skip
         # vLLM computes the rest of the prompt and its logits: only the span's KV is needed
         result = self.blender.prefill(segments, self.blend_config(spec.ratio), logits=False,
-                                      attention=SpanAttention(paged, spec, slots))  # fmt: skip
+                                      attention=SpanAttention(paged, spec, slots),
+                                      computed=spec.start)  # fmt: skip
         st = result.stats
         return BlendOutcome(spec.req_id, spec.end - spec.start, st.chunk_tokens, st.reused_chunks,
                             st.encoded_chunks, st.recomputed_chunk_tokens,

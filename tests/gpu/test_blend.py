@@ -209,6 +209,51 @@ def test_external_attention_store_gets_every_layer_and_the_same_kv(runner: Model
         torch.testing.assert_close(got.kv.keys[layer], want.kv.keys[layer], atol=1e-5, rtol=1e-5)
 
 
+class _PrefixStore(_Store):
+    """``_Store`` that already holds a full prefill's KV of the first ``m`` positions and keeps
+    them: only rows from ``m`` on are written."""
+
+    def __init__(self, runner: ModelRunner, kv, m: int) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(runner)
+        self.m = m
+        self.k = {layer: kv.keys[layer].clone() for layer in range(runner.num_layers)}
+        self.v = {layer: kv.values[layer].clone() for layer in range(runner.num_layers)}
+
+    def __call__(self, layer, k, v, q, q_pos):  # type: ignore[no-untyped-def]
+        self.calls.append((layer, q is None))
+        self.k[layer][self.m:], self.v[layer][self.m:] = k[self.m:], v[self.m:]
+        if q is None:
+            return None
+        return self.runner.masked_attention(q, self.k[layer], self.v[layer], q_pos,
+                                            torch.arange(k.shape[0]))  # fmt: skip
+
+
+@pytest.mark.parametrize("m", [7, 20])  # inside the first plain run / inside the first chunk
+def test_rows_the_store_already_holds_are_neither_computed_nor_selected(
+        runner: ModelRunner, monkeypatch: pytest.MonkeyPatch, m: int) -> None:  # fmt: skip
+    segs = [Segment(_tokens(8, 80)), _chunk(22, 81), _chunk(17, 82), Segment(_tokens(5, 83))]
+    _, full = runner.prefill(_ids(segs))
+    blender = Blender(runner)
+    cfg = BlendConfig(ratio=1.0, select="deviation")
+    # r = 1 from m on over the exact KV before m: the full prefill's KV, rows before m untouched
+    store = _PrefixStore(runner, full, m)
+    res = blender.prefill(segs, cfg, logits=False, attention=store, computed=m)
+    assert res.stats.chunk_tokens == res.stats.recomputed_chunk_tokens == 22 + 17 - max(0, m - 8)
+    for layer in range(runner.num_layers):
+        torch.testing.assert_close(store.k[layer], full.keys[layer], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(store.v[layer], full.values[layer], atol=1e-5, rtol=1e-5)
+    # a ratio counts only the chunk tokens from m on, and picks none before it
+    chosen = _spy_selections(monkeypatch)
+    part = blender.prefill(segs, BlendConfig(ratio=0.3, select="deviation"), logits=False,
+                           attention=_PrefixStore(runner, full, m), computed=m)  # fmt: skip
+    assert part.stats.recomputed_chunk_tokens == round(0.3 * (39 - max(0, m - 8)))
+    assert int(chosen[0].min()) >= m
+    with pytest.raises(ValueError, match="attention store"):
+        blender.prefill(segs, cfg, computed=m)
+    with pytest.raises(ValueError, match="deviation"):
+        blender.prefill(segs, BlendConfig(select="query"), attention=store, computed=m)
+
+
 def test_decoding_from_fused_kv_continues_full_prefill(runner: ModelRunner) -> None:
     segs = [Segment(_tokens(4, 20)), _chunk(15, 21), Segment(_tokens(6, 22))]
     full, kv = runner.prefill(_ids(segs))

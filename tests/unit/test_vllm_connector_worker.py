@@ -108,7 +108,9 @@ def test_reuse_writes_only_after_the_local_prefix_hit(runner: ModelRunner) -> No
     assert (first.encoded_chunks, first.reused_chunks) == (2, 0)
     again = worker.load(spec, cache)
     assert (again.encoded_chunks, again.reused_chunks) == (0, 2)
-    assert again.recomputed_chunk_tokens == round(0.15 * 24) + 1  # + the span's last token
+    # the ratio counts the chunk tokens the worker writes (from the hit's end on), + the last token
+    assert again.chunk_tokens == 24 - (BLOCK - 5)
+    assert again.recomputed_chunk_tokens == round(0.15 * again.chunk_tokens) + 1
     # the engine-owned first block stays as it was
     assert all(torch.equal(k[own], b) for k, b in zip(cache.k, before, strict=True))
     keys, _ = cache.rows(list(spec.block_ids), BLOCK, 29)
