@@ -173,12 +173,15 @@ def drive(clients: dict[str, httpx.Client], load: dict[str, list[dict[str, Any]]
     out: dict[str, dict[str, Any]] = {"off": {}, "on": {}}
     for client in clients.values():
         chat(client, {"docs": ["Warm-up document."], "question": "Hi", "declare": False}, 2)
+    marks: dict[str, tuple[float, float]] = {}
     for phase in ("plain", "warm", "measured"):
         for side in out.values():
             side[phase] = []
+        began = time.time()
         for i, item in enumerate(load[phase]):
             for name in (("off", "on") if i % 2 == 0 else ("on", "off")):
                 out[name][phase].append(chat(clients[name], item, args.new_tokens))
+        marks[phase] = (began, time.time())
         print(f"{phase}: median TTFT off {statistics.median(r['ttft_ms'] for r in out['off'][phase]):.0f} ms, "
               f"on {statistics.median(r['ttft_ms'] for r in out['on'][phase]):.0f} ms", flush=True)
     off, on = clients["off"], clients["on"]
@@ -191,6 +194,7 @@ def drive(clients: dict[str, httpx.Client], load: dict[str, list[dict[str, Any]]
         out["on"]["teacher_forced"].append(sum(hits) / len(hits))
         out["on"]["free_running"].append(greedy_ids(on, p, args.new_tokens, chunks))
     print("quality measured", flush=True)
+    out["marks"] = marks  # type: ignore[assignment]
     return out
 
 
@@ -256,9 +260,14 @@ def main() -> None:
         off, on = result["off"], result["on"]
         hooks = [json.loads(line) for line in (workdir / "on_hooks.jsonl").read_text().splitlines()]
     loads = [h for h in hooks if h["hook"] == "start_load_kv" and "written" in h]
+    began, ended = result["marks"]["measured"]
+    measured = [h for h in loads if began <= h["t"] <= ended]
     summary = summarise(off, on, args)
     summary["connector"] = {
         "loads": len(loads), "median_blend_ms": round(statistics.median(h["ms"] for h in loads), 1),
+        "measured_loads": len(measured),
+        "measured_median_blend_ms": round(statistics.median(h["ms"] for h in measured), 1) if measured else None,
+        "measured_median_written_tokens": statistics.median(h["written"] for h in measured) if measured else None,
         "median_written_tokens": statistics.median(h["written"] for h in loads),
         "encoded_chunks": sum(h["encoded_chunks"] for h in loads),
         "reused_chunks": sum(h["reused_chunks"] for h in loads)}

