@@ -183,3 +183,40 @@ def test_position_tables_equal_rope_tables_of_the_same_positions() -> None:
         ref_cos, ref_sin = run.rope_tables(torch.arange(start, start + n))
         assert torch.equal(cos, ref_cos) and torch.equal(sin, ref_sin)
     assert run._position_tables is not None and run._position_tables[0].shape[0] == 64
+
+
+class _CountingKernels:
+    """``LayerKernels`` that count their calls and compute with ``ops`` (the same maths)."""
+
+    def __init__(self) -> None:
+        self.norms = self.ropes = 0
+
+    def rms_norm(self, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        from semcache.gpu import ops
+
+        self.norms += 1
+        return ops.rms_norm(x, weight, eps)
+
+    def rope_qkv(self, qkv, cos, sin, num_heads, num_kv_heads):  # type: ignore[no-untyped-def]
+        from semcache.gpu import ops
+
+        self.ropes += 1
+        return ops.rope_qkv(qkv, cos, sin, num_heads, num_kv_heads)
+
+
+def test_layer_kernels_replace_norms_and_rope_for_auto_only() -> None:
+    model = _model("llama")
+    kernels = _CountingKernels()
+    with_k, plain = ModelRunner(model, kernels=kernels), ModelRunner(model)
+    ids = torch.randint(0, 97, (11,), generator=torch.Generator().manual_seed(2))
+    got, _ = with_k.prefill(ids)
+    want, _ = plain.prefill(ids)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+    layers = with_k.num_layers
+    assert (kernels.norms, kernels.ropes) == (2 * layers, layers)
+    with torch.inference_mode():
+        positions, cos, sin = with_k.position_tables(0, 11)
+        hidden = with_k.embed(ids)
+        with_k.qkv(0, hidden, cos, sin, impl="torch")  # the plain-PyTorch baseline: its own maths
+        with_k.finish_layer(0, hidden, torch.zeros(11, 4, 16), impl="torch")
+    assert (kernels.norms, kernels.ropes) == (2 * layers, layers)
