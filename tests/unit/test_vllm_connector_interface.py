@@ -54,7 +54,9 @@ print("OK", real)
 '''
 
 
-def test_connector_matches_vllm_interfaces(tmp_path: Path) -> None:
+def _run_in_vllm(script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` with the vLLM venv's Python and this checkout on its path (skipped locally
+    when that venv is missing; CI builds it)."""
     python = vllm_home() / "venv" / "bin" / "python"
     if not (vllm_home() / "venv" / ".complete").is_file():
         if os.environ.get("CI"):
@@ -64,8 +66,12 @@ def test_connector_matches_vllm_interfaces(tmp_path: Path) -> None:
         else:
             pytest.skip(f"no vLLM venv at {vllm_home()} (scripts/build_vllm_env.sh builds it)")
     env = server_env(os.environ, source_shim(tmp_path / "src"))
-    proc = subprocess.run([str(python), "-c", SCRIPT], cwd=tmp_path, env=env, capture_output=True, text=True,
+    return subprocess.run([str(python), "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=240)
+
+
+def test_connector_matches_vllm_interfaces(tmp_path: Path) -> None:
+    proc = _run_in_vllm(SCRIPT, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "OK 0.32.0"
 
@@ -140,16 +146,6 @@ def test_paged_attention_matches_an_fp32_reference_in_vllm(tmp_path: Path) -> No
     """vLLM's cache write and CPU attention kernel, as the worker calls them, attend exactly by
     position: queries in runs and alone, across a block boundary, against an fp32 reference;
     vLLM's RMSNorm and RoPE ops (the connector runner's kernels) agree with the references."""
-    python = vllm_home() / "venv" / "bin" / "python"
-    if not (vllm_home() / "venv" / ".complete").is_file():
-        if os.environ.get("CI"):
-            from tests.fixtures.vllm import build_vllm
-
-            python, _ = build_vllm()
-        else:
-            pytest.skip(f"no vLLM venv at {vllm_home()} (scripts/build_vllm_env.sh builds it)")
-    env = server_env(os.environ, source_shim(tmp_path / "src"))
-    proc = subprocess.run([str(python), "-c", KERNEL_SCRIPT], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=240)
+    proc = _run_in_vllm(KERNEL_SCRIPT, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1].startswith("OK ")
