@@ -168,8 +168,10 @@ def start_server(name: str, python: Path, model: Path, shim: Path, workdir: Path
 
 
 def drive(clients: dict[str, httpx.Client], load: dict[str, list[dict[str, Any]]],
-          args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Both servers get every request, alternating which goes first, so both see the same load."""
+          args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[float, float]]]:
+    """Both servers get every request, alternating which goes first, so both see the same load.
+
+    Returns each side's results and each phase's (start, end) wall-clock times."""
     out: dict[str, dict[str, Any]] = {"off": {}, "on": {}}
     for client in clients.values():
         chat(client, {"docs": ["Warm-up document."], "question": "Hi", "declare": False}, 2)
@@ -194,8 +196,7 @@ def drive(clients: dict[str, httpx.Client], load: dict[str, list[dict[str, Any]]
         out["on"]["teacher_forced"].append(sum(hits) / len(hits))
         out["on"]["free_running"].append(greedy_ids(on, p, args.new_tokens, chunks))
     print("quality measured", flush=True)
-    out["marks"] = marks  # type: ignore[assignment]
-    return out
+    return out, marks
 
 
 def summarise(off: dict[str, Any], on: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -253,14 +254,14 @@ def main() -> None:
                 proc, base = start_server(name, python, model, shim, workdir, args)
                 procs.append(proc)
                 clients[name] = httpx.Client(base_url=base, timeout=300)
-            result = drive(clients, load, args)
+            result, marks = drive(clients, load, args)
         finally:
             for proc in procs:
                 stop_process_group(proc)
         off, on = result["off"], result["on"]
         hooks = [json.loads(line) for line in (workdir / "on_hooks.jsonl").read_text().splitlines()]
     loads = [h for h in hooks if h["hook"] == "start_load_kv" and "written" in h]
-    began, ended = result["marks"]["measured"]
+    began, ended = marks["measured"]
     measured = [h for h in loads if began <= h["t"] <= ended]
     summary = summarise(off, on, args)
     summary["connector"] = {

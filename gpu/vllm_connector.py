@@ -112,6 +112,7 @@ class SemcacheConnector(KVConnectorBase_V1):
             self.layer_names: list[str] = []
             self.worker: BlendWorker | None = None
             self._failed_blocks: set[int] = set()
+            self._paged_kv: VllmPagedKV | None = None  # built on the first load: fixed after it
 
     # ----- set-up ----------------------------------------------------------------------------
     def _tokenizer(self, vllm_config: VllmConfig) -> Any:
@@ -222,12 +223,16 @@ class SemcacheConnector(KVConnectorBase_V1):
             self.log("start_load_kv", **asdict(outcome), start=spec.start, end=spec.end, ratio=spec.ratio)
 
     def _paged(self, forward_context: ForwardContext) -> VllmPagedKV:
-        assert self.worker is not None
-        run = self.worker.runner
-        layers = forward_context.no_compile_layers
-        return VllmPagedKV([self.kv_caches[n] for n in self.layer_names],
-                           [layers[n].isa for n in self.layer_names], self.block_size,
-                           run.num_heads, run.num_kv_heads, run.head_dim, run.scale)  # fmt: skip
+        """The paged cache as the worker uses it: the KV tensors and each layer's ISA (set by
+        vLLM's attention metadata builder when the engine starts) do not change later."""
+        if self._paged_kv is None:
+            assert self.worker is not None
+            run = self.worker.runner
+            layers = forward_context.no_compile_layers
+            self._paged_kv = VllmPagedKV([self.kv_caches[n] for n in self.layer_names],
+                                         [layers[n].isa for n in self.layer_names], self.block_size,
+                                         run.num_heads, run.num_kv_heads, run.head_dim, run.scale)  # fmt: skip
+        return self._paged_kv
 
     def wait_for_layer_load(self, layer_name: str) -> None:
         return  # loads are synchronous: start_load_kv has written every layer already

@@ -40,9 +40,10 @@ def position_runs(q_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sequence lengths ``[runs]``, i.e. each run's last position + 1)."""
     if q_pos.ndim != 1 or q_pos.size == 0:
         raise ValueError("need a non-empty 1-D array of query positions")
-    if (np.diff(q_pos) <= 0).any():
+    steps = np.diff(q_pos)
+    if (steps <= 0).any():
         raise ValueError("query positions must be strictly ascending")
-    breaks = np.flatnonzero(np.diff(q_pos) != 1) + 1
+    breaks = np.flatnonzero(steps != 1) + 1
     starts = np.concatenate(([0], breaks, [q_pos.size]))
     return starts, q_pos[starts[1:] - 1] + 1
 
