@@ -1,13 +1,15 @@
-"""Maps the top-level folders adapters/ and gpu/ into the semcache namespace.
+"""Maps the top-level folders adapters/, gpu/ and alembic/ into the semcache namespace.
 
 The repo keeps the architecture visible (semcache/, adapters/, gpu/ side by
-side), while the installed import names stay unambiguous: semcache.adapters.*
-and semcache.gpu.*. Metadata lives in pyproject.toml.
+side), while the installed import names stay unambiguous: semcache.adapters.*,
+semcache.gpu.* and semcache.migrations (the schema migrations, found by
+semcache.storage.engine through the package path). Metadata lives in pyproject.toml.
 """
 
 from setuptools import find_packages, setup
 
-FOLDERS = {"semcache": "semcache", "semcache.adapters": "adapters", "semcache.gpu": "gpu"}
+FOLDERS = {"semcache": "semcache", "semcache.adapters": "adapters", "semcache.gpu": "gpu",
+           "semcache.migrations": "alembic"}
 
 packages: list[str] = []
 for prefix, folder in FOLDERS.items():

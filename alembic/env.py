@@ -1,7 +1,7 @@
 """Alembic environment for semcache's store.
 
 Two ways in:
-- in-process (``semcache.db.upgrade``): the caller passes an open connection,
+- in-process (``semcache.storage.engine.upgrade``): the caller passes an open connection,
   already inside a locked transaction, as ``config.attributes["connection"]``;
 - the ``alembic`` command line: the URL comes from ``-x url=...`` or the
   ``SEMCACHE_DB_URL`` environment variable, and the lock is taken here.
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 
+from alembic import context
 from sqlalchemy import Connection
 
-from alembic import context
-from semcache.db import lock_for_migration, make_engine, write_transaction
+from semcache.storage.engine import lock_for_migration, make_engine, write_transaction
 
 config = context.config
 

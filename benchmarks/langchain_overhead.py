@@ -184,7 +184,7 @@ def run(n: int, warmup: int) -> dict[str, Any]:
     from semcache.adapters.langchain import LocalBackend, SemcacheCache, SemcacheChatModel
 
     from semcache.cache import SemanticCache
-    from semcache.embedding import MiniLMEmbedder
+    from semcache.embed.minilm import MiniLMEmbedder
 
     minilm = MiniLMEmbedder()
     stream_n = max(1, n // 2)

@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from semcache.embedding import MiniLMEmbedder
+from semcache.embed.microbatch import MicroBatcher
+from semcache.embed.minilm import MiniLMEmbedder
 from semcache.index import HnswIndex
-from semcache.microbatch import MicroBatcher
 
 REAL_ENTRIES = 10_000
 N_QUERIES = 1_000  # half held-out texts, half perturbed indexed texts

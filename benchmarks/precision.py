@@ -4,13 +4,13 @@ Systems, all on the same all-MiniLM-L6-v2 embeddings:
 
 * ``global``: one cosine threshold, no verifier (how GPTCache, RedisVL, LiteLLM and
   LangChain's Redis cache decide), calibrated on the dev set the same way as
-  semcache's thresholds (``semcache.calibrate`` with ``--global``, no verifier);
+  semcache's thresholds (``semcache.tools.calibrate`` with ``--global``, no verifier);
 * ``gptcache``: GPTCache 0.1.44 from PyPI, with our embedder, faiss and its
   ``SearchDistanceEvaluation`` at the same global threshold;
 * ``semcache``: per-category thresholds calibrated on dev + the verifier + context,
-  run through the production lookup path (``semcache.evaluate``). The context
+  run through the production lookup path (``semcache.tools.evaluate``). The context
   threshold (cosine each aligned earlier turn must reach) is calibrated on the
-  ``calibration`` half of the contextual rows only (``semcache.calibrate.
+  ``calibration`` half of the contextual rows only (``semcache.tools.calibrate.
   calibrate_context``); contextual figures are reported on the whole set and on
   each half, so the ``report`` half is measured on rows the calibration never saw.
 
@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from semcache.cache import SemanticCache
-from semcache.calibrate import calibrate, calibrate_context, score_rows
-from semcache.context import ContextMatcher
-from semcache.evaluate import evaluate, load_rows, metrics, parse_row
-from semcache.verifier import PassThroughVerifier
+from semcache.lookup.context import ContextMatcher
+from semcache.tools.calibrate import calibrate, calibrate_context, score_rows
+from semcache.tools.evaluate import evaluate, load_rows, metrics, parse_row
 from semcache.verify import HardNegativeVerifier
+from semcache.verify.base import PassThroughVerifier
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -3,7 +3,7 @@
     python benchmarks/proxy.py --out benchmarks/results/proxy.json [--vllm-url URL] [--skip-vllm]
 
 Every server runs in its own process: a fast fake upstream (so model time does
-not drown the proxy's overhead), the proxy (``python -m semcache.cli_serve``),
+not drown the proxy's overhead), the proxy (``python -m semcache.adapters.proxy.cli``),
 the load generator (``--loadgen``, raw asyncio HTTP/1.1 over keep-alive
 connections), and a real vLLM serving SmolLM2 on CPU (started here unless
 ``--vllm-url`` is given). Warm-ups are not counted. Latencies are medians and
@@ -228,7 +228,7 @@ def start_proxy(upstream: str, db: Path, tmp: Path) -> tuple[subprocess.Popen[by
     from tests.fixtures.vllm import free_port
 
     port = free_port()
-    proc = spawn(["-m", "semcache.cli_serve", "--upstream", upstream, "--port", str(port), "--db",
+    proc = spawn(["-m", "semcache.adapters.proxy.cli", "--upstream", upstream, "--port", str(port), "--db",
                   f"sqlite:///{db}", "--log-level", "warning"], tmp / f"proxy-{port}.log")
     url = f"http://127.0.0.1:{port}"
     wait_up(f"{url}/healthz", proc)
@@ -372,7 +372,7 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         port = free_port()
-        fake_proc = spawn(["-m", "semcache.adapters.proxy.testing", "--port", str(port)], tmp / "fake.log")
+        fake_proc = spawn(["-m", "tests.fixtures.upstream", "--port", str(port)], tmp / "fake.log")
         procs.append(fake_proc)
         fake = f"http://127.0.0.1:{port}"
         wait_up(f"{fake}/v1/models", fake_proc)

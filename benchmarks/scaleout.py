@@ -318,7 +318,7 @@ def main() -> None:
                 conn.execute(f"CREATE DATABASE {name}")
         base = pg.rsplit("/", 1)[0]
         port = free_port()
-        fake = servers.spawn(["-m", "semcache.adapters.proxy.testing", "--port", str(port)], "upstream")
+        fake = servers.spawn(["-m", "tests.fixtures.upstream", "--port", str(port)], "upstream")
         upstream = f"http://127.0.0.1:{port}"
         wait_up(f"{upstream}/v1/models", fake, timeout_s=300)
 

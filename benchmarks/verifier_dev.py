@@ -165,7 +165,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "verifier_dev.json")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from semcache.embedding import MiniLMEmbedder
+    from semcache.embed.minilm import MiniLMEmbedder
 
     embedder = MiniLMEmbedder()
     result: dict[str, Any] = {

@@ -12,7 +12,7 @@ Two ways to cache:
 - ``--cache wrap``: ``SemcacheChatModel`` around ``ChatOpenAI(base_url=<engine>/v1)`` with an
   in-process SQLite cache (``--db``); streams are cached too.
 
-    python -m semcache.cli_serve --upstream http://127.0.0.1:8000 --port 8080 &
+    python -m semcache.adapters.proxy.cli --upstream http://127.0.0.1:8000 --port 8080 &
     python examples/langchain_rag.py --base-url http://127.0.0.1:8080 --model smollm2
     python examples/langchain_rag.py --cache wrap --base-url http://127.0.0.1:8000 --model smollm2
 """

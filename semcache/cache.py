@@ -24,15 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from semcache.adaptive import AdaptiveThresholds, Adjustment
-from semcache.categories import Categoriser
-from semcache.context import ContextMatcher, search_text
-from semcache.mirror import EntryMeta, EntryMirror
-from semcache.normalize import exact_key, normalize_text, prompt_hash
-from semcache.policies import Policy, PolicySet
-from semcache.recorder import Recorder
+from semcache.lookup.adaptive import AdaptiveThresholds, Adjustment
+from semcache.lookup.categories import Categoriser
+from semcache.lookup.context import ContextMatcher, search_text
+from semcache.lookup.normalize import exact_key, normalize_text, prompt_hash
+from semcache.lookup.policies import Policy, PolicySet
+from semcache.replication.mirror import EntryMeta, EntryMirror
+from semcache.storage.recorder import Recorder
 from semcache.types import CacheRequest, Hit, LookupResult, Rejection
-from semcache.verifier import Verifier
+from semcache.verify.base import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class SemanticCache:
 
     def __init__(
         self,
-        store: Any = "sqlite:///semcache.db",
+        store: Any = "sqlite:///semcache.storage.engine",
         *,
         embedder: Any | None = None,
         index: Any | None = None,
@@ -61,11 +61,11 @@ class SemanticCache:
     ) -> None:
         """``feed``: follow the store's change log (other processes' writes), by
         default on PostgreSQL only; ``feed_poll_s`` is its poll period.
-        ``shared``: an optional shared tier (``semcache.redis_tier.RedisTier``),
+        ``shared``: an optional shared tier (``semcache.replication.redis_tier.RedisTier``),
         told of every local store and deletion; closed by ``close()``."""
-        from semcache.feed.follower import ChangeFeed, RecentIds
-        from semcache.feed.log import position
-        from semcache.store import Store
+        from semcache.replication.follower import ChangeFeed, RecentIds
+        from semcache.storage.changelog import position
+        from semcache.storage.store import Store
 
         self._owns_store = not isinstance(store, Store)
         self.db: Store = Store(store) if self._owns_store else store
@@ -88,7 +88,7 @@ class SemanticCache:
             self._sync_lock = threading.Lock()
             self._tombstones = RecentIds()
             self.recorder = Recorder(self.db, interval=stats_interval, clock=self._clock)
-            from semcache.rebuild import rebuild
+            from semcache.replication.rebuild import rebuild
 
             loaded_at = position(self.db.engine)  # before the load: replaying is idempotent
             rebuild(self, progress_min=rebuild_progress_min)
@@ -285,7 +285,7 @@ class SemanticCache:
 
     def _commit(self, request: CacheRequest, response: Any, vector: np.ndarray, category: str,
                 policy: Policy, *, tokens: int, cost: float, latency_ms: float) -> int:
-        from semcache.store import NewEntry
+        from semcache.storage.store import NewEntry
 
         now = self._clock()
         expires = now + timedelta(seconds=policy.ttl_seconds) if policy.ttl_seconds else None
@@ -404,8 +404,9 @@ class SemanticCache:
 
 
 def _default_embedder() -> Any:
-    from semcache.embedding import CachedEmbedder, MiniLMEmbedder
-    from semcache.microbatch import MicroBatcher
+    from semcache.embed.lru import CachedEmbedder
+    from semcache.embed.microbatch import MicroBatcher
+    from semcache.embed.minilm import MiniLMEmbedder
 
     # LRU first (a repeat costs no queueing); the batcher adds no wait of its own:
     # requests that arrive while a batch runs simply form the next batch.

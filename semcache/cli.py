@@ -21,7 +21,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from semcache.calibrate import calibrate_cmd
+from semcache.tools.calibrate import calibrate_cmd
 
 app = typer.Typer(
     help="semcache: a semantic response cache for LLM apps. Manage the store, evaluate and "
@@ -31,7 +31,7 @@ db_app = typer.Typer(help="Manage the store's schema (Alembic migrations).", no_
 app.add_typer(db_app, name="db")
 
 DbOpt = Annotated[str, typer.Option("--db", envvar="SEMCACHE_DB_URL",
-                                    help="SQLAlchemy URL of the store, e.g. sqlite:///semcache.db or postgresql://...")]
+                                    help="SQLAlchemy URL of the store, e.g. sqlite:///semcache.storage.engine or postgresql://...")]
 PoliciesOpt = Annotated[Optional[Path], typer.Option("--policies", help="YAML/TOML policy file (defaults built in)")]  # noqa: UP045
 
 
@@ -41,10 +41,10 @@ def _fail(message: str) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: DbOpt = "sqlite:///semcache.db",
+def db_upgrade(db: DbOpt = "sqlite:///semcache.storage.engine",
                revision: Annotated[str, typer.Option(help="target revision")] = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
-    from semcache.db import upgrade
+    from semcache.storage.engine import upgrade
 
     try:
         upgrade(db, revision)
@@ -55,9 +55,9 @@ def db_upgrade(db: DbOpt = "sqlite:///semcache.db",
 
 @db_app.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision, e.g. base or -1")],
-                 db: DbOpt = "sqlite:///semcache.db") -> None:
+                 db: DbOpt = "sqlite:///semcache.storage.engine") -> None:
     """Revert migrations down to REVISION."""
-    from semcache.db import downgrade
+    from semcache.storage.engine import downgrade
 
     try:
         downgrade(db, revision)
@@ -67,9 +67,9 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision, 
 
 
 @db_app.command("current")
-def db_current(db: DbOpt = "sqlite:///semcache.db") -> None:
+def db_current(db: DbOpt = "sqlite:///semcache.storage.engine") -> None:
     """Print the database's current revision."""
-    from semcache.db import current_revision, make_engine
+    from semcache.storage.engine import current_revision, make_engine
 
     try:
         engine = make_engine(db)
@@ -79,11 +79,11 @@ def db_current(db: DbOpt = "sqlite:///semcache.db") -> None:
 
 
 @app.command()
-def stats(db: DbOpt = "sqlite:///semcache.db",
+def stats(db: DbOpt = "sqlite:///semcache.storage.engine",
           tenant: Annotated[Optional[str], typer.Option(help="only this tenant")] = None,  # noqa: UP045
           as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """Show hit rate, entries and savings recorded in the store."""
-    from semcache.store import Store
+    from semcache.storage.store import Store
 
     try:
         store = Store(db)
@@ -109,8 +109,8 @@ def eval_cmd(
 ) -> None:
     """Evaluate hit/miss decisions on labelled pairs through the production lookup path."""
     from semcache.cache import SemanticCache
-    from semcache.evaluate import evaluate, format_table, load_rows
-    from semcache.verifier import PassThroughVerifier
+    from semcache.tools.evaluate import evaluate, format_table, load_rows
+    from semcache.verify.base import PassThroughVerifier
 
     try:
         rows = load_rows(pairs)
@@ -140,7 +140,7 @@ def _mount_optional() -> None:
     import importlib
 
     for module, attr, name in (
-        ("semcache.cli_serve", "serve", "serve"),
+        ("semcache.adapters.proxy.cli", "serve", "serve"),
     ):
         try:
             command = getattr(importlib.import_module(module), attr)

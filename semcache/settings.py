@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class CoreSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEMCACHE_", extra="ignore")
 
-    db_url: str = Field("sqlite:///semcache.db", description="SQLAlchemy URL of the store")
+    db_url: str = Field("sqlite:///semcache.storage.engine", description="SQLAlchemy URL of the store")
     policies: Path | None = Field(None, description="YAML/TOML policy file (defaults built in)")
     index: Literal["hnsw", "faiss"] = "hnsw"
     context_threshold: float = Field(0.70, gt=0.0, le=1.0)

@@ -5,7 +5,7 @@ parameters that change the answer, an optional user, and the exact context
 (system prompt and retrieved documents). The partition key is what the vector
 index is split by, so a search can never return another partition's entry.
 Earlier conversation turns are the *soft* context: they are compared by
-meaning after the search (see ``semcache.context``).
+meaning after the search (see ``semcache.lookup.context``).
 """
 
 from __future__ import annotations

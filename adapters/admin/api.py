@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from semcache.adapters.admin.deps import ContextDep, Reader, Writer
 from semcache.adapters.admin.entries import MAX_PAGE, EntryFilters
-from semcache.adapters.proxy.errors import ProxyError
+from semcache.adapters.server.errors import ProxyError
 
 router = APIRouter(prefix="/admin/api", tags=["admin"])
 

@@ -1,7 +1,7 @@
 """Serving the admin: inside the proxy's app (``mount``) or on its own (``create_admin_app``).
 
     mount(app, cache, settings)                       # proxy: /admin and /admin/api
-    create_admin_app("sqlite:///semcache.db", {token: "admin"})   # standalone
+    create_admin_app("sqlite:///semcache.storage.engine", {token: "admin"})   # standalone
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from semcache.adapters.admin.auth import AdminAuth
 from semcache.adapters.admin.deps import STATE_ATTR, AdminContext
 from semcache.adapters.admin.pricing import PriceTable
 from semcache.adapters.admin.service import AdminService
-from semcache.adapters.proxy.errors import ProxyError, install_error_handlers
+from semcache.adapters.server.errors import ProxyError, install_error_handlers
 
 
 def _include(app: FastAPI, ctx: AdminContext) -> None:
@@ -69,7 +69,7 @@ def create_admin_app(db_url: str, tokens: Mapping[str, str], *, prices: PriceTab
     With ``cache`` (a ``SemanticCache`` on the same database) changes go
     through it; otherwise straight to the database.
     """
-    from semcache.store import Store
+    from semcache.storage.store import Store
 
     auth = AdminAuth(tokens)
     store = cache.db if cache is not None else Store(db_url)

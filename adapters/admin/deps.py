@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from semcache.adapters.admin.auth import COOKIE, Actor, AdminAuth, AuthError, token_from
 from semcache.adapters.admin.service import AdminService
-from semcache.adapters.proxy.errors import ProxyError
+from semcache.adapters.server.errors import ProxyError
 
 STATE_ATTR = "semcache_admin"
 

@@ -1,6 +1,6 @@
 """Read-side queries of the entry browser: filtered, paged listings and savings per model.
 
-Filters travel as bound parameters (through ``semcache.store_queries``); a
+Filters travel as bound parameters (through ``semcache.storage.queries``); a
 search string is a case-insensitive substring with LIKE wildcards escaped.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, func, select
 
-from semcache.models import utcnow
-from semcache.store_queries import ENTRIES, entry_filters
+from semcache.storage.queries import ENTRIES, entry_filters
+from semcache.storage.schema import utcnow
 
 MAX_PAGE = 200
 # Columns the browser shows; embeddings stay out of listings.

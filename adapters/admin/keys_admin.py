@@ -1,6 +1,6 @@
 """Tenants and API keys for the admin: list, create, rotate and revoke by key id.
 
-Issuing goes through the proxy's :class:`~semcache.adapters.proxy.keys.KeyStore`
+Issuing goes through the proxy's :class:`~semcache.adapters.server.keys.KeyStore`
 (keys are stored only as SHA-256 hashes; a new key is shown once). A proxy
 that has a key in its resolve cache stops accepting it within that cache's TTL.
 """
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from semcache.adapters.proxy.keys import KeyStore, log_revocation
+from semcache.adapters.server.keys import KeyStore, log_revocation
+from semcache.adapters.server.tenant_tables import ApiKey, Tenant
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from semcache.auth_models import ApiKey, Tenant
-from semcache.models import utcnow
+from semcache.storage.schema import utcnow
 
 
 class KeyAdmin:

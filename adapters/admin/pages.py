@@ -17,7 +17,7 @@ from semcache.adapters.admin.charts import day_bars
 from semcache.adapters.admin.deps import AdminContext, get_context, identify
 from semcache.adapters.admin.entries import EntryFilters
 
-from semcache.policies import CATEGORIES
+from semcache.lookup.policies import CATEGORIES
 
 HERE = Path(__file__).resolve().parent
 PAGE_SIZE = 25

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from semcache.adapters.admin.audit import AuditLog
 from semcache.adapters.admin.entries import (
     EntryFilters,
     list_entries,
@@ -25,13 +24,14 @@ from semcache.adapters.admin.entries import (
 )
 from semcache.adapters.admin.keys_admin import KeyAdmin
 from semcache.adapters.admin.pricing import PriceTable
+from semcache.adapters.server.audit import AuditLog
 from sqlalchemy import delete, func, select
 
-from semcache.db import write_transaction
-from semcache.models import utcnow
-from semcache.policies import CATEGORIES, Policy, PolicySet
-from semcache.store import Store
-from semcache.store_admin import POLICY_FIELDS, STATS
+from semcache.lookup.policies import CATEGORIES, Policy, PolicySet
+from semcache.storage.admin import POLICY_FIELDS, STATS
+from semcache.storage.engine import write_transaction
+from semcache.storage.schema import utcnow
+from semcache.storage.store import Store
 
 CacheProvider = Callable[[], Any]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from semcache.store import EntryRow, HitDelta, NewEntry, Store
+from semcache.storage.store import EntryRow, HitDelta, NewEntry, Store
 
 FORMAT = "semcache.entry.v1"
 _VECTORS = ("embedding", "history_embedding")

@@ -39,7 +39,7 @@ class Backend(Protocol):
 class LocalBackend:
     """An in-process ``SemanticCache`` (given, or built from a store URL and owned)."""
 
-    def __init__(self, cache: Any = "sqlite:///semcache.db", **cache_kwargs: Any) -> None:
+    def __init__(self, cache: Any = "sqlite:///semcache.storage.engine", **cache_kwargs: Any) -> None:
         from semcache.cache import SemanticCache
 
         if isinstance(cache, SemanticCache):

@@ -23,14 +23,14 @@ from fastapi.responses import JSONResponse, Response
 from semcache.adapters.proxy import routes_cache_api, routes_openai
 from semcache.adapters.proxy.body_limit import BodyLimit
 from semcache.adapters.proxy.deps import StateDep
-from semcache.adapters.proxy.errors import install_error_handlers
-from semcache.adapters.proxy.keys import KeyStore
 from semcache.adapters.proxy.load import LoadMonitor
 from semcache.adapters.proxy.metrics import CONTENT_TYPE, ProxyMetrics
 from semcache.adapters.proxy.settings import ProxySettings
 from semcache.adapters.proxy.singleflight import SharedFlights
 from semcache.adapters.proxy.state import ProxyState
 from semcache.adapters.proxy.upstream import Upstream
+from semcache.adapters.server.errors import install_error_handlers
+from semcache.adapters.server.keys import KeyStore
 
 log = logging.getLogger("semcache.proxy")
 
@@ -40,7 +40,7 @@ def _build_cache(settings: ProxySettings) -> Any:
 
     shared = None
     if settings.redis_url is not None:
-        from semcache.redis_tier import RedisTier
+        from semcache.replication.redis_tier import RedisTier
 
         shared = RedisTier(settings.redis_url, prefix=settings.redis_prefix, timeout_s=settings.redis_timeout_s,
                            required=settings.redis_required)
@@ -59,7 +59,7 @@ def _shared_flights(settings: ProxySettings, cache: Any) -> SharedFlights | None
     mode = settings.shared_singleflight
     if mode == "off" or (mode == "auto" and getattr(cache, "feed", None) is None):
         return None
-    from semcache.feed.leases import FlightLeases
+    from semcache.adapters.server.leases import FlightLeases
 
     return SharedFlights(FlightLeases(cache.db.engine, lease_s=settings.shared_flight_lease_s), cache)
 

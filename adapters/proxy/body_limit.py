@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from semcache.adapters.proxy.errors import error_body
+from semcache.adapters.server.errors import error_body
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 

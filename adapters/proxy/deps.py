@@ -6,9 +6,9 @@ import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Request
-from semcache.adapters.proxy.errors import ProxyError
-from semcache.adapters.proxy.keys import Principal
 from semcache.adapters.proxy.state import ProxyState
+from semcache.adapters.server.errors import ProxyError
+from semcache.adapters.server.keys import Principal
 
 
 async def get_state(request: Request) -> ProxyState:

@@ -21,9 +21,7 @@ from typing import Any
 import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
-from semcache.adapters.proxy.errors import ProxyError, bad_request
-from semcache.adapters.proxy.keys import Principal
-from semcache.adapters.proxy.scope import ScopedRequest, scope_request
+from semcache.adapters.proxy.parse import ScopedRequest, scope_request
 from semcache.adapters.proxy.state import ProxyState
 from semcache.adapters.proxy.streaming import (
     DONE,
@@ -34,6 +32,8 @@ from semcache.adapters.proxy.streaming import (
     storable,
 )
 from semcache.adapters.proxy.upstream import HOP_HEADERS
+from semcache.adapters.server.errors import ProxyError, bad_request
+from semcache.adapters.server.keys import Principal
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from semcache.adapters.proxy.deps import PrincipalDep, StateDep
-from semcache.adapters.proxy.errors import bad_request
+from semcache.adapters.server.errors import bad_request
 
 from semcache.types import CacheRequest, Document, Scope
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from semcache.adapters.proxy.deps import PrincipalDep, StateDep
-from semcache.adapters.proxy.errors import ProxyError
 from semcache.adapters.proxy.handler import CompletionHandler
 from semcache.adapters.proxy.schemas import CHAT_BODY, COMPLETIONS_BODY, openapi_body
+from semcache.adapters.server.errors import ProxyError
 
 router = APIRouter(tags=["openai"])
 

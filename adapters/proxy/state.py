@@ -6,12 +6,12 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-from semcache.adapters.proxy.keys import KeyStore
 from semcache.adapters.proxy.load import LoadMonitor
 from semcache.adapters.proxy.metrics import ProxyMetrics
 from semcache.adapters.proxy.settings import ProxySettings
 from semcache.adapters.proxy.singleflight import SharedFlights, SingleFlight
 from semcache.adapters.proxy.upstream import Upstream
+from semcache.adapters.server.keys import KeyStore
 
 
 @dataclass

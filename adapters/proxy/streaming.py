@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from semcache.adapters.proxy.scope import Endpoint
+from semcache.adapters.proxy.parse import Endpoint
 
 DONE = b"data: [DONE]\n\n"
 STORABLE_FINISH = frozenset({"stop", "length"})

@@ -17,9 +17,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from semcache.adapters.proxy.errors import ProxyError
 from semcache.adapters.proxy.metrics import ProxyMetrics
 from semcache.adapters.proxy.settings import ProxySettings
+from semcache.adapters.server.errors import ProxyError
 
 # Request headers that describe one hop only, or that httpx sets itself.
 HOP_HEADERS = frozenset({

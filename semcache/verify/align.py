@@ -25,7 +25,7 @@ from semcache.verify.numbers import (
     normalize_numbers,
     number_value,
 )
-from semcache.verify.scope import SCOPE_WORDS
+from semcache.verify.quantifiers import SCOPE_WORDS
 from semcache.verify.time import TIME_WORDS
 
 _TOKEN = re.compile(r"[a-z0-9µ°$€£]+(?:['.#+^/\-][a-z0-9#+]+)*[#+]*|[+\-*/=^<>%$€£,;:]")

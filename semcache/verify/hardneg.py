@@ -30,7 +30,7 @@ from semcache.types import Verdict
 from semcache.verify.align import Analysed, Diff, analyse, correct_typos, diff, reversed_direction
 from semcache.verify.entities import entity_class, looks_like_entity
 from semcache.verify.negation import find_antonyms, negation_change
-from semcache.verify.scope import SCOPE_WORDS
+from semcache.verify.quantifiers import SCOPE_WORDS
 from semcache.verify.time import time_expressions
 
 STRICT_CATEGORIES = frozenset({"code", "math", "medical"})

@@ -3,7 +3,7 @@
 ``time_expressions`` reads the time references out of a token list. A modifier
 ("this", "last", "next", "previous", "past", "coming") joins the time noun that
 follows it, so "last night" and "last 3 commits" are told apart: only the first
-is a time reference ("last" alone is a scope word, see ``semcache.verify.scope``).
+is a time reference ("last" alone is a scope word, see ``semcache.verify.quantifiers``).
 """
 
 from __future__ import annotations

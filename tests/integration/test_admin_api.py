@@ -13,11 +13,11 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from semcache.adapters.admin import PriceTable, api, create_admin_app, pages, pages_ops
 from semcache.adapters.admin.watch import PolicyWatcher
-from semcache.adapters.proxy.keys import KeyStore
+from semcache.adapters.server.keys import KeyStore
 from typer.testing import CliRunner
 
 from semcache.cli import app as semcache_cli
-from semcache.store import HitDelta, NewEntry, Store
+from semcache.storage.store import HitDelta, NewEntry, Store
 from semcache.types import CacheRequest, Scope
 
 pytestmark = pytest.mark.integration

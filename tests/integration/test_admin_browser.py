@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from semcache.adapters.admin import create_admin_app
 
-from semcache.store import HitDelta
+from semcache.storage.store import HitDelta
 from semcache.types import CacheRequest, Scope
 
 pytestmark = pytest.mark.integration

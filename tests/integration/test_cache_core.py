@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from semcache.policies import PolicySet
+from semcache.lookup.policies import PolicySet
 from semcache.types import CacheRequest, Document, Scope
 
 pytestmark = pytest.mark.integration

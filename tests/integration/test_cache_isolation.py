@@ -95,7 +95,7 @@ def test_concurrent_writers_and_readers(make_cache):
 CHILD = textwrap.dedent("""
     import sys
     from semcache.cache import SemanticCache
-    from semcache.embedding import MiniLMEmbedder
+    from semcache.embed.minilm import MiniLMEmbedder
     from semcache.types import CacheRequest, Scope
     cache = SemanticCache(sys.argv[1], embedder=MiniLMEmbedder(), stats_interval=0)
     print("ready", flush=True)

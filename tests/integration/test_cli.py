@@ -77,7 +77,7 @@ def test_eval_bad_file_exits_non_zero(tmp_path):
 
 
 def test_calibrate_writes_a_loadable_policy_file(tmp_path):
-    from semcache.policies import PolicySet
+    from semcache.lookup.policies import PolicySet
 
     out = tmp_path / "calibrated.yaml"
     result = runner.invoke(app, ["calibrate", str(subset(tmp_path)), "--out", str(out), "--target-precision", "0.95"])

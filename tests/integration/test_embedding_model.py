@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semcache.embedding import MiniLMEmbedder
+from semcache.embed.microbatch import MicroBatcher
+from semcache.embed.minilm import MiniLMEmbedder
 from semcache.exceptions import EmbedderError
-from semcache.microbatch import MicroBatcher
 
 pytestmark = pytest.mark.integration
 
@@ -165,7 +165,7 @@ def test_missing_onnxruntime_falls_back_to_torch(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes the import fail
-    with caplog.at_level(logging.WARNING, logger="semcache.embedding"):
+    with caplog.at_level(logging.WARNING, logger="semcache.embed.minilm"):
         embedder = MiniLMEmbedder(cache_dir=tmp_path)
     assert embedder.backend == "torch"
     assert "torch backend" in caplog.text

@@ -28,9 +28,9 @@ from semcache.adapters.langchain import (  # noqa: E402
     SemcacheCache,
     SemcacheChatModel,
 )
-from semcache.adapters.proxy.testing import FakeUpstream  # noqa: E402
 
 from tests.fixtures.proxy import proxy_server  # noqa: E402
+from tests.fixtures.upstream import FakeUpstream  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import subprocess
 import sys
 import threading
@@ -15,10 +14,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from semcache import db
 from semcache.exceptions import StoreError
-from semcache.models import Base
-from semcache.store import Store
+from semcache.storage import engine as db
+from semcache.storage.schema import Base
+from semcache.storage.store import Store
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +27,10 @@ TABLES = {"entries", "entry_documents", "category_policies", "stats", "meta"}
 
 
 def _all_models() -> None:
-    """Import every ``semcache.*models`` module so that ``Base.metadata`` is complete."""
-    import semcache
-
-    for info in pkgutil.iter_modules(semcache.__path__):
-        if info.name.endswith("models"):
-            importlib.import_module(f"semcache.{info.name}")
+    """Import every module that declares tables, so that ``Base.metadata`` is complete."""
+    for name in ("semcache.storage.schema", "semcache.adapters.server.tenant_tables",
+                 "semcache.adapters.server.audit_tables"):
+        importlib.import_module(name)
 
 
 def _tables(url: str) -> set[str]:

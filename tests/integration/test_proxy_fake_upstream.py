@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from semcache.adapters.proxy.keys import KeyStore
-from semcache.adapters.proxy.testing import FakeUpstream
+from semcache.adapters.server.keys import KeyStore
 
 from tests.fixtures.proxy import CHAT, chat_body, proxy_client
+from tests.fixtures.upstream import FakeUpstream
 
 pytestmark = pytest.mark.integration
 

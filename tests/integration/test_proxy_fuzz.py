@@ -12,9 +12,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from semcache.adapters.proxy import ProxySettings, create_app
-from semcache.adapters.proxy.testing import FakeUpstream
 
 from tests.fixtures.proxy import proxy_server
+from tests.fixtures.upstream import FakeUpstream
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

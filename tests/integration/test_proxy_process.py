@@ -1,4 +1,4 @@
-"""The proxy as a real process (``python -m semcache.cli_serve``): crash safety and graceful shutdown."""
+"""The proxy as a real process (``python -m semcache.adapters.proxy.cli``): crash safety and graceful shutdown."""
 
 from __future__ import annotations
 

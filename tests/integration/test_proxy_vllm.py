@@ -75,7 +75,7 @@ async def test_async_client_and_completions(proxy_url: str) -> None:
 
 def test_tenants_are_isolated(make_cache: Any, vllm_server: str) -> None:  # noqa: F811
     cache = make_cache()
-    from semcache.adapters.proxy.keys import KeyStore
+    from semcache.adapters.server.keys import KeyStore
 
     keys = KeyStore(cache.db.engine)
     key_a, key_b = keys.issue_key("a", create_tenant=True), keys.issue_key("b", create_tenant=True)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from semcache.cache import SemanticCache
-from semcache.feed.log import changes_after
+from semcache.storage.changelog import changes_after
 from tests.fixtures.polling import wait_for
 from tests.unit.test_changefeed import HashEmbedder, _req
 
@@ -70,9 +70,8 @@ def test_concurrent_writers_leave_every_replica_with_the_stored_state(fresh_pg_u
 
 
 async def test_readyz_reports_the_feed_and_fails_after_a_long_outage(tmp_path) -> None:
-    from semcache.adapters.proxy.testing import FakeUpstream
-
     from tests.fixtures.proxy import proxy_client
+    from tests.fixtures.upstream import FakeUpstream
 
     cache = _cache(f"sqlite:///{tmp_path / 'ready.db'}", feed=True, feed_poll_s=0.05)
     try:

@@ -10,7 +10,7 @@ import torch
 
 from semcache.cache import SemanticCache
 from semcache.exceptions import StoreUnavailable
-from semcache.redis_tier import RedisTier
+from semcache.replication.redis_tier import RedisTier
 from tests.fixtures.polling import wait_for
 from tests.unit.test_changefeed import HashEmbedder, _req
 

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from sqlalchemy import event, text
 
-from semcache.db import make_engine
-from semcache.store import HitDelta, NewEntry, Store
+from semcache.storage.engine import make_engine
+from semcache.storage.store import HitDelta, NewEntry, Store
 
 pytestmark = pytest.mark.integration
 
@@ -325,7 +325,7 @@ def test_concurrent_writers(db_url: str) -> None:
 WRITER = textwrap.dedent("""
     import sys
     import numpy as np
-    from semcache.store import NewEntry, Store
+    from semcache.storage.store import NewEntry, Store
 
     store = Store(sys.argv[1])
     i = 0

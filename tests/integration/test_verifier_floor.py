@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from semcache.verifier import PassThroughVerifier, Verifier
 from semcache.verify import HardNegativeVerifier
+from semcache.verify.base import PassThroughVerifier, Verifier
 
 pytestmark = pytest.mark.integration
 

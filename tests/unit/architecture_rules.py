@@ -256,7 +256,8 @@ def _dynamic(tree: ast.Module) -> Iterator[tuple[int, str]]:
 
 def private_reads(modules: dict[str, Module]) -> list[str]:
     """Reads of ``obj._name`` (or ``from m import _name``) where another project module defines
-    ``_name``; ``self``/``cls``/``super()`` receivers are the module's own business."""
+    ``_name`` and this one does not; ``self``/``cls``/``super()`` receivers are the module's own
+    business."""
     owners: dict[str, set[str]] = {}
     for name, module in modules.items():
         for private in module.private_defs:
@@ -268,7 +269,7 @@ def private_reads(modules: dict[str, Module]) -> list[str]:
                 if _own_receiver(node.value):
                     continue
                 others = owners.get(node.attr, set()) - {name}
-                if others:
+                if others and node.attr not in module.private_defs:
                     out.append(f"{name}:{node.lineno} reads .{node.attr} (defined in {sorted(others)[0]})")
             elif isinstance(node, ast.ImportFrom) and node.module and in_package(node.module, CORE):
                 out += [f"{name}:{node.lineno} imports {a.name} from {node.module}"

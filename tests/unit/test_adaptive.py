@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from semcache.adaptive import AdaptiveThresholds, wilson_upper
+from semcache.lookup.adaptive import AdaptiveThresholds, wilson_upper
 
 pytestmark = pytest.mark.unit
 

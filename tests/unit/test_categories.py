@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from semcache.categories import SEEDS, Categoriser
-from semcache.policies import CATEGORIES
+from semcache.lookup.categories import SEEDS, Categoriser
+from semcache.lookup.policies import CATEGORIES
 
 pytestmark = pytest.mark.unit
 

@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 
 from semcache import CacheRequest, Scope
 from semcache.cache import SemanticCache
-from semcache.db import write_transaction
-from semcache.feed.follower import RecentIds
-from semcache.feed.log import CHANGES, changes_after, position, record_change
-from semcache.store import Store
+from semcache.replication.follower import RecentIds
+from semcache.storage.changelog import CHANGES, changes_after, position, record_change
+from semcache.storage.engine import write_transaction
+from semcache.storage.store import Store
 
 pytestmark = pytest.mark.unit
 SCOPE = Scope.of(tenant="acme", model="m", params={"temperature": 0})
@@ -214,7 +214,7 @@ def test_sqlite_without_feed_starts_no_thread(url: str) -> None:
 
 
 def test_flight_leases_admit_one_owner_until_release_or_expiry(url: str) -> None:
-    from semcache.feed.leases import FlightLeases
+    from semcache.adapters.server.leases import FlightLeases
 
     with Store(url) as store:
         first, second = FlightLeases(store.engine), FlightLeases(store.engine)
@@ -247,7 +247,7 @@ def test_an_import_through_the_store_reaches_the_own_index(url: str) -> None:
 
 
 def test_a_feed_deletion_of_an_id_not_yet_indexed_keeps_it_out(url: str) -> None:
-    from semcache.feed.log import record_ids
+    from semcache.storage.changelog import record_ids
 
     cache = _settled(_cache(url, feed=True, feed_poll_s=30.0))
     try:

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from semcache.cache import SemanticCache
-from semcache.calibrate import calibrate_context
-from semcache.context import ContextMatcher
-from semcache.evaluate import EvalRow
-from semcache.policies import PolicySet
+from semcache.lookup.context import ContextMatcher
+from semcache.lookup.policies import PolicySet
+from semcache.tools.calibrate import calibrate_context
+from semcache.tools.evaluate import EvalRow
 from semcache.types import Verdict
-from semcache.verifier import PassThroughVerifier
 from semcache.verify import HardNegativeVerifier
+from semcache.verify.base import PassThroughVerifier
 
 pytestmark = pytest.mark.unit
 

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from semcache.embedding import CachedEmbedder, Embedder, check_texts
-from semcache.microbatch import MicroBatcher
+from semcache.embed.base import Embedder, check_texts
+from semcache.embed.lru import CachedEmbedder
+from semcache.embed.microbatch import MicroBatcher
 
 pytestmark = pytest.mark.unit
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from semcache.evaluate import load_rows, metrics
+from semcache.tools.evaluate import load_rows, metrics
 
 pytestmark = pytest.mark.unit
 

@@ -1,6 +1,6 @@
 import pytest
 
-from semcache.normalize import exact_key, normalize_text
+from semcache.lookup.normalize import exact_key, normalize_text
 from semcache.types import CacheRequest, Document, Scope, params_hash
 
 pytestmark = pytest.mark.unit

@@ -1,7 +1,7 @@
 import pytest
 
 from semcache.exceptions import ConfigError
-from semcache.policies import CATEGORIES, Policy, PolicySet
+from semcache.lookup.policies import CATEGORIES, Policy, PolicySet
 
 pytestmark = pytest.mark.unit
 

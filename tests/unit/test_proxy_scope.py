@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from semcache.adapters.proxy.errors import ProxyError
-from semcache.adapters.proxy.scope import parse_controls, scope_request
+from semcache.adapters.proxy.parse import parse_controls, scope_request
 from semcache.adapters.proxy.settings import ProxySettings
+from semcache.adapters.server.errors import ProxyError
 
 pytestmark = pytest.mark.unit
 

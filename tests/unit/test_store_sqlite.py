@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from semcache import db
 from semcache.exceptions import StoreError, StoreUnavailable
-from semcache.store import HitDelta, NewEntry, Store
+from semcache.storage import engine as db
+from semcache.storage.store import HitDelta, NewEntry, Store
 
 pytestmark = pytest.mark.unit
 

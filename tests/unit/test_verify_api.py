@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from semcache.types import Verdict
-from semcache.verifier import Verifier
 from semcache.verify import HardNegativeVerifier
+from semcache.verify.base import Verifier
 
 pytestmark = pytest.mark.unit
 

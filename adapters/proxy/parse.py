@@ -1,0 +1,249 @@
+"""From an OpenAI request body to a :class:`~semcache.types.CacheRequest`.
+
+What enters where:
+
+- **scope**: the tenant (from the API key), the model, the user (``user`` field
+  or ``x-semcache-user`` header, when ``scope_by_user``), and every body field
+  that can change the answer. That is *all* fields except the few listed in
+  ``NON_SEMANTIC_FIELDS`` (so an unknown parameter partitions rather than
+  leaks), plus the endpoint and the effective temperature.
+- **exact context**: system/developer messages, the ``documents`` field (vLLM's
+  RAG documents) and tool results.
+- **prompt**: the last user turn; **history**: the earlier user turns.
+
+A request that cannot be cached safely is *bypassed* with a reason: ``n > 1``,
+sampling (see ``ProxySettings``), a last turn that is not the user's,
+non-text content, or a batched / token-id prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from semcache.adapters.proxy.settings import ProxySettings
+from semcache.adapters.server.errors import bad_request
+
+from semcache.types import CacheRequest, Document, Scope, stable_hash
+
+Endpoint = Literal["chat", "completions"]
+
+# Body fields that do not change the answer (or enter elsewhere: messages, prompt, documents).
+NON_SEMANTIC_FIELDS = frozenset({
+    "messages", "prompt", "documents", "model", "stream", "stream_options", "user", "metadata",
+    "store", "service_tier", "request_id", "priority",
+})
+USER_HEADER = "x-semcache-user"
+THRESHOLD_HEADER = "x-semcache-threshold"
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    """Per-request cache controls from ``x-semcache-control`` / ``Cache-Control``."""
+
+    no_cache: bool = False  # skip the lookup (still store)
+    no_store: bool = False  # do not store the answer
+    threshold: float | None = None  # x-semcache-threshold, clamped to policy bounds by the core
+
+
+@dataclass(frozen=True, slots=True)
+class ScopedRequest:
+    """A parsed request: what to forward, and what (if anything) to cache it as."""
+
+    endpoint: Endpoint
+    body: dict[str, Any]
+    stream: bool
+    include_usage: bool
+    cache_request: CacheRequest | None
+    bypass_reason: str | None
+    controls: Controls
+    tenant: str
+    user: str | None
+
+    def flight_key(self) -> str:
+        """Identity of the request for single-flight: everything but the stream flags.
+
+        Computed on demand: only misses need it.
+        """
+        semantic = {k: v for k, v in self.body.items() if k not in ("stream", "stream_options")}
+        return stable_hash(self.endpoint, self.tenant, self.user or "",
+                           json.dumps(semantic, sort_keys=True, default=str))
+
+
+def parse_controls(headers: Mapping[str, str]) -> Controls:
+    """Read ``x-semcache-control``, ``Cache-Control`` and ``x-semcache-threshold``."""
+    tokens: set[str] = set()
+    for name in ("x-semcache-control", "cache-control"):
+        for value in headers.get(name, "").split(","):
+            tokens.add(value.strip().lower())
+    threshold = None
+    raw = headers.get(THRESHOLD_HEADER)
+    if raw is not None:
+        try:
+            threshold = float(raw)
+        except ValueError:
+            raise bad_request(f"{THRESHOLD_HEADER} must be a number in (0, 1], got {raw!r}",
+                              code="invalid_threshold") from None
+        if not (0.0 < threshold <= 1.0) or math.isnan(threshold):
+            raise bad_request(f"{THRESHOLD_HEADER} must be in (0, 1], got {raw!r}", code="invalid_threshold")
+    return Controls(no_cache="no-cache" in tokens, no_store="no-store" in tokens, threshold=threshold)
+
+
+def _text(content: Any, where: str) -> str | None:
+    """Plain text of a message content; None if it holds non-text parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict):
+                raise bad_request(f"{where}: content parts must be objects", param=where)
+            if part.get("type") != "text":
+                return None
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise bad_request(f"{where}: a text part needs a string 'text'", param=where)
+            parts.append(text)
+        return "\n".join(parts)
+    raise bad_request(f"{where}: content must be a string or a list of parts", param=where)
+
+
+def _documents(raw: Any) -> list[Document]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise bad_request("'documents' must be a list", param="documents")
+    docs = []
+    for i, doc in enumerate(raw):
+        if isinstance(doc, str):
+            docs.append(Document(doc))
+        elif isinstance(doc, dict):
+            text = doc.get("text", doc.get("content"))
+            if not isinstance(text, str):
+                raise bad_request(f"documents[{i}] needs a string 'text' or 'content'", param="documents")
+            title = doc.get("title")
+            source = doc.get("source", doc.get("id"))
+            full = f"{title}\n{text}" if isinstance(title, str) and title else text
+            docs.append(Document(full, str(source) if source not in (None, "") else None))
+        else:
+            raise bad_request(f"documents[{i}] must be a string or an object", param="documents")
+    return docs
+
+
+def _chat_parts(messages: list[Any]) -> tuple[str | None, tuple[str, ...], str, list[Document], str | None]:
+    """(prompt, history, system, extra documents, bypass reason) of a chat conversation."""
+    system: list[str] = []
+    users: list[str] = []
+    tool_docs: list[Document] = []
+    bypass: str | None = None
+    for i, msg in enumerate(messages):
+        where = f"messages[{i}]"
+        role = msg.get("role")
+        text = _text(msg.get("content"), where)
+        if text is None:
+            bypass = bypass or "non-text content"
+            continue
+        if role in ("system", "developer"):
+            system.append(text)
+        elif role == "user":
+            users.append(text)
+        elif role in ("tool", "function"):
+            tool_docs.append(Document(f"{role}:{msg.get('tool_call_id') or msg.get('name') or ''}\n{text}"))
+    last = messages[-1].get("role")
+    if last != "user":
+        bypass = bypass or f"last message is from {last!r}, not the user"
+    prompt = users[-1] if users else None
+    if prompt is not None and not prompt.strip():
+        bypass = bypass or "empty prompt"
+    return prompt, tuple(users[:-1]), "\n\n".join(system), tool_docs, bypass
+
+
+def _validate(endpoint: Endpoint, body: Any) -> None:
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("missing required field 'model' (a non-empty string)", param="model")
+    if "stream" in body and not isinstance(body["stream"], bool | None):
+        raise bad_request("'stream' must be a boolean", param="stream")
+    for name in ("temperature", "top_p"):
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise bad_request(f"'{name}' must be a number", param=name)
+    n = body.get("n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise bad_request("'n' must be a positive integer", param="n")
+    if endpoint == "chat":
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise bad_request("missing required field 'messages' (a non-empty list)", param="messages")
+        for i, msg in enumerate(messages):
+            if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
+                raise bad_request(f"messages[{i}] must be an object with a string 'role'", param="messages")
+    else:
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str | list) or (isinstance(prompt, list) and not prompt):
+            raise bad_request("missing required field 'prompt' (a string or a non-empty list)", param="prompt")
+
+
+def scope_request(
+    endpoint: Endpoint,
+    body: Any,
+    *,
+    tenant: str,
+    headers: Mapping[str, str],
+    settings: ProxySettings,
+) -> ScopedRequest:
+    """Validate an OpenAI body (400 on malformed input) and work out its cache scope."""
+    _validate(endpoint, body)
+    controls = parse_controls(headers)
+    stream = bool(body.get("stream"))
+    stream_options = body.get("stream_options")
+    include_usage = bool(isinstance(stream_options, dict) and stream_options.get("include_usage"))
+    user = body.get("user") if isinstance(body.get("user"), str) else None
+    user = headers.get(USER_HEADER) or user
+    if not settings.scope_by_user:
+        user = None
+
+    temperature = body.get("temperature")
+    if temperature is None:
+        temperature = settings.default_temperature
+    params = {k: v for k, v in body.items() if k not in NON_SEMANTIC_FIELDS}
+    params["temperature"] = float(temperature)
+    params["_endpoint"] = endpoint
+    bypass: str | None = None
+    if (body.get("n") or 1) > 1:
+        bypass = "n > 1"
+    elif isinstance(body.get("best_of"), int) and body["best_of"] > 1:
+        bypass = "best_of > 1"
+    elif temperature > 0 and not settings.cache_sampled:
+        bypass = f"temperature {temperature} > 0 (cache_sampled is off)"
+
+    documents = _documents(body.get("documents"))
+    system = None
+    history: tuple[str, ...] = ()
+    prompt: str | None
+    if endpoint == "chat":
+        prompt, history, sys_text, tool_docs, reason = _chat_parts(body["messages"])
+        system = sys_text or None
+        documents += tool_docs
+        bypass = bypass or reason
+    else:
+        raw = body["prompt"]
+        prompt = raw if isinstance(raw, str) else raw[0] if len(raw) == 1 and isinstance(raw[0], str) else None
+        if prompt is None:
+            bypass = bypass or "batched or token-id prompt"
+        elif not prompt.strip():
+            bypass = bypass or "empty prompt"
+
+    cache_request = None
+    if bypass is None and prompt is not None:
+        scope = Scope.of(tenant=tenant, model=body["model"], params=params, user=user)
+        cache_request = CacheRequest(prompt=prompt, scope=scope, history=history, system=system,
+                                     documents=tuple(documents), threshold=controls.threshold)
+    return ScopedRequest(endpoint, body, stream, include_usage, cache_request, bypass, controls, tenant, user)

@@ -1,0 +1,261 @@
+"""``ChangeFeed``: apply the changes other processes commit to one cache's in-memory state.
+
+A replica loads its index at a change-log position P (read *before* the
+load), then follows every change with an id above P. It is woken by
+PostgreSQL ``LISTEN/NOTIFY`` when it can be (``listen``), and also polls every
+``poll_s`` seconds, so a lost notification or a dropped connection only
+delays a change. After a disconnect it reconnects with back-off and reads
+the log from where it stopped. Applying a change twice is harmless (adds skip
+ids already held, deletes ignore unknown ids), which is what makes
+"position read before the load" safe. When the log was pruned past its
+position it resynchronises: it diffs its ids against the store.
+
+The process's own changes come back too; they are no-ops (ids already held,
+ids already dropped), except where a write bypassed the cache (an import
+through the store), which this way reaches the process's own index as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from semcache.storage.changelog import CHANNEL, Change, changes_after, oldest, position
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Change], None]
+
+
+class RecentIds:
+    """A bounded set of recently deleted entry ids (ids are never reused)."""
+
+    def __init__(self, maxlen: int = 200_000) -> None:
+        self._order: deque[int] = deque()
+        self._set: set[int] = set()
+        self._maxlen = maxlen
+
+    def update(self, ids: Iterable[int]) -> None:
+        for entry_id in ids:
+            if entry_id in self._set:
+                continue
+            self._set.add(entry_id)
+            self._order.append(entry_id)
+            if len(self._order) > self._maxlen:
+                self._set.discard(self._order.popleft())
+
+    def __contains__(self, entry_id: object) -> bool:
+        return entry_id in self._set
+
+
+class ChangeFeed:
+    """Follows the store's change log for ``cache`` in a daemon thread.
+
+    ``listen`` (default: on PostgreSQL) waits on ``LISTEN semcache_changes``
+    between polls; otherwise it polls every ``poll_s`` seconds, which also
+    keeps several processes on one SQLite file in sync. ``listeners`` are
+    called with every applied change (the proxy drops revoked keys this way).
+    """
+
+    def __init__(self, cache: Any, *, listen: bool | None = None, poll_s: float = 1.0,
+                 batch: int = 1000, prune_every_s: float = 60.0) -> None:
+        if isinstance(poll_s, bool) or not isinstance(poll_s, int | float) or poll_s <= 0:
+            raise ValueError(f"poll_s must be a positive number of seconds, got {poll_s!r}")
+        self.cache = cache
+        self.engine = cache.db.engine
+        is_pg = self.engine.dialect.name == "postgresql"
+        if listen and not is_pg:
+            raise ValueError("listen=True needs PostgreSQL; SQLite followers poll")
+        self.listen = is_pg if listen is None else bool(listen)
+        self.poll_s = float(poll_s)
+        self.batch = batch
+        self.prune_every_s = prune_every_s
+        self.position = 0
+        self.listeners: list[Listener] = []
+        self.connected = False
+        self.last_error: str | None = None
+        self.applied = 0
+        self.resyncs = 0
+        self.reconnects = 0
+        self.lag_s = 0.0  # commit-to-apply delay of the newest applied change
+        self.disconnected_since: float | None = time.monotonic()  # until the first pass
+        self._sync_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_prune = time.monotonic()
+
+    # ---------------------------------------------------------------- control
+    def start(self, at: int) -> None:
+        """Follow changes after position ``at`` (the position the cache was loaded at)."""
+        if self._thread is not None:
+            raise RuntimeError("the change feed is already running")
+        self.position = int(at)
+        self._thread = threading.Thread(target=self._run, name="semcache-change-feed", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop following and wait for the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def outage_s(self) -> float:
+        """Seconds since the feed lost the database (0 while connected)."""
+        since = self.disconnected_since
+        return 0.0 if since is None or self.connected else time.monotonic() - since
+
+    def _connected(self) -> None:
+        self.connected = True
+        self.disconnected_since = None
+
+    def status(self) -> dict[str, Any]:
+        """What /readyz and the metrics report."""
+        return {"mode": "listen" if self.listen else "poll", "connected": self.connected,
+                "outage_s": round(self.outage_s(), 3),
+                "position": self.position, "lag_s": self.lag_s, "applied": self.applied,
+                "resyncs": self.resyncs, "reconnects": self.reconnects, "last_error": self.last_error}
+
+    # ---------------------------------------------------------------- applying
+    def sync(self) -> int:
+        """Apply every change committed after the current position; returns how many."""
+        with self._sync_lock:
+            done = 0
+            while True:
+                changes = changes_after(self.engine, self.position, self.batch)
+                if not changes:
+                    return done
+                if changes[0].id > self.position + 1 and self._pruned_past():
+                    self._resync()
+                    continue
+                self._apply(changes)
+                done += len(changes)
+                if len(changes) < self.batch:
+                    return done
+
+    def _apply(self, changes: list[Change]) -> None:
+        cache = self.cache
+        adds: list[int] = []
+        for change in changes:
+            if change.kind == "entry.add":
+                adds += change.payload["ids"]
+            else:
+                if adds:
+                    self._add(adds)
+                    adds = []
+                if change.kind == "entry.delete":
+                    # all ids, held or not: the tombstones keep a racing local insert out
+                    cache._forget(change.payload["ids"], local=False)
+                elif change.kind == "policy":
+                    cache.reload_policies()
+            for listener in self.listeners:
+                try:
+                    listener(change)
+                except Exception:  # one listener's failure must not stop the feed
+                    log.exception("change-feed listener failed on change %s", change.id)
+        if adds:
+            self._add(adds)
+        newest = changes[-1]
+        self.position = newest.id
+        self.applied += len(changes)
+        self.lag_s = max(0.0, time.time() - newest.at.timestamp())
+
+    def _pruned_past(self) -> bool:
+        """True when rows after our position were pruned (not just ids skipped by rollbacks)."""
+        first = oldest(self.engine)
+        return first is not None and first > self.position + 1
+
+    def _add(self, ids: list[int]) -> None:
+        from semcache.replication.rebuild import index_rows
+
+        cache = self.cache
+        missing = [i for i in ids if i not in cache.mirror]
+        if not missing:
+            return
+        rows = cache.db.get_entries(missing)
+        with cache._sync_lock:
+            index_rows(cache, rows, cache._clock(), skip=cache._tombstones, with_responses=True)
+
+    def _resync(self) -> None:
+        """The log no longer reaches back to our position: diff ids against the store."""
+        from semcache.replication.rebuild import index_rows
+
+        cache = self.cache
+        at = position(self.engine)
+        stored = cache.db.all_ids()
+        held = cache.mirror.ids()
+        gone = sorted(held - stored)
+        if gone:
+            cache._forget(gone, local=False)
+        new = sorted(stored - held)
+        for start in range(0, len(new), self.batch):
+            rows = cache.db.get_entries(new[start : start + self.batch])
+            with cache._sync_lock:
+                index_rows(cache, rows, cache._clock(), skip=cache._tombstones, with_responses=True)
+        cache.reload_policies()
+        resync = Change(0, cache._clock(), "", "resync", {})
+        for listener in self.listeners:
+            try:
+                listener(resync)
+            except Exception:
+                log.exception("change-feed listener failed on resync")
+        self.position = at
+        self.resyncs += 1
+        log.warning("change log was pruned past position; resynchronised (%d removed, %d added)",
+                    len(gone), len(new))
+
+    # ------------------------------------------------------------------ thread
+    def _run(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                if self.listen:
+                    self._follow_notifications()
+                else:
+                    self.sync()
+                    self._connected()
+                    self._maybe_prune()
+                    self._stop.wait(self.poll_s)
+                backoff = 0.2
+            except Exception as exc:  # the database went away: reconnect and catch up
+                if self.connected:
+                    log.warning("change feed lost the database (%s); reconnecting", _reason(exc))
+                    self.disconnected_since = time.monotonic()
+                self.connected = False
+                self.last_error = _reason(exc)
+                self.reconnects += 1
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _follow_notifications(self) -> None:
+        import psycopg
+
+        url = self.engine.url.set(drivername="postgresql")
+        conninfo = url.render_as_string(hide_password=False)
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"LISTEN {CHANNEL}")  # CHANNEL is a constant, not input
+            self.sync()  # after LISTEN, so a change committed meanwhile is not missed
+            self._connected()
+            self.last_error = None
+            while not self._stop.is_set():
+                for _ in conn.notifies(timeout=self.poll_s, stop_after=1):
+                    pass
+                for _ in conn.notifies(timeout=0):  # a burst needs one pass, not one per change
+                    pass
+                self.sync()
+                self._maybe_prune()
+
+    def _maybe_prune(self) -> None:
+        now = time.monotonic()
+        if now - self._last_prune >= self.prune_every_s:
+            self._last_prune = now
+            self.cache.db.prune_changes()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
