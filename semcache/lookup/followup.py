@@ -1,14 +1,12 @@
 """Does the final user turn refer back, and if so, does what it refers to match?
 
-"Refers back" is decided from closed-class linguistic signals, never from topic words:
-a reply act ("yes please", "sounds good"), an anaphor without an antecedent earlier in the
-same turn (it/that/them/there, expletive "it" and existential "there" excepted), one-anaphora
-and list references ("the second one", "option 2"), comparative anaphors (another, instead),
-ellipsis openers ("and on Friday?", "what about...", a bare prepositional phrase), very short
-fragments, a short non-question answer to the assistant's question, and a short question whose
-only anchors are definite descriptions ("what are the side effects?"). A referring turn
-matches only when its referent does: the last assistant turn, the latest self-contained user
-turn, and the entities, numbers and dates from that turn on (``match_context``).
+"Refers back" is decided from closed-class linguistic signals, not topic words: a reply act
+("yes please"), an anaphor with no antecedent earlier in the turn (expletive "it", existential
+"there" excepted), one-anaphora and list references ("the second one", "option 2"), comparative
+anaphors ("instead"), ellipsis ("and on Friday?", "what about..."), short fragments, a short
+answer to the assistant's question, a short question anchored only by "the ..."; and, given a
+similarity, a question naming no entity, number or date that stays on the latest exchange's
+topic. A referring turn matches only when its referent does (``referent``, ``match_context``).
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from semcache.lookup.turns import (
     CLOSED_CLASS,
     WEEKDAYS,
     Details,
+    Turn,
     TurnLike,
     as_turns,
     details,
@@ -30,6 +29,12 @@ from semcache.lookup.turns import (
 )
 
 SimilarityFn = Callable[[str, str], float]
+# above every standalone question of the dev conversation split (max 0.33 to its history)
+TOPIC_THRESHOLD = 0.35
+# context texts (assistant turn, topic): the highest threshold reaching dev's best recall with
+# traps served <= 0.03 (benchmarks/results/conversations.json, all-MiniLM-L6-v2)
+CONTEXT_THRESHOLD = 0.625
+FINAL_THRESHOLD = 0.80  # final user turns: the conversational category's threshold
 
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:['’.:][A-Za-z0-9]+)*|[,;:!?()\u2014]")
 WH = frozenset("what which who whom whose where when why how what's where's who's how's".split())
@@ -167,14 +172,29 @@ def _fragment(raw: list[str], low: list[str], last_assistant: str) -> str:
     if question and len(words_only) <= 10 and "the" in words_only:
         info = details(" ".join(raw))
         anchored = info.entities or info.numbers or info.dates or any(
-            t in DETERMINERS - {"the", "this", "that", "these", "those"} for t in words_only)
+            t in DETERMINERS - {"the", "this", "that", "these", "those"} for t in words_only) or any(
+            _of_complement(words_only, i) for i, t in enumerate(words_only) if t == "the")
         if not anchored:
             return "definite description without an anchor"
     return ""
 
 
-def refers_back(prompt: str, history: Iterable[TurnLike] = ()) -> FollowUp:
-    """Whether ``prompt`` (the final user turn) depends on the turns before it."""
+def _of_complement(words_only: list[str], at: int) -> bool:
+    """"the boiling point of water": the description carries its own anchor."""
+    for j in range(at + 2, min(at + 5, len(words_only) - 1)):
+        if words_only[j] == "of" and words_only[j + 1] not in FUNCTION:
+            return True
+    return False
+
+
+def refers_back(prompt: str, history: Iterable[TurnLike] = (), similarity: SimilarityFn | None = None,
+                *, topic_threshold: float = TOPIC_THRESHOLD) -> FollowUp:
+    """Whether ``prompt`` (the final user turn) depends on the turns before it.
+
+    With ``similarity``, a question naming no entity, number or date that stays on the topic of
+    the latest exchange (similarity >= ``topic_threshold``) refers back too ("what gas is
+    released as a byproduct?" after photosynthesis).
+    """
     raw, low = _tokens(prompt)
     if not any(t.isalnum() for t in low):
         return FollowUp(True, "empty")
@@ -185,10 +205,26 @@ def refers_back(prompt: str, history: Iterable[TurnLike] = ()) -> FollowUp:
         inner = refers_back(rest, ()) if rest.strip() else FollowUp(True, "reply")
         if inner.refers_back or not _is_question_form(_tokens(rest)[1]):
             return FollowUp(True, f"reply + {inner.reason or 'statement'}")
-    last_assistant = next((t.content for t in reversed(as_turns(history)) if t.role == "assistant"), "")
+    turns = as_turns(history)
+    last_assistant = next((t.content for t in reversed(turns) if t.role == "assistant"), "")
     for reason in (_anaphor(raw, low), _list_reference(low), _fragment(raw, low, last_assistant)):
         if reason:
             return FollowUp(True, reason)
+    if similarity is not None and turns:
+        return _continues_topic(prompt, turns, similarity, topic_threshold)
+    return FollowUp(False)
+
+
+def _continues_topic(prompt: str, turns: Sequence[Turn], similarity: SimilarityFn,
+                     threshold: float) -> FollowUp:
+    info = details(prompt)
+    if info.entities or info.numbers or info.dates:
+        return FollowUp(False)  # it names its own topic
+    latest = [next((t.content for t in reversed(turns) if t.role == role), "") for role in
+              ("user", "assistant")]
+    scores = [float(similarity(prompt, text)) for text in latest if text]
+    if scores and max(scores) >= threshold:
+        return FollowUp(True, f"continues the topic (similarity {max(scores):.2f})")
     return FollowUp(False)
 
 
@@ -276,6 +312,8 @@ def _match_text(field: str, a: str, b: str, similarity: SimilarityFn | None,
 def _match_details(a: Details, b: Details) -> ContextMatch:
     for field in ("entities", "numbers", "dates"):
         x, y = getattr(a, field), getattr(b, field)
+        if field == "entities":
+            x, y = _collapse(x, x | y), _collapse(y, x | y)
         if field == "numbers":  # "at 7" beside "7pm" is the hour of that time, not another number
             times = {t for t in x & y if ":" in t}
             x, y = (frozenset(n for n in v if not _hour_of(n, times)) for v in (x, y))
@@ -284,13 +322,19 @@ def _match_details(a: Details, b: Details) -> ContextMatch:
     return ContextMatch(True)
 
 
+def _collapse(names: frozenset[str], known: frozenset[str]) -> frozenset[str]:
+    """"see dr kim" -> "dr kim" when that is known: a capitalised sentence opener joined the name."""
+    return frozenset(n.split(" ", 1)[1] if " " in n and n.split(" ", 1)[1] in known else n
+                     for n in names)
+
+
 def _hour_of(number: str, times: set[str]) -> bool:
     return number.isdigit() and 1 <= int(number) <= 12 and bool(
         {f"{int(number)}:00", f"{int(number) + 12}:00"} & times)
 
 
 def match_context(query: Referent, cached: Referent, similarity: SimilarityFn | None = None, *,
-                  threshold: float = 0.80) -> ContextMatch:
+                  threshold: float = CONTEXT_THRESHOLD) -> ContextMatch:
     """Equal entities, numbers and dates; assistant turn and topic equal or close in meaning."""
     verdict = _match_details(query.details, cached.details)
     if not verdict.ok:
@@ -307,7 +351,7 @@ def match_context(query: Referent, cached: Referent, similarity: SimilarityFn | 
 
 
 def match_final_turns(query: str, cached: str, similarity: SimilarityFn | None = None, *,
-                      threshold: float = 0.80) -> ContextMatch:
+                      threshold: float = FINAL_THRESHOLD) -> ContextMatch:
     """The final user turns: the same reply act, or the same details and close in meaning."""
     act_q, act_c = reply_act(query), reply_act(cached)
     if act_q is not None and act_c is not None:
@@ -318,10 +362,10 @@ def match_final_turns(query: str, cached: str, similarity: SimilarityFn | None =
 
 def match_conversations(query: str, query_history: Sequence[TurnLike], cached: str,
                         cached_history: Sequence[TurnLike], similarity: SimilarityFn | None = None,
-                        *, threshold: float = 0.80) -> ContextMatch:
+                        *, threshold: float = CONTEXT_THRESHOLD) -> ContextMatch:
     """Whether the contexts of two final turns agree; standalone turns ignore their history."""
-    back_q = refers_back(query, query_history).refers_back
-    back_c = refers_back(cached, cached_history).refers_back
+    back_q = refers_back(query, query_history, similarity).refers_back
+    back_c = refers_back(cached, cached_history, similarity).refers_back
     if not (back_q or back_c):
         return ContextMatch(True)
     return match_context(referent(query_history), referent(cached_history), similarity,
@@ -329,6 +373,14 @@ def match_conversations(query: str, query_history: Sequence[TurnLike], cached: s
 
 
 def context_key(prompt: str, history: Iterable[TurnLike] = ()) -> str:
-    """For the exact path: "" for a standalone prompt, else the referent's digest."""
+    """For the exact path: "" when ``prompt`` cannot depend on ``history``, else its referent's digest.
+
+    Without embeddings the topic test is unavailable, so a prompt naming no entity, number or
+    date after earlier turns keys on its referent too (strict: the semantic path may still hit).
+    """
     turns = as_turns(history)
-    return referent(turns).key if refers_back(prompt, turns).refers_back else ""
+    if not turns:
+        return ""
+    info = details(prompt)
+    unanchored = not (info.entities or info.numbers or info.dates)
+    return referent(turns).key if unanchored or refers_back(prompt, turns).refers_back else ""
