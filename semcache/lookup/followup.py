@@ -12,21 +12,12 @@ topic. A referring turn matches only when its referent does (``referent``, ``mat
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from semcache.lookup.turns import (
-    CLOSED_CLASS,
-    WEEKDAYS,
-    Details,
-    Turn,
-    TurnLike,
-    as_turns,
-    details,
-    words,
-)
+from semcache.lookup import turns as lex
+from semcache.lookup.turns import Details, Turn, TurnLike, as_turns, details, words
 
 SimilarityFn = Callable[[str, str], float]
 # above every standalone question of the dev conversation split (max 0.33 to its history)
@@ -36,39 +27,6 @@ TOPIC_THRESHOLD = 0.35
 CONTEXT_THRESHOLD = 0.625
 FINAL_THRESHOLD = 0.80  # final user turns: the conversational category's threshold
 
-_TOKEN = re.compile(r"[A-Za-z0-9]+(?:['’.:][A-Za-z0-9]+)*|[,;:!?()\u2014]")
-WH = frozenset("what which who whom whose where when why how what's where's who's how's".split())
-AUX = frozenset("is are was were am do does did can could will would shall should may might must have "
-                "has had isn't aren't wasn't don't doesn't didn't can't couldn't won't wouldn't "
-                "shouldn't i'm i'd i'll".split())
-PREPOSITIONS = frozenset("for on at in with from to by without after before during near via "
-                         "until".split())
-OPENERS = frozenset("and but or plus also so then".split())
-OPENER_PAIRS = frozenset({("what", "about"), ("how", "about"), ("same", "for"), ("same", "question"),
-                          ("what", "if")})
-PARTICLES = frozenset("yes yeah yep yup ya sure ok okay alright fine no nope nah absolutely definitely "
-                      "certainly indeed agreed perfect great cool lovely right correct exactly".split())
-AFFIRM = frozenset("yes yeah yep yup ya sure ok okay alright fine absolutely definitely certainly indeed "
-                   "agreed perfect great cool lovely right correct exactly please proceed ahead "
-                   "good works thanks thank".split())
-DENY = frozenset("no nope nah not don't never".split())
-# words of an accept/reject act that carry no topic of their own
-REPLY = AFFIRM | DENY | frozenset("go do it that this let's lets sounds sound thing for me us "
-                                  "then one be would that'd great".split())
-ANAPHORS = frozenset("it its itself they them their theirs themselves he him his she her hers this "
-                     "that these those there former latter".split())
-COMPARATIVE = frozenset("another other else instead same also rest".split())
-ORDINALS = frozenset("first second third fourth fifth sixth last middle latter former next".split())
-LIST_NOUNS = frozenset("option options choice number no item #".split())
-TIME_NOUNS = frozenset("morning afternoon evening night week weekend month year summer winter spring "
-                       "autumn fall time season quarter".split()) | frozenset(WEEKDAYS)
-DETERMINERS = frozenset("a an the my our your his her their some any this that these those".split())
-BOUNDARIES = frozenset(", ; : ( ) \u2014 and but so because when if why how what where which who "
-                       "while since".split())
-SUBJECTS = frozenset("i you we they he she it the a an my your our his her their there this these "
-                     "those all some".split())
-BE = frozenset("is are was were be been 's isn't aren't".split())
-FUNCTION = CLOSED_CLASS | AUX | WH | PREPOSITIONS | frozenset("'s let's".split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,37 +36,37 @@ class FollowUp:
 
 
 def _tokens(text: str) -> tuple[list[str], list[str]]:
-    raw = [t.replace("’", "'") for t in _TOKEN.findall(text)]
+    raw = [t.replace("’", "'") for t in lex.TOKEN.findall(text)]
     return raw, [t.lower() for t in raw]
 
 
 def reply_act(text: str) -> str | None:
     """"affirm" or "deny" for a bare reply ("yes please", "no thanks"), else None."""
     toks = [t for t in _tokens(text)[1] if t.isalnum() or "'" in t]
-    if not toks or any(t not in REPLY and t not in FUNCTION for t in toks):
+    if not toks or any(t not in lex.REPLY and t not in lex.FUNCTION for t in toks):
         return None
-    if any(t in DENY for t in toks):
+    if any(t in lex.DENY for t in toks):
         return "deny"
-    return "affirm" if any(t in AFFIRM or t in REPLY for t in toks) else None
+    return "affirm" if any(t in lex.AFFIRM or t in lex.REPLY for t in toks) else None
 
 
 def _is_question_form(low: list[str]) -> bool:
     words_only = [t for t in low if t.isalnum() or "'" in t]
-    return bool(words_only) and words_only[0] in WH | AUX
+    return bool(words_only) and words_only[0] in lex.WH | lex.AUX
 
 
 def _has_antecedent(raw: list[str], low: list[str], at: int) -> bool:
     """A name, or a determiner phrase, before ``at`` and separated from it by a clause boundary."""
     boundary = False
     for i in range(at - 1, -1, -1):
-        if low[i] in BOUNDARIES:
+        if low[i] in lex.BOUNDARIES:
             boundary = True
             continue
         if not boundary:
             continue
-        named = raw[i][:1].isupper() and low[i] not in FUNCTION and i > 0
-        phrase = low[i] in DETERMINERS - {"this", "that", "these", "those"} and i + 1 < at and (
-            low[i + 1] not in FUNCTION)
+        named = raw[i][:1].isupper() and low[i] not in lex.FUNCTION and i > 0
+        phrase = low[i] in lex.DETERMINERS - {"this", "that", "these", "those"} and i + 1 < at and (
+            low[i + 1] not in lex.FUNCTION)
         if named or phrase:
             return True
     return False
@@ -122,18 +80,18 @@ def _anaphor(raw: list[str], low: list[str]) -> str:
         prev = low[i - 1] if i else ""
         if tok == "it" and any(w in ("to", "if", "whether") for w in low[i + 1:]):
             continue  # extraposition: "is it safe to ...", "is it an emergency if ..."
-        if tok == "there" and (prev in BE or nxt in BE or nxt == "be"):
+        if tok == "there" and (prev in lex.BE or nxt in lex.BE or nxt == "be"):
             continue  # existential: "is there a fee?"
         if tok == "there's":
             continue
-        if tok == "that" and (nxt in SUBJECTS - {"it", "this", "that"} or prev in {"so", "such", "now"}
-                              or (i >= 2 and low[i - 2] in DETERMINERS and prev not in FUNCTION)):
+        if tok == "that" and (nxt in lex.SUBJECTS - {"it", "this", "that"} or prev in {"so", "such", "now"}
+                              or (i >= 2 and low[i - 2] in lex.DETERMINERS and prev not in lex.FUNCTION)):
             continue  # complementiser or relative pronoun
-        if tok == "this" and nxt in TIME_NOUNS:
+        if tok == "this" and nxt in lex.TIME_NOUNS:
             continue  # "this morning", "this Friday": a date, not a reference
         if tok in ("these", "those") and nxt in ("who", "which", "that", "with"):
             continue
-        if tok in ANAPHORS and not _has_antecedent(raw, low, i):
+        if tok in lex.ANAPHORS and not _has_antecedent(raw, low, i):
             return f"anaphor: {tok}"
     return ""
 
@@ -142,14 +100,14 @@ def _list_reference(low: list[str]) -> str:
     n = len(low)
     for i, tok in enumerate(low):
         nxt = low[i + 1] if i + 1 < n else ""
-        if tok in ("one", "ones") and i and (not nxt or not nxt.isalnum() or nxt in FUNCTION):
+        if tok in ("one", "ones") and i and (not nxt or not nxt.isalnum() or nxt in lex.FUNCTION):
             return f"one-anaphora: {low[i - 1]} {tok}"
-        if tok in ORDINALS and i and low[i - 1] == "the" and (
-                not nxt or not nxt.isalnum() or nxt in FUNCTION | {"one", "ones"}):
+        if tok in lex.ORDINALS and i and low[i - 1] == "the" and (
+                not nxt or not nxt.isalnum() or nxt in lex.FUNCTION | {"one", "ones"}):
             return f"ordinal: the {tok}"
-        if tok in LIST_NOUNS and nxt and (nxt.isdigit() or nxt in ("one", "two", "three", "four")):
+        if tok in lex.LIST_NOUNS and nxt and (nxt.isdigit() or nxt in ("one", "two", "three", "four")):
             return f"list reference: {tok} {nxt}"
-        if tok in COMPARATIVE and not (tok == "other" and i and low[i - 1] == "each"):
+        if tok in lex.COMPARATIVE and not (tok == "other" and i and low[i - 1] == "each"):
             return f"comparative: {tok}"
     return ""
 
@@ -157,14 +115,14 @@ def _list_reference(low: list[str]) -> str:
 def _fragment(raw: list[str], low: list[str], last_assistant: str) -> str:
     """Ellipsis, bare phrases and short answers: turns that lack their own predicate."""
     words_only = [t for t in low if t.isalnum() or "'" in t]
-    if words_only[0] in OPENERS or tuple(words_only[:2]) in OPENER_PAIRS:
+    if words_only[0] in lex.OPENERS or tuple(words_only[:2]) in lex.OPENER_PAIRS:
         return f"ellipsis: {' '.join(words_only[:2])}"
     question = raw[-1] == "?" or _is_question_form(low)
-    if words_only[0] in PREPOSITIONS and not any(t in WH | AUX for t in words_only):
+    if words_only[0] in lex.PREPOSITIONS and not any(t in lex.WH | lex.AUX for t in words_only):
         return "fragment: prepositional phrase"
     if len(words_only) <= 3 and not _is_question_form(low):
         info = details(" ".join(raw))
-        bare = all(t in FUNCTION or t.isdigit() for t in words_only) or bool(info.dates | info.numbers)
+        bare = all(t in lex.FUNCTION or t.isdigit() for t in words_only) or bool(info.dates | info.numbers)
         if raw[-1] == "?" or bare or all(r[:1].isupper() or r.isdigit() for r in raw if r.isalnum()):
             return "fragment: short"
     if "?" in last_assistant and not question and len(words_only) <= 6:
@@ -172,7 +130,7 @@ def _fragment(raw: list[str], low: list[str], last_assistant: str) -> str:
     if question and len(words_only) <= 10 and "the" in words_only:
         info = details(" ".join(raw))
         anchored = info.entities or info.numbers or info.dates or any(
-            t in DETERMINERS - {"the", "this", "that", "these", "those"} for t in words_only) or any(
+            t in lex.DETERMINERS - {"the", "this", "that", "these", "those"} for t in words_only) or any(
             _of_complement(words_only, i) for i, t in enumerate(words_only) if t == "the")
         if not anchored:
             return "definite description without an anchor"
@@ -182,7 +140,7 @@ def _fragment(raw: list[str], low: list[str], last_assistant: str) -> str:
 def _of_complement(words_only: list[str], at: int) -> bool:
     """"the boiling point of water": the description carries its own anchor."""
     for j in range(at + 2, min(at + 5, len(words_only) - 1)):
-        if words_only[j] == "of" and words_only[j + 1] not in FUNCTION:
+        if words_only[j] == "of" and words_only[j + 1] not in lex.FUNCTION:
             return True
     return False
 
@@ -200,7 +158,7 @@ def refers_back(prompt: str, history: Iterable[TurnLike] = (), similarity: Simil
         return FollowUp(True, "empty")
     if reply_act(prompt) is not None:
         return FollowUp(True, "reply")
-    if low[0] in PARTICLES:  # "Great, reserve it." -> judge what follows the particle
+    if low[0] in lex.PARTICLES:  # "Great, reserve it." -> judge what follows the particle
         rest = prompt[prompt.lower().index(low[0]) + len(low[0]):].lstrip(" ,.!;:-")
         inner = refers_back(rest, ()) if rest.strip() else FollowUp(True, "reply")
         if inner.refers_back or not _is_question_form(_tokens(rest)[1]):
@@ -282,11 +240,11 @@ def _content_change(a: str, b: str, min_overlap: float = 0.6) -> str:
     """
     wa, wb = words(a), words(b)
     matcher = SequenceMatcher(None, wa, wb, autojunk=False)
-    skeleton = [w for w in wa if w in FUNCTION] == [w for w in wb if w in FUNCTION]
+    skeleton = [w for w in wa if w in lex.FUNCTION] == [w for w in wb if w in lex.FUNCTION]
     if matcher.ratio() < min_overlap and not skeleton:
         return ""
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        changed = [w for w in wa[i1:i2] + wb[j1:j2] if w not in FUNCTION]
+        changed = [w for w in wa[i1:i2] + wb[j1:j2] if w not in lex.FUNCTION]
         if op == "replace" and changed:
             return changed[0]
     return ""
@@ -370,6 +328,20 @@ def match_conversations(query: str, query_history: Sequence[TurnLike], cached: s
         return ContextMatch(True)
     return match_context(referent(query_history), referent(cached_history), similarity,
                          threshold=threshold)
+
+
+def search_text(prompt: str, history: Iterable[TurnLike] = (),
+                similarity: SimilarityFn | None = None) -> str:
+    """What to embed for the index search: the prompt, preceded by its referent when it refers back.
+
+    "yes please" alone lands on every stored "yes please"; with the topic and the assistant's
+    offer in front, the search finds the entries of the same conversation state first.
+    """
+    turns = as_turns(history)
+    if not refers_back(prompt, turns, similarity).refers_back:
+        return prompt
+    ref = referent(turns)
+    return "\n".join(part for part in (ref.anchor, ref.offer, prompt) if part)
 
 
 def context_key(prompt: str, history: Iterable[TurnLike] = ()) -> str:

@@ -3,7 +3,8 @@
 ``Turn`` is one message of a conversation (user, assistant or tool). ``as_turns`` accepts
 the old form too: a plain string is a user turn. ``details`` pulls out what must be equal
 for two contexts to mean the same thing: named entities, numbers and dates, normalised
-("two" = "2", "12 March" = "March 12", "Friday" = "this Friday").
+("two" = "2", "12 March" = "March 12", "Friday" = "this Friday"). The closed-class word lists
+at the end serve the refers-back decision in ``followup``.
 """
 
 from __future__ import annotations
@@ -169,3 +170,40 @@ def details(text: str) -> Details:
 def words(text: str) -> list[str]:
     """Lower-cased word tokens (apostrophes kept: "let's", "don't")."""
     return [w.replace("’", "'") for w in WORD.findall(text.lower())]
+
+
+# Closed-class lexicon of the refers-back decision (followup.py): function words, reply
+# particles, anaphors, list references. Linguistic classes, not topic words.
+TOKEN = re.compile(r"[A-Za-z0-9]+(?:['’.:][A-Za-z0-9]+)*|[,;:!?()\u2014]")
+WH = frozenset("what which who whom whose where when why how what's where's who's how's".split())
+AUX = frozenset("is are was were am do does did can could will would shall should may might must have "
+                "has had isn't aren't wasn't don't doesn't didn't can't couldn't won't wouldn't "
+                "shouldn't i'm i'd i'll".split())
+PREPOSITIONS = frozenset("for on at in with from to by without after before during near via "
+                         "until".split())
+OPENERS = frozenset("and but or plus also so then".split())
+OPENER_PAIRS = frozenset({("what", "about"), ("how", "about"), ("same", "for"), ("same", "question"),
+                          ("what", "if")})
+PARTICLES = frozenset("yes yeah yep yup ya sure ok okay alright fine no nope nah absolutely definitely "
+                      "certainly indeed agreed perfect great cool lovely right correct exactly".split())
+AFFIRM = frozenset("yes yeah yep yup ya sure ok okay alright fine absolutely definitely certainly indeed "
+                   "agreed perfect great cool lovely right correct exactly please proceed ahead "
+                   "good works thanks thank".split())
+DENY = frozenset("no nope nah not don't never".split())
+# words of an accept/reject act that carry no topic of their own
+REPLY = AFFIRM | DENY | frozenset("go do it that this let's lets sounds sound thing for me us "
+                                  "then one be would that'd great".split())
+ANAPHORS = frozenset("it its itself they them their theirs themselves he him his she her hers this "
+                     "that these those there former latter".split())
+COMPARATIVE = frozenset("another other else instead same also rest".split())
+ORDINALS = frozenset("first second third fourth fifth sixth last middle latter former next".split())
+LIST_NOUNS = frozenset("option options choice number no item #".split())
+TIME_NOUNS = frozenset("morning afternoon evening night week weekend month year summer winter spring "
+                       "autumn fall time season quarter".split()) | frozenset(WEEKDAYS)
+DETERMINERS = frozenset("a an the my our your his her their some any this that these those".split())
+BOUNDARIES = frozenset(", ; : ( ) \u2014 and but so because when if why how what where which who "
+                       "while since".split())
+SUBJECTS = frozenset("i you we they he she it the a an my your our his her their there this these "
+                     "those all some".split())
+BE = frozenset("is are was were be been 's isn't aren't".split())
+FUNCTION = CLOSED_CLASS | AUX | WH | PREPOSITIONS | frozenset("'s let's".split())

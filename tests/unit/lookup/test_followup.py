@@ -14,6 +14,7 @@ from semcache.lookup.followup import (
     referent,
     refers_back,
     reply_act,
+    search_text,
 )
 from semcache.lookup.turns import Turn
 
@@ -172,3 +173,10 @@ def test_context_key_is_empty_only_when_history_cannot_matter() -> None:
     assert context_key("yes please", []) == ""
     assert context_key("Which gas is released?", CANCEL) != ""  # no embeddings: strict
     assert context_key("yes please", [Turn("assistant", "Cancel it?")]) != ""
+
+
+def test_search_text_carries_the_referent_only_for_referring_turns() -> None:
+    assert search_text("What is the capital of Peru?", CANCEL) == "What is the capital of Peru?"
+    text = search_text("yes please", CANCEL)
+    assert text.startswith(RENEWS["content"]) and "cancel it" in text and text.endswith("yes please")
+    assert search_text("yes please", ANNUAL) != text
