@@ -1,36 +1,38 @@
-"""``SemanticCache``: the facade every adapter uses.
+"""``SemanticCache``: the facade every adapter uses. Lookup, in order:
 
-Lookup, in order:
-
-1. **Exact path** — the hash of partition + normalised question + normalised
+1. **Exact path**: the hash of partition + normalised question + normalised
    history, answered from memory, before any embedding.
-2. **Semantic path** — categorise (policy), embed the question, search the HNSW
+2. **Semantic path**: categorise (policy), embed the question, search the HNSW
    index *inside* the request's partition, then for each candidate above the
    category's threshold: expiry, conversation context, verifier. The first
    candidate that passes all three is the hit.
 
-Store: validate, commit to SQL, then insert into the index and the mirror.
+Store: validate, commit to SQL, then make the entry visible in the local state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from semcache.embed.base import Embedder, aembed_one
+from semcache.index.base import VectorIndex
 from semcache.lookup.adaptive import AdaptiveThresholds, Adjustment
 from semcache.lookup.categories import Categoriser
 from semcache.lookup.context import ContextMatcher, search_text
 from semcache.lookup.normalize import exact_key, normalize_text, prompt_hash
 from semcache.lookup.policies import Policy, PolicySet
-from semcache.replication.mirror import EntryMeta, EntryMirror
-from semcache.storage.recorder import Recorder
+from semcache.parts import CacheParts, build_parts, close_embedder
+from semcache.replication.mirror import EntryMeta
+from semcache.replication.redis_tier import RedisTier
+from semcache.storage.changelog import Change, position
+from semcache.storage.store import NewEntry, Store
 from semcache.types import CacheRequest, Hit, LookupResult, Rejection
 from semcache.verify.base import Verifier
 
@@ -38,14 +40,19 @@ log = logging.getLogger(__name__)
 
 
 class SemanticCache:
-    """A semantic response cache backed by an SQL store and an in-memory vector index."""
+    """A semantic response cache backed by an SQL store and an in-memory vector index.
+
+    ``SemanticCache("sqlite:///semcache.db")`` builds every part (``build_parts``) and
+    starts it, as ``semcache.build.build_cache`` does from settings; ``from_parts``
+    wires parts already built, with no I/O.
+    """
 
     def __init__(
         self,
-        store: Any = "sqlite:///semcache.storage.engine",
+        store: Store | str = "sqlite:///semcache.db",
         *,
-        embedder: Any | None = None,
-        index: Any | None = None,
+        embedder: Embedder | None = None,
+        index: VectorIndex | None = None,
         verifier: Verifier | None = None,
         policies: PolicySet | str | Path | None = None,
         categoriser: Categoriser | None = None,
@@ -57,52 +64,62 @@ class SemanticCache:
         rebuild_progress_min: int = 5000,
         feed: bool | None = None,
         feed_poll_s: float = 1.0,
-        shared: Any | None = None,
+        shared: RedisTier | None = None,
     ) -> None:
         """``feed``: follow the store's change log (other processes' writes), by
         default on PostgreSQL only; ``feed_poll_s`` is its poll period.
-        ``shared``: an optional shared tier (``semcache.replication.redis_tier.RedisTier``),
-        told of every local store and deletion; closed by ``close()``."""
-        from semcache.replication.follower import ChangeFeed, RecentIds
-        from semcache.storage.changelog import position
-        from semcache.storage.store import Store
+        ``shared``: an optional shared tier (``RedisTier``), told of every local
+        store and deletion; closed by ``close()``."""
+        self._wire(build_parts(
+            store, embedder=embedder, index=index, verifier=verifier, policies=policies,
+            categoriser=categoriser, context=context, candidates=candidates, adaptive=adaptive,
+            clock=clock, stats_interval=stats_interval, progress_min=rebuild_progress_min,
+            feed=feed, feed_poll_s=feed_poll_s, shared=shared))
+        self.start()
 
-        self._owns_store = not isinstance(store, Store)
-        self.db: Store = Store(store) if self._owns_store else store
+    @classmethod
+    def from_parts(cls, parts: CacheParts) -> SemanticCache:
+        """A cache over parts already built; nothing is loaded or started until ``start``."""
+        cache = cls.__new__(cls)
+        cache._wire(parts)
+        return cache
+
+    def _wire(self, parts: CacheParts) -> None:
+        self.parts, self.db, self.state = parts, parts.store, parts.state
+        self.embedder, self.verifier, self.context = parts.embedder, parts.verifier, parts.context
+        self.index, self.mirror = parts.state.index, parts.state.mirror
+        self._base_policies = self.policies = parts.policies
+        self.categoriser, self.candidates = parts.categoriser, parts.candidates
+        self.adaptive = parts.adaptive or AdaptiveThresholds(on_change=self._persist_adjustment)
+        self._clock, self.recorder = parts.clock, parts.recorder
+        self.feed, self.shared = parts.feed, parts.shared
+        self._started = False
+        parts.state.on_deleted.append(self.recorder.forget)
+        if self.feed is not None:
+            self.feed.listeners.append(self._on_change)
+
+    def start(self) -> None:
+        """Read the policy overrides, load the index from the store and start the threads."""
+        if self._started:
+            raise RuntimeError("the cache is already started")
+        self._started = True
         try:
-            self._owns_embedder = embedder is None
-            self.embedder = embedder if embedder is not None else _default_embedder()
-            self.index = index if index is not None else _default_index(self.embedder.dim)
-            self.verifier = verifier if verifier is not None else _default_verifier()
-            self._base_policies = (policies if isinstance(policies, PolicySet)
-                                   else PolicySet.from_file(policies))
-            self.policies = self._base_policies
             self.reload_policies()
-            self.categoriser = categoriser or Categoriser(self.embedder.embed)
-            self.context = context or ContextMatcher(self.verifier)
-            self.candidates = candidates
-            self.adaptive = adaptive or AdaptiveThresholds(on_change=self._persist_adjustment)
-            self._clock = clock or (lambda: datetime.now(UTC))
-            self.mirror = EntryMirror()
-            # Orders local commits against applied remote deletions (see _commit/_forget).
-            self._sync_lock = threading.Lock()
-            self._tombstones = RecentIds()
-            self.recorder = Recorder(self.db, interval=stats_interval, clock=self._clock)
-            from semcache.replication.rebuild import rebuild
-
             loaded_at = position(self.db.engine)  # before the load: replaying is idempotent
-            rebuild(self, progress_min=rebuild_progress_min)
-            self.shared = shared
-            if shared is not None:
-                shared.attach(self)
-            self.feed: ChangeFeed | None = None
-            if feed or (feed is None and self.db.engine.dialect.name == "postgresql"):
-                self.feed = ChangeFeed(self, poll_s=feed_poll_s)
+            self.state.load(self.db, self.embedder, self.context, embedder_id=self.embedder_id,
+                            progress_min=self.parts.progress_min)
+            self.recorder.start()
+            if self.shared is not None:
+                self.shared.start(self.state, self.db)
+            if self.feed is not None:
                 self.feed.start(loaded_at)
         except BaseException:
-            if self._owns_store:
-                self.db.close()
+            self.close()
             raise
+
+    def _on_change(self, change: Change) -> None:
+        if change.kind in ("policy", "resync"):
+            self.reload_policies()
 
     # ------------------------------------------------------------------ policy
     @property
@@ -153,7 +170,7 @@ class SemanticCache:
         early = self._exact(request)
         if early is not None:
             return early
-        vector = await self._aembed_one(search_text(request.prompt, request.history))
+        vector = await aembed_one(self.embedder, search_text(request.prompt, request.history))
         return self._semantic(request, vector)
 
     def _exact(self, request: CacheRequest) -> LookupResult | None:
@@ -250,12 +267,6 @@ class SemanticCache:
                 self.mirror.remember_response(entry_id, response)
         return response
 
-    async def _aembed_one(self, text: str) -> np.ndarray:
-        aembed = getattr(self.embedder, "aembed_one", None)
-        if aembed is not None:
-            return await aembed(text)
-        return await asyncio.to_thread(self.embedder.embed_one, text)
-
     # ------------------------------------------------------------------- store
     def store(self, request: CacheRequest, response: Any, *, tokens: int = 0, cost: float = 0.0,
               latency_ms: float = 0.0, vector: np.ndarray | None = None,
@@ -280,13 +291,11 @@ class SemanticCache:
                             tokens=tokens, cost=cost, latency_ms=latency_ms)
 
     async def astore(self, request: CacheRequest, response: Any, **kw: Any) -> int | None:
-        vector = await self._aembed_one(search_text(request.prompt, request.history))
+        vector = await aembed_one(self.embedder, search_text(request.prompt, request.history))
         return await asyncio.to_thread(self.store, request, response, vector=vector, **kw)
 
     def _commit(self, request: CacheRequest, response: Any, vector: np.ndarray, category: str,
                 policy: Policy, *, tokens: int, cost: float, latency_ms: float) -> int:
-        from semcache.storage.store import NewEntry
-
         now = self._clock()
         expires = now + timedelta(seconds=policy.ttl_seconds) if policy.ttl_seconds else None
         turns = self.context.window(request.history)
@@ -305,13 +314,9 @@ class SemanticCache:
         ))
         # SQL is committed: now the entry may become visible, unless another
         # process deleted it already and the change feed applied that first.
-        with self._sync_lock:
-            if entry_id not in self._tombstones:
-                self.index.add(request.partition(), np.array([entry_id], dtype=np.int64),
-                               np.asarray(vector, dtype=np.float32)[None, :])
-                self.mirror.put(EntryMeta(entry_id, request.partition(), key, request.prompt,
-                                          category, scope.tenant, expires, turns, history_vecs,
-                                          tuple(doc_keys)), response)
+        self.state.add_local(EntryMeta(entry_id, request.partition(), key, request.prompt, category,
+                                       scope.tenant, expires, turns, history_vecs, tuple(doc_keys)),
+                             vector, response)
         if self.shared is not None:
             self.shared.stored(key, entry_id, policy.ttl_seconds)
         self.recorder.count(scope.tenant, category, stores=1)
@@ -367,33 +372,25 @@ class SemanticCache:
         self._forget(ids)
         return deleted
 
-    def _forget(self, ids: Sequence[int], *, local: bool = True) -> None:
-        """Drop ids from memory; ``local`` deletions are also announced on the shared tier."""
-        keyed: list[tuple[int, str]] = []
-        with self._sync_lock:
-            self._tombstones.update(ids)
-            if local and self.shared is not None:
-                keyed = [(m.entry_id, m.exact_key) for m in map(self.mirror.get, ids) if m is not None]
-            self.index.delete(ids)
-            self.mirror.remove(list(ids))
-        self.recorder.forget(list(ids))
-        if local and self.shared is not None:
-            self.shared.forgotten(list(ids), keyed, self.db.origin)
+    def _forget(self, ids: Sequence[int]) -> None:
+        """Drop ids this process deleted from memory, and announce them on the shared tier."""
+        held = self.state.apply_deleted(ids)
+        if self.shared is not None:
+            self.shared.forgotten(list(ids), [(m.entry_id, m.exact_key) for m in held], self.db.origin)
 
     def flush(self) -> None:
         self.recorder.flush()
 
     def close(self) -> None:
-        feed = getattr(self, "feed", None)
-        if feed is not None:
-            feed.stop()
-        shared = getattr(self, "shared", None)
-        if shared is not None:
-            shared.close()
+        """Stop the threads; close the store and the embedder if this cache created them."""
+        if self.feed is not None:
+            self.feed.stop()
+        if self.shared is not None:
+            self.shared.close()
         self.recorder.close()
-        if self._owns_embedder:
-            _close_chain(self.embedder)
-        if self._owns_store:
+        if self.parts.owns_embedder:
+            close_embedder(self.embedder)
+        if self.parts.owns_store:
             self.db.close()
 
     def __enter__(self) -> SemanticCache:
@@ -401,35 +398,3 @@ class SemanticCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _default_embedder() -> Any:
-    from semcache.embed.lru import CachedEmbedder
-    from semcache.embed.microbatch import MicroBatcher
-    from semcache.embed.minilm import MiniLMEmbedder
-
-    # LRU first (a repeat costs no queueing); the batcher adds no wait of its own:
-    # requests that arrive while a batch runs simply form the next batch.
-    return CachedEmbedder(MicroBatcher(MiniLMEmbedder(), max_wait_ms=0.0), maxsize=8192)
-
-
-def _close_chain(embedder: Any) -> None:
-    """Close every closable layer of an embedder stack (LRU -> batcher -> model)."""
-    seen = 0
-    while embedder is not None and seen < 8:
-        if callable(getattr(embedder, "close", None)):
-            embedder.close()
-        embedder = getattr(embedder, "inner", None) or getattr(embedder, "embedder", None)
-        seen += 1
-
-
-def _default_index(dim: int) -> Any:
-    from semcache.index import HnswIndex
-
-    return HnswIndex(dim=dim)
-
-
-def _default_verifier() -> Verifier:
-    from semcache.verify import HardNegativeVerifier
-
-    return HardNegativeVerifier()

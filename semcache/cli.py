@@ -5,9 +5,12 @@
     semcache eval PAIRS.jsonl               judge hit/miss decisions on labelled pairs
     semcache calibrate PAIRS.jsonl          write per-category thresholds for a target precision
     semcache serve                          the OpenAI-compatible caching proxy
+    semcache admin ...                      the cache admin (keys, entries, policies)
     semcache engine serve|calibrate         the chunk-reuse engine (semcache.gpu)
 
-Heavy imports happen inside the commands, so ``--help`` is instant.
+``serve``, ``admin`` and ``engine`` come from the packages that register them in
+the ``semcache.commands`` entry-point group. Heavy imports happen inside the
+commands, so ``--help`` is instant.
 """
 
 from __future__ import annotations
@@ -135,34 +138,35 @@ def eval_cmd(
 app.command("calibrate")(calibrate_cmd)
 
 
-def _mount_optional() -> None:
-    """Mount sub-commands whose modules exist (they import their extras lazily)."""
-    import importlib
+COMMANDS_GROUP = "semcache.commands"
 
-    for module, attr, name in (
-        ("semcache.adapters.proxy.cli", "serve", "serve"),
-    ):
+
+def mount_registered(target: typer.Typer = app) -> list[str]:
+    """Mount the sub-commands that installed packages register; returns their names.
+
+    The adapters and the engine register theirs in the entry-point group
+    ``semcache.commands`` (see pyproject.toml), so the core names none of them. A
+    command whose extra is not installed is left out.
+    """
+    from importlib.metadata import entry_points
+
+    from semcache.exceptions import MissingExtraError
+
+    mounted = []
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
         try:
-            command = getattr(importlib.import_module(module), attr)
-        except ModuleNotFoundError as exc:
-            if not exc.name or not (module + ".").startswith(exc.name + "."):
-                raise
+            command = entry.load()
+        except (ModuleNotFoundError, MissingExtraError):
             continue
-        app.command(name)(command)
-    for module, attr, name in (
-        ("semcache.gpu.cli", "engine_app", "engine"),
-        ("semcache.adapters.admin.cli", "admin_app", "admin"),
-    ):
-        try:
-            sub = getattr(importlib.import_module(module), attr)
-        except ModuleNotFoundError as exc:
-            if not exc.name or not (module + ".").startswith(exc.name + "."):
-                raise
-            continue
-        app.add_typer(sub, name=name)
+        if isinstance(command, typer.Typer):
+            target.add_typer(command, name=entry.name)
+        else:
+            target.command(entry.name)(command)
+        mounted.append(entry.name)
+    return mounted
 
 
-_mount_optional()
+mount_registered()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

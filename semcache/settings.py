@@ -1,7 +1,8 @@
 """Core settings: the one place that reads ``SEMCACHE_*`` environment variables.
 
-Adapters extend ``CoreSettings`` with their own fields; everything below them
-receives plain, validated values through constructors.
+Adapters extend ``CoreSettings`` with their own fields; ``semcache.build.build_cache``
+turns them into parts, and everything below receives plain, validated values through
+constructors. Each field is read from ``SEMCACHE_<NAME>`` (e.g. ``SEMCACHE_DB_URL``).
 """
 
 from __future__ import annotations
@@ -14,15 +15,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class CoreSettings(BaseSettings):
+    """What the core is built from (see ``build_cache``); every field is used."""
+
     model_config = SettingsConfigDict(env_prefix="SEMCACHE_", extra="ignore")
 
     db_url: str = Field("sqlite:///semcache.storage.engine", description="SQLAlchemy URL of the store")
     policies: Path | None = Field(None, description="YAML/TOML policy file (defaults built in)")
-    index: Literal["hnsw", "faiss"] = "hnsw"
-    context_threshold: float = Field(0.70, gt=0.0, le=1.0)
-    context_max_turns: int = Field(4, ge=1, le=64)
+    index: Literal["hnsw", "faiss"] = Field(
+        "hnsw", description="vector index backend: hnswlib, or faiss-cpu (the faiss extra)")
+    context_threshold: float = Field(
+        0.70, gt=0.0, le=1.0, description="how alike earlier turns must be for a follow-up to match")
+    context_max_turns: int = Field(4, ge=1, le=64, description="earlier user turns compared per request")
     candidates: int = Field(5, ge=1, le=100, description="HNSW candidates verified per lookup")
-    verifier: Literal["hardneg", "none"] = "hardneg"
+    verifier: Literal["hardneg", "none"] = Field(
+        "hardneg", description="hardneg: rule-based hard-negative verifier; none: similarity alone")
     rebuild_progress_min: int = Field(5000, ge=0, description="show a progress bar above this many entries")
 
     # Scale-out: several processes sharing one database (see docs/deploy.md).

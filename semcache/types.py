@@ -2,42 +2,24 @@
 
 A request is judged inside a *partition*: tenant, model, the generation
 parameters that change the answer, an optional user, and the exact context
-(system prompt and retrieved documents). The partition key is what the vector
-index is split by, so a search can never return another partition's entry.
+(system prompt and retrieved documents); ``semcache.lookup.partition`` builds
+its key. The vector index is split by it, so a search can never return another
+partition's entry.
 Earlier conversation turns are the *soft* context: they are compared by
 meaning after the search (see ``semcache.lookup.context``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from semcache.lookup.partition import context_hash, params_hash, partition_key, stable_hash
+
 MatchKind = Literal["exact", "semantic"]
-
-
-def stable_hash(*parts: str, length: int = 32) -> str:
-    """A short, stable hex digest of the given strings (length-prefixed, unambiguous)."""
-    h = hashlib.blake2b(digest_size=32)
-    for part in parts:
-        data = part.encode("utf-8")
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-    return h.hexdigest()[:length]
-
-
-def params_hash(params: Mapping[str, Any] | None) -> str:
-    """Hash of the generation parameters that change an answer (order-independent)."""
-    if not params:
-        return ""
-    try:
-        blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
-    except (TypeError, ValueError) as exc:  # pragma: no cover - default=str covers most
-        raise ValueError(f"generation params must be JSON-serialisable, got {params!r}") from exc
-    return stable_hash(blob, length=16)
+__all__ = ["CacheRequest", "Document", "Hit", "LookupResult", "MatchKind", "Rejection", "Scope",
+           "Verdict", "params_hash", "stable_hash"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +116,13 @@ class CacheRequest:
 
     def context_hash(self) -> str:
         """Exact context: system prompt and documents (whitespace-normalised)."""
-        sys_norm = " ".join((self.system or "").split())
-        return stable_hash(sys_norm, *[d.content_hash for d in self.documents])
+        return context_hash(self.system, [d.content_hash for d in self.documents])
 
     def partition(self) -> str:
-        """The index partition: scope plus exact context."""
-        return stable_hash(self.scope.key(), self.context_hash())
+        """The index partition (``semcache.lookup.partition.partition_key``)."""
+        s = self.scope
+        return partition_key(tenant=s.tenant, model=s.model, params=s.params, user=s.user,
+                             system=self.system, document_hashes=[d.content_hash for d in self.documents])
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,7 @@ Reader = Annotated[Actor, Depends(_reader)]
 Writer = Annotated[Actor, Depends(_writer)]
 
 
-def _see_other(url: str) -> RedirectResponse:
+def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
@@ -83,7 +83,7 @@ def login(request: Request, ctx: Ctx, token: Annotated[str, Form()]) -> Response
         ctx.auth.identify(token)
     except AuthError:
         return render("login.html", status=401, error="That token is not valid.")
-    response = _see_other(str(request.url_for("admin_dashboard")))
+    response = see_other(str(request.url_for("admin_dashboard")))
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=ctx.secure_cookie,
                         path="/admin", max_age=8 * 3600)
     return response
@@ -91,7 +91,7 @@ def login(request: Request, ctx: Ctx, token: Annotated[str, Form()]) -> Response
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
-    response = _see_other(str(request.url_for("login_page")))
+    response = see_other(str(request.url_for("login_page")))
     response.delete_cookie(COOKIE, path="/admin")
     return response
 
@@ -154,7 +154,7 @@ def check(entry_id: int, ctx: Ctx, actor: Reader, question: Annotated[str, Form(
 @router.post("/entries/{entry_id}/delete")
 def delete(request: Request, entry_id: int, ctx: Ctx, actor: Writer) -> Response:
     ctx.service.delete_entry(entry_id, actor.name)
-    return _see_other(str(request.url_for("entries")))
+    return see_other(str(request.url_for("entries")))
 
 
 @router.post("/entries/{entry_id}/wrong")
@@ -165,4 +165,4 @@ def wrong(request: Request, entry_id: int, ctx: Ctx, actor: Writer) -> Response:
         return render("message.html", status=404, actor=actor, title="Not found",
                       message=f"There is no entry {entry_id}.")
     url = request.url_for("entry", entry_id=entry_id).include_query_params(flash="Reported as a wrong hit.")
-    return _see_other(str(url))
+    return see_other(str(url))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from semcache.adapters.admin.entries import EntryFilters
-from semcache.adapters.admin.pages import Ctx, Reader, Writer, _see_other, render
+from semcache.adapters.admin.pages import Ctx, Reader, Writer, render, see_other
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 OptStr = Annotated[str, Form()]
@@ -37,11 +37,11 @@ def edit_policy(request: Request, category: str, ctx: Ctx, actor: Writer, thresh
         fields = {k: v for k, v in _policy_fields(threshold, ttl_seconds, max_entries, enabled).items()
                   if getattr(current, k) != v}  # only what the form changed is overridden
         if not fields:
-            return _see_other(str(url.include_query_params(flash=f"Policy of {category} unchanged.")))
+            return see_other(str(url.include_query_params(flash=f"Policy of {category} unchanged.")))
         ctx.service.set_policy(category, actor.name, **fields)
     except ValueError as exc:
-        return _see_other(str(url.include_query_params(error=f"{category}: {exc}")))
-    return _see_other(str(url.include_query_params(flash=f"Policy of {category} saved; it applies now.")))
+        return see_other(str(url.include_query_params(error=f"{category}: {exc}")))
+    return see_other(str(url.include_query_params(flash=f"Policy of {category} saved; it applies now.")))
 
 
 @router.get("/invalidate")
@@ -116,9 +116,9 @@ def revoke_key(request: Request, ctx: Ctx, actor: Writer, key_id: int) -> Respon
     try:
         info = ctx.service.keys.revoke(key_id)
     except (KeyError, ValueError) as exc:
-        return _see_other(str(request.url_for("tenants").include_query_params(flash=f"Not revoked: {exc}")))
+        return see_other(str(request.url_for("tenants").include_query_params(flash=f"Not revoked: {exc}")))
     ctx.service.audit.record(actor.name, "key.revoke", f"key {key_id}", detail={"prefix": info["prefix"]})
-    return _see_other(str(request.url_for("tenants").include_query_params(flash=f"Key {key_id} revoked.")))
+    return see_other(str(request.url_for("tenants").include_query_params(flash=f"Key {key_id} revoked.")))
 
 
 @router.post("/keys/{key_id}/rotate")
@@ -126,7 +126,7 @@ def rotate_key(request: Request, ctx: Ctx, actor: Writer, key_id: int) -> Respon
     try:
         key, info = ctx.service.keys.rotate(key_id)
     except (KeyError, ValueError) as exc:
-        return _see_other(str(request.url_for("tenants").include_query_params(flash=f"Not rotated: {exc}")))
+        return see_other(str(request.url_for("tenants").include_query_params(flash=f"Not rotated: {exc}")))
     ctx.service.audit.record(actor.name, "key.rotate", f"key {key_id}",
                              detail={"old_prefix": info["prefix"], "new_prefix": key[:12]})
     return render("tenants.html", actor=actor, tenants=ctx.service.keys.tenants(), flash=None,

@@ -32,32 +32,20 @@ from semcache.adapters.proxy.upstream import Upstream
 from semcache.adapters.server.errors import install_error_handlers
 from semcache.adapters.server.keys import KeyStore
 
+from semcache.cache import SemanticCache
+
 log = logging.getLogger("semcache.proxy")
 
 
-def _build_cache(settings: ProxySettings) -> Any:
-    from semcache.cache import SemanticCache
+def _build_cache(settings: ProxySettings) -> SemanticCache:
+    from semcache.build import build_cache
 
-    shared = None
-    if settings.redis_url is not None:
-        from semcache.replication.redis_tier import RedisTier
-
-        shared = RedisTier(settings.redis_url, prefix=settings.redis_prefix, timeout_s=settings.redis_timeout_s,
-                           required=settings.redis_required)
-    try:
-        cache = SemanticCache(store=settings.db_url, policies=settings.policies, candidates=settings.candidates,
-                              feed=settings.feed_enabled(), feed_poll_s=settings.feed_poll_s, shared=shared)
-    except BaseException:
-        if shared is not None:
-            shared.close()
-        raise
-    cache.db.change_retention_s = settings.change_retention_s
-    return cache
+    return build_cache(settings)
 
 
-def _shared_flights(settings: ProxySettings, cache: Any) -> SharedFlights | None:
+def _shared_flights(settings: ProxySettings, cache: SemanticCache) -> SharedFlights | None:
     mode = settings.shared_singleflight
-    if mode == "off" or (mode == "auto" and getattr(cache, "feed", None) is None):
+    if mode == "off" or (mode == "auto" and cache.feed is None):
         return None
     from semcache.adapters.server.leases import FlightLeases
 
@@ -66,7 +54,7 @@ def _shared_flights(settings: ProxySettings, cache: Any) -> SharedFlights | None
 
 def create_app(
     settings: ProxySettings,
-    cache: Any | None = None,
+    cache: SemanticCache | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     *,
     load_clock: Callable[[], float] = time.monotonic,
@@ -78,14 +66,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owns_cache = cache is None
-        the_cache: Any = _build_cache(settings) if cache is None else cache
+        the_cache = _build_cache(settings) if cache is None else cache
         metrics = ProxyMetrics()
         upstream = Upstream(settings, metrics, transport=transport)
         load = LoadMonitor(settings, metrics, clock=load_clock)
         keys = KeyStore(the_cache.db.engine, ttl_s=settings.key_cache_ttl_s)
         state = ProxyState(settings=settings, cache=the_cache, upstream=upstream, metrics=metrics, load=load,
                            keys=keys, shared_flights=_shared_flights(settings, the_cache))
-        feed = getattr(the_cache, "feed", None)
+        feed = the_cache.feed
         if feed is not None:
             feed.listeners.append(keys.on_change)  # revocations elsewhere apply here at once
         app.state.proxy = state
@@ -100,7 +88,7 @@ def create_app(
             await upstream.close()
             if owns_cache:
                 the_cache.close()
-            elif hasattr(the_cache, "flush"):
+            else:
                 the_cache.flush()
 
     app = FastAPI(
@@ -140,7 +128,7 @@ def _add_ops_routes(app: FastAPI) -> None:
         except httpx.HTTPError as exc:
             ok, detail = False, f"upstream unreachable: {type(exc).__name__}"
         kind = "upstream_error"
-        feed = getattr(state.cache, "feed", None)
+        feed = state.cache.feed
         limit = state.settings.ready_max_feed_outage_s
         if ok and feed is not None and limit is not None and feed.outage_s() > limit:
             ok, kind = False, "server_error"
@@ -158,14 +146,14 @@ def _add_ops_routes(app: FastAPI) -> None:
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
 
-def _scaleout_detail(cache: Any) -> dict[str, Any]:
+def _scaleout_detail(cache: SemanticCache) -> dict[str, Any]:
     """What /readyz says about the change feed and the Redis tier (when they are in use)."""
     out: dict[str, Any] = {}
-    feed = getattr(cache, "feed", None)
+    feed = cache.feed
     if feed is not None:
         status = feed.status()
         out["feed"] = {k: status[k] for k in ("mode", "connected", "outage_s", "position", "lag_s", "last_error")}
-    shared = getattr(cache, "shared", None)
+    shared = cache.shared
     if shared is not None:
         up = bool(shared.status()["up"])
         out["redis"] = "up" if up else "down: degraded to the SQL store alone"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 
 from semcache.adapters.server.errors import error_body
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as ASGIScope
 
 
 class BodyLimit:
@@ -19,11 +20,11 @@ class BodyLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
+    async def __call__(self, asgi_scope: ASGIScope, receive: Receive, send: Send) -> None:
+        if asgi_scope["type"] != "http" or asgi_scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(asgi_scope, receive, send)
             return
-        for name, value in scope["headers"]:
+        for name, value in asgi_scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
@@ -56,7 +57,7 @@ class BodyLimit:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send)
+        await self.app(asgi_scope, replay, send)
 
     async def _reject(self, send: Send) -> None:
         payload = json.dumps(error_body(f"request body exceeds {self.max_bytes} bytes",

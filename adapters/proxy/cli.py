@@ -78,6 +78,7 @@ def _check_redis(url: str, required: bool, timeout_s: float) -> None:
 
     try:
         tier = RedisTier(url, timeout_s=max(timeout_s, 1.0), required=True)
+        tier.check()
     except MissingExtraError as exc:
         _fail(str(exc))
     except ValueError as exc:

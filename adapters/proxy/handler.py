@@ -14,17 +14,18 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
-from semcache.adapters.proxy.parse import ScopedRequest, scope_request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from semcache.adapters.proxy.parse import ParsedRequest, parse_request
 from semcache.adapters.proxy.state import ProxyState
 from semcache.adapters.proxy.streaming import (
     DONE,
+    ManagedStream,
     StreamAccumulator,
     entry_comment,
     replay,
@@ -35,8 +36,6 @@ from semcache.adapters.proxy.upstream import HOP_HEADERS
 from semcache.adapters.server.errors import ProxyError, bad_request
 from semcache.adapters.server.keys import Principal
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 from semcache.types import CacheRequest, LookupResult
 
@@ -55,20 +54,6 @@ class Outcome:
     body: Any  # parsed JSON on 200, raw bytes otherwise
     media_type: str = "application/json"
     entry_id: int | None = None
-
-
-class ManagedStream(StreamingResponse):
-    """A streaming response whose cleanup runs even if the client leaves before the first byte."""
-
-    def __init__(self, content: AsyncIterator[bytes], cleanup: Callable[[], Awaitable[None]], **kw: Any) -> None:
-        super().__init__(content, **kw)
-        self._cleanup = cleanup
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self._cleanup()
 
 
 def header_value(value: object) -> str:
@@ -98,37 +83,37 @@ class CompletionHandler:
     async def handle(self, endpoint: str, request: Request, principal: Principal) -> Response:
         started = time.perf_counter()
         body = parse_json(await request.body())
-        scoped = scope_request(endpoint, body, tenant=principal.tenant,  # type: ignore[arg-type]
+        parsed = parse_request(endpoint, body, tenant=principal.tenant,  # type: ignore[arg-type]
                                headers=request.headers, settings=self.s)
         up_headers = self.upstream_headers(request.headers)
-        req = scoped.cache_request
+        req = parsed.cache_request
         if req is None:
-            return await self._bypass(scoped, up_headers, scoped.bypass_reason, started)
+            return await self._bypass(parsed, up_headers, parsed.bypass_reason, started)
         headers: dict[str, str] = {}
-        if scoped.controls.no_cache:
-            if scoped.controls.no_store:
-                return await self._bypass(scoped, up_headers, "no-cache and no-store requested", started)
+        if parsed.controls.no_cache:
+            if parsed.controls.no_store:
+                return await self._bypass(parsed, up_headers, "no-cache and no-store requested", started)
             headers["x-semcache-reason"] = "no-cache requested"
-            return await self._miss(scoped, req, up_headers, headers, started, coalesce=False)
+            return await self._miss(parsed, req, up_headers, headers, started, coalesce=False)
         req = self.adapt_threshold(req)
         try:
             result: LookupResult = await self.state.cache.alookup_detailed(req)
         except SQLAlchemyError as exc:  # the database is away and the answer is not in memory
             log.warning("lookup needed the database and failed (%s); asking the upstream", type(exc).__name__)
             headers["x-semcache-reason"] = "store unavailable"
-            return await self._miss(scoped, None, up_headers, headers, started, coalesce=True)
+            return await self._miss(parsed, None, up_headers, headers, started, coalesce=True)
         if result.hit is not None:
-            return self._hit(scoped, result, started)
+            return self._hit(parsed, result, started)
         if result.bypass_reason:
-            return await self._bypass(scoped, up_headers, result.bypass_reason, started)
+            return await self._bypass(parsed, up_headers, result.bypass_reason, started)
         headers["x-semcache-category"] = result.category
         headers["x-semcache-threshold"] = f"{result.threshold:.4f}"
         if result.best_similarity is not None:
             headers["x-semcache-similarity"] = f"{result.best_similarity:.4f}"
         if result.reason:
             headers["x-semcache-reason"] = header_value(result.reason)
-        store_req = None if scoped.controls.no_store else req
-        return await self._miss(scoped, store_req, up_headers, headers, started, coalesce=True)
+        store_req = None if parsed.controls.no_store else req
+        return await self._miss(parsed, store_req, up_headers, headers, started, coalesce=True)
 
     def upstream_headers(self, incoming: Mapping[str, str]) -> dict[str, str]:
         """Client headers to forward, with the upstream's credentials."""
@@ -151,12 +136,12 @@ class CompletionHandler:
         return dataclasses.replace(req, threshold=relaxed)
 
     # ------------------------------------------------------------- outcomes
-    def _record(self, scoped: ScopedRequest, outcome: str, started: float, match: str = "") -> None:
+    def _record(self, parsed: ParsedRequest, outcome: str, started: float, match: str = "") -> None:
         m = self.state.metrics
-        m.requests.labels(scoped.endpoint, outcome, match).inc()
-        m.latency.labels(scoped.endpoint, outcome).observe(time.perf_counter() - started)
+        m.requests.labels(parsed.endpoint, outcome, match).inc()
+        m.latency.labels(parsed.endpoint, outcome).observe(time.perf_counter() - started)
 
-    def _hit(self, scoped: ScopedRequest, result: LookupResult, started: float) -> Response:
+    def _hit(self, parsed: ParsedRequest, result: LookupResult, started: float) -> Response:
         hit = result.hit
         assert hit is not None
         headers = {
@@ -164,37 +149,37 @@ class CompletionHandler:
             "x-semcache-similarity": f"{hit.similarity:.4f}", "x-semcache-category": hit.category,
             "x-semcache-entry": str(hit.entry_id), "x-semcache-threshold": f"{result.threshold:.4f}",
         }
-        self._record(scoped, "hit", started, hit.match)
-        return self._render(scoped, Outcome(200, hit.response, entry_id=hit.entry_id), headers)
+        self._record(parsed, "hit", started, hit.match)
+        return self._render(parsed, Outcome(200, hit.response, entry_id=hit.entry_id), headers)
 
-    def _render(self, scoped: ScopedRequest, outcome: Outcome, headers: dict[str, str]) -> Response:
+    def _render(self, parsed: ParsedRequest, outcome: Outcome, headers: dict[str, str]) -> Response:
         if outcome.status != 200:
             return Response(outcome.body, status_code=outcome.status, media_type=outcome.media_type,
                             headers=headers)
-        if scoped.stream:
-            chunks = replay(scoped.endpoint, outcome.body, include_usage=scoped.include_usage)
+        if parsed.stream:
+            chunks = replay(parsed.endpoint, outcome.body, include_usage=parsed.include_usage)
             return StreamingResponse(_aiter(chunks), media_type="text/event-stream",
                                      headers=headers | SSE_HEADERS)
         return JSONResponse(outcome.body, headers=headers)
 
-    async def _bypass(self, scoped: ScopedRequest, up_headers: dict[str, str], reason: str | None,
+    async def _bypass(self, parsed: ParsedRequest, up_headers: dict[str, str], reason: str | None,
                       started: float) -> Response:
         headers = {"x-semcache": "bypass"}
         if reason:
             headers["x-semcache-reason"] = header_value(reason)
-        self._record(scoped, "bypass", started)
-        if scoped.stream:
-            return await self._stream(scoped, None, up_headers, headers, flight=None)
-        outcome = await self._fetch(scoped, None, up_headers)
-        return self._render(scoped, outcome, headers)
+        self._record(parsed, "bypass", started)
+        if parsed.stream:
+            return await self._stream(parsed, None, up_headers, headers, flight=None)
+        outcome = await self._fetch(parsed, None, up_headers)
+        return self._render(parsed, outcome, headers)
 
     # ---------------------------------------------------------------- misses
-    async def _miss(self, scoped: ScopedRequest, store_req: CacheRequest | None, up_headers: dict[str, str],
+    async def _miss(self, parsed: ParsedRequest, store_req: CacheRequest | None, up_headers: dict[str, str],
                     headers: dict[str, str], started: float, *, coalesce: bool) -> Response:
         headers = {"x-semcache": "miss", **headers}
-        self._record(scoped, "miss", started)
+        self._record(parsed, "miss", started)
         flights = self.state.flights
-        flight, leader = flights.join(scoped.flight_key()) if coalesce else (None, True)
+        flight, leader = flights.join(parsed.flight_key()) if coalesce else (None, True)
         if not leader:
             assert flight is not None
             self.state.metrics.coalesced.inc()
@@ -208,12 +193,12 @@ class CompletionHandler:
                 headers["x-semcache-coalesced"] = "true"
                 if outcome.entry_id is not None:
                     headers["x-semcache-entry"] = str(outcome.entry_id)
-                return self._render(scoped, outcome, headers)
+                return self._render(parsed, outcome, headers)
         lease = None
         shared = self.state.shared_flights
         if shared is not None and coalesce and store_req is not None:
             try:
-                leased, found = await shared.acquire(scoped.flight_key(), store_req)
+                leased, found = await shared.acquire(parsed.flight_key(), store_req)
             except SQLAlchemyError:  # no shared store: this replica asks the upstream alone
                 leased, found = False, None
             if found is not None:  # another replica asked the upstream and stored the answer
@@ -225,33 +210,33 @@ class CompletionHandler:
                 self.state.metrics.coalesced_replicas.inc()
                 headers["x-semcache-coalesced"] = "replica"
                 headers["x-semcache-entry"] = str(hit.entry_id)
-                return self._render(scoped, outcome, headers)
-            lease = scoped.flight_key() if leased else None
-        if scoped.stream:
-            return await self._stream(scoped, store_req, up_headers, headers, flight=flight, lease=lease)
+                return self._render(parsed, outcome, headers)
+            lease = parsed.flight_key() if leased else None
+        if parsed.stream:
+            return await self._stream(parsed, store_req, up_headers, headers, flight=flight, lease=lease)
         try:
             if flight is None:
-                outcome = await self._fetch(scoped, store_req, up_headers)
+                outcome = await self._fetch(parsed, store_req, up_headers)
             else:
                 with flights.lead(flight):
-                    outcome = await self._fetch(scoped, store_req, up_headers)
+                    outcome = await self._fetch(parsed, store_req, up_headers)
                     flight.publish(outcome)
         finally:
             if lease is not None and shared is not None:
                 await shared.release(lease)
         if outcome.entry_id is not None:
             headers["x-semcache-entry"] = str(outcome.entry_id)
-        return self._render(scoped, outcome, headers)
+        return self._render(parsed, outcome, headers)
 
-    async def _fetch(self, scoped: ScopedRequest, store_req: CacheRequest | None,
+    async def _fetch(self, parsed: ParsedRequest, store_req: CacheRequest | None,
                      up_headers: dict[str, str]) -> Outcome:
         """One non-streaming upstream call; stores the answer when it is storable."""
         upstream = self.state.upstream
         started = time.perf_counter()
-        response = await upstream.send(upstream.build("POST", PATHS[scoped.endpoint], json_body=scoped.body,
+        response = await upstream.send(upstream.build("POST", PATHS[parsed.endpoint], json_body=parsed.body,
                                                       headers=up_headers))
         latency = time.perf_counter() - started
-        self.state.metrics.upstream_latency.labels(scoped.endpoint).observe(latency)
+        self.state.metrics.upstream_latency.labels(parsed.endpoint).observe(latency)
         self.state.load.record_latency(latency * 1000)
         media = response.headers.get("content-type", "application/json").split(";")[0]
         if response.status_code != 200:
@@ -262,10 +247,10 @@ class CompletionHandler:
         except ValueError:
             raise ProxyError(502, "upstream returned a 200 whose body is not JSON",
                              code="upstream_protocol_error") from None
-        entry_id = await self._store(scoped, store_req, data, latency * 1000)
+        entry_id = await self._store(parsed, store_req, data, latency * 1000)
         return Outcome(200, data, entry_id=entry_id)
 
-    async def _store(self, scoped: ScopedRequest, store_req: CacheRequest | None, data: Any,
+    async def _store(self, parsed: ParsedRequest, store_req: CacheRequest | None, data: Any,
                      latency_ms: float) -> int | None:
         metrics = self.state.metrics
         if store_req is None:
@@ -277,7 +262,7 @@ class CompletionHandler:
         tokens = int(usage.get("total_tokens") or usage.get("completion_tokens") or 0)
         kwargs: dict[str, Any] = {"tokens": tokens, "latency_ms": latency_ms}
         factor = self.state.load.ttl_factor()
-        if self.state.store_takes_ttl and factor > 1.0:
+        if factor > 1.0:
             policy = self.state.cache.policy(self.state.cache.categorise(store_req))
             if policy.ttl_seconds:
                 kwargs["ttl_seconds"] = int(policy.ttl_seconds * factor)
@@ -290,15 +275,15 @@ class CompletionHandler:
         if entry_id is None:
             metrics.store_skipped.labels("policy").inc()
         else:
-            metrics.stores.labels(scoped.endpoint).inc()
+            metrics.stores.labels(parsed.endpoint).inc()
         return entry_id
 
-    async def _stream(self, scoped: ScopedRequest, store_req: CacheRequest | None, up_headers: dict[str, str],
+    async def _stream(self, parsed: ParsedRequest, store_req: CacheRequest | None, up_headers: dict[str, str],
                       headers: dict[str, str], *, flight: Any, lease: str | None = None) -> Response:
         """Open the upstream stream (errors answer as JSON), then forward it line by line."""
         upstream = self.state.upstream
         started = time.perf_counter()
-        context = upstream.stream(upstream.build("POST", PATHS[scoped.endpoint], json_body=scoped.body,
+        context = upstream.stream(upstream.build("POST", PATHS[parsed.endpoint], json_body=parsed.body,
                                                  headers=up_headers))
         shared = self.state.shared_flights
 
@@ -340,35 +325,39 @@ class CompletionHandler:
             return Response(response.content, status_code=response.status_code, media_type=media,
                             headers=headers)
 
-        async def body() -> AsyncIterator[bytes]:
-            acc = StreamAccumulator(scoped.endpoint)  # type: ignore[arg-type]
-            try:
-                async for line in upstream.lines(response):
-                    acc.feed(line)
-                    if acc.done:
-                        break
-                    yield (line + "\n").encode()
-            except ProxyError as exc:
-                metrics.store_skipped.labels("stream_error").inc()
-                yield sse(exc.body())
-                return
-            latency = time.perf_counter() - started
-            metrics.upstream_latency.labels(scoped.endpoint).observe(latency)
-            self.state.load.record_latency(latency * 1000)
-            complete = acc.response()
-            entry_id = None
-            if complete is None:
-                metrics.store_skipped.labels("incomplete").inc()
-            else:
-                entry_id = await self._store(scoped, store_req, complete, latency * 1000)
-                if flight is not None:
-                    flight.publish(Outcome(200, complete, entry_id=entry_id))
-            if entry_id is not None:
-                yield entry_comment(entry_id)
-            if acc.done:
-                yield DONE
+        return ManagedStream(self._relay(parsed, store_req, response, started, flight), cleanup,
+                             media_type="text/event-stream", headers=headers | SSE_HEADERS)
 
-        return ManagedStream(body(), cleanup, media_type="text/event-stream", headers=headers | SSE_HEADERS)
+    async def _relay(self, parsed: ParsedRequest, store_req: CacheRequest | None, response: Any,
+                     started: float, flight: Any) -> AsyncIterator[bytes]:
+        """Forward the upstream's SSE lines; store the answer once the stream completed normally."""
+        metrics = self.state.metrics
+        acc = StreamAccumulator(parsed.endpoint)  # type: ignore[arg-type]
+        try:
+            async for line in self.state.upstream.lines(response):
+                acc.feed(line)
+                if acc.done:
+                    break
+                yield (line + "\n").encode()
+        except ProxyError as exc:
+            metrics.store_skipped.labels("stream_error").inc()
+            yield sse(exc.body())
+            return
+        latency = time.perf_counter() - started
+        metrics.upstream_latency.labels(parsed.endpoint).observe(latency)
+        self.state.load.record_latency(latency * 1000)
+        complete = acc.response()
+        entry_id = None
+        if complete is None:
+            metrics.store_skipped.labels("incomplete").inc()
+        else:
+            entry_id = await self._store(parsed, store_req, complete, latency * 1000)
+            if flight is not None:
+                flight.publish(Outcome(200, complete, entry_id=entry_id))
+        if entry_id is not None:
+            yield entry_comment(entry_id)
+        if acc.done:
+            yield DONE
 
     # ----------------------------------------------------------- passthrough
     async def passthrough(self, request: Request, path: str) -> Response:

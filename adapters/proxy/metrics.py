@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from semcache.cache import SemanticCache
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -71,9 +76,9 @@ class ProxyMetrics:
             "semcache_degraded", "1 while a configured shared tier (Redis) is down: SQL store alone", registry=r
         )
 
-    def refresh_scaleout(self, cache: object) -> None:
+    def refresh_scaleout(self, cache: SemanticCache) -> None:
         """Copy the change feed's and the Redis tier's state into the gauges."""
-        feed = getattr(cache, "feed", None)
+        feed = cache.feed
         if feed is not None:
             status = feed.status()
             self.feed_connected.set(1.0 if status["connected"] else 0.0)
@@ -81,7 +86,7 @@ class ProxyMetrics:
             self.feed_position.set(status["position"])
             self.feed_applied.set(status["applied"])
             self.feed_resyncs.set(status["resyncs"])
-        shared = getattr(cache, "shared", None)
+        shared = cache.shared
         if shared is not None:
             up = bool(shared.status()["up"])
             self.redis_up.set(1.0 if up else 0.0)

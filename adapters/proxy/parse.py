@@ -1,12 +1,12 @@
-"""From an OpenAI request body to a :class:`~semcache.types.CacheRequest`.
+"""Request parsing: from an OpenAI request body to a :class:`~semcache.types.CacheRequest`.
 
 What enters where:
 
 - **scope**: the tenant (from the API key), the model, the user (``user`` field
   or ``x-semcache-user`` header, when ``scope_by_user``), and every body field
   that can change the answer. That is *all* fields except the few listed in
-  ``NON_SEMANTIC_FIELDS`` (so an unknown parameter partitions rather than
-  leaks), plus the endpoint and the effective temperature.
+  ``semcache.lookup.partition.NON_SEMANTIC_FIELDS`` (so an unknown parameter
+  partitions rather than leaks), plus the endpoint and the effective temperature.
 - **exact context**: system/developer messages, the ``documents`` field (vLLM's
   RAG documents) and tool results.
 - **prompt**: the last user turn; **history**: the earlier user turns.
@@ -27,15 +27,11 @@ from typing import Any, Literal
 from semcache.adapters.proxy.settings import ProxySettings
 from semcache.adapters.server.errors import bad_request
 
-from semcache.types import CacheRequest, Document, Scope, stable_hash
+from semcache.lookup.partition import generation_params, stable_hash
+from semcache.types import CacheRequest, Document, Scope
 
 Endpoint = Literal["chat", "completions"]
 
-# Body fields that do not change the answer (or enter elsewhere: messages, prompt, documents).
-NON_SEMANTIC_FIELDS = frozenset({
-    "messages", "prompt", "documents", "model", "stream", "stream_options", "user", "metadata",
-    "store", "service_tier", "request_id", "priority",
-})
 USER_HEADER = "x-semcache-user"
 THRESHOLD_HEADER = "x-semcache-threshold"
 
@@ -50,7 +46,7 @@ class Controls:
 
 
 @dataclass(frozen=True, slots=True)
-class ScopedRequest:
+class ParsedRequest:
     """A parsed request: what to forward, and what (if anything) to cache it as."""
 
     endpoint: Endpoint
@@ -64,12 +60,11 @@ class ScopedRequest:
     user: str | None
 
     def flight_key(self) -> str:
-        """Identity of the request for single-flight: everything but the stream flags.
-
-        Computed on demand: only misses need it.
-        """
+        """Identity of the request for single-flight: its partition key and the whole body but
+        the stream flags (assistant turns included). Computed on demand: only misses need it."""
         semantic = {k: v for k, v in self.body.items() if k not in ("stream", "stream_options")}
-        return stable_hash(self.endpoint, self.tenant, self.user or "",
+        partition = self.cache_request.partition() if self.cache_request is not None else ""
+        return stable_hash(partition, self.endpoint, self.tenant, self.user or "",
                            json.dumps(semantic, sort_keys=True, default=str))
 
 
@@ -191,14 +186,14 @@ def _validate(endpoint: Endpoint, body: Any) -> None:
             raise bad_request("missing required field 'prompt' (a string or a non-empty list)", param="prompt")
 
 
-def scope_request(
+def parse_request(
     endpoint: Endpoint,
     body: Any,
     *,
     tenant: str,
     headers: Mapping[str, str],
     settings: ProxySettings,
-) -> ScopedRequest:
+) -> ParsedRequest:
     """Validate an OpenAI body (400 on malformed input) and work out its cache scope."""
     _validate(endpoint, body)
     controls = parse_controls(headers)
@@ -213,9 +208,7 @@ def scope_request(
     temperature = body.get("temperature")
     if temperature is None:
         temperature = settings.default_temperature
-    params = {k: v for k, v in body.items() if k not in NON_SEMANTIC_FIELDS}
-    params["temperature"] = float(temperature)
-    params["_endpoint"] = endpoint
+    params = generation_params(body, endpoint=endpoint, default_temperature=settings.default_temperature)
     bypass: str | None = None
     if (body.get("n") or 1) > 1:
         bypass = "n > 1"
@@ -246,4 +239,4 @@ def scope_request(
         scope = Scope.of(tenant=tenant, model=body["model"], params=params, user=user)
         cache_request = CacheRequest(prompt=prompt, scope=scope, history=history, system=system,
                                      documents=tuple(documents), threshold=controls.threshold)
-    return ScopedRequest(endpoint, body, stream, include_usage, cache_request, bypass, controls, tenant, user)
+    return ParsedRequest(endpoint, body, stream, include_usage, cache_request, bypass, controls, tenant, user)

@@ -2,7 +2,9 @@
 
 ``POST /semcache/v1/lookup`` and ``POST /semcache/v1/store`` take the same
 scoping (tenant from the API key; model, params and user from the body), the
-same auth and the same verifier as the OpenAI routes.
+same auth and the same verifier as the OpenAI routes. ``params`` are normalised
+as the chat route normalises a body's fields (``generation_params``), so a
+question asked here and through ``/v1/chat/completions`` lands in one partition.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from semcache.adapters.proxy.deps import PrincipalDep, StateDep
 from semcache.adapters.server.errors import bad_request
 
+from semcache.lookup.partition import generation_params
 from semcache.types import CacheRequest, Document, Scope
 
 router = APIRouter(prefix="/semcache/v1", tags=["cache"])
@@ -64,11 +67,12 @@ class StoreOut(BaseModel):
     entry_id: int | None = None
 
 
-def _request(body: LookupIn, tenant: str) -> CacheRequest:
+def _request(body: LookupIn, tenant: str, default_temperature: float) -> CacheRequest:
     if not body.prompt.strip():
         raise bad_request("prompt must not be blank", param="prompt")
     try:
-        scope = Scope.of(tenant=tenant, model=body.model, params=body.params, user=body.user)
+        params = generation_params(body.params, endpoint="chat", default_temperature=default_temperature)
+        scope = Scope.of(tenant=tenant, model=body.model, params=params, user=body.user)
         return CacheRequest(prompt=body.prompt, scope=scope, history=tuple(body.history), system=body.system,
                             documents=tuple(Document(d.text, d.source) for d in body.documents),
                             category=body.category, threshold=body.threshold)
@@ -79,7 +83,7 @@ def _request(body: LookupIn, tenant: str) -> CacheRequest:
 @router.post("/lookup", response_model=LookupOut, summary="Look a question up in the cache")
 async def lookup(body: LookupIn, state: StateDep, principal: PrincipalDep) -> LookupOut:
     """Exact, then semantic lookup inside the caller's scope."""
-    req = _request(body, principal.tenant)
+    req = _request(body, principal.tenant, state.settings.default_temperature)
     try:
         result = await state.cache.alookup_detailed(req)
     except (TypeError, ValueError) as exc:  # e.g. an unknown category
@@ -96,7 +100,7 @@ async def lookup(body: LookupIn, state: StateDep, principal: PrincipalDep) -> Lo
 @router.post("/store", response_model=StoreOut, summary="Store an answer")
 async def store(body: StoreIn, state: StateDep, principal: PrincipalDep) -> StoreOut:
     """Store an answer in the caller's scope; ``entry_id`` is null when policy says not to cache."""
-    req = _request(body, principal.tenant)
+    req = _request(body, principal.tenant, state.settings.default_temperature)
     try:
         entry_id = await state.cache.astore(req, body.response, tokens=body.tokens, cost=body.cost,
                                             latency_ms=body.latency_ms)

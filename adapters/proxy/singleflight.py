@@ -17,7 +17,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from semcache.adapters.server.leases import FlightLeases
+
+    from semcache.cache import SemanticCache
+    from semcache.types import CacheRequest, LookupResult
 
 T = TypeVar("T")
 log = logging.getLogger("semcache.proxy")
@@ -94,7 +100,7 @@ class SharedFlights:
     not store) takes over.
     """
 
-    def __init__(self, leases: Any, cache: Any, *, poll_s: float = 0.05) -> None:
+    def __init__(self, leases: FlightLeases, cache: SemanticCache, *, poll_s: float = 0.05) -> None:
         self.leases = leases
         self.cache = cache
         self.poll_s = poll_s
@@ -105,7 +111,7 @@ class SharedFlights:
     def digest(key: str) -> str:
         return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
-    async def acquire(self, key: str, request: Any) -> tuple[bool, Any | None]:
+    async def acquire(self, key: str, request: CacheRequest) -> tuple[bool, LookupResult | None]:
         """``(leased, result)``: ``result`` is a lookup result with a hit when another replica answered."""
         digest = self.digest(key)
         if await asyncio.to_thread(self.leases.try_acquire, digest):
@@ -114,7 +120,7 @@ class SharedFlights:
         deadline = time.monotonic() + self.leases.lease_s
         while time.monotonic() < deadline and await asyncio.to_thread(self.leases.held, digest):
             await asyncio.sleep(self.poll_s)
-        feed = getattr(self.cache, "feed", None)
+        feed = self.cache.feed
         if feed is not None:
             await asyncio.to_thread(feed.sync)
         result = await self.cache.alookup_detailed(request)

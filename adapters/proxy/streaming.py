@@ -22,11 +22,14 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from semcache.adapters.proxy.parse import Endpoint
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Send
+from starlette.types import Scope as ASGIScope
 
 DONE = b"data: [DONE]\n\n"
 STORABLE_FINISH = frozenset({"stop", "length"})
@@ -193,3 +196,17 @@ class StreamAccumulator:
         if self.meta.get("system_fingerprint") is not None:
             response["system_fingerprint"] = self.meta["system_fingerprint"]
         return response
+
+
+class ManagedStream(StreamingResponse):
+    """A streaming response whose cleanup runs even if the client leaves before the first byte."""
+
+    def __init__(self, content: AsyncIterator[bytes], cleanup: Callable[[], Awaitable[None]], **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self._cleanup = cleanup
+
+    async def __call__(self, asgi_scope: ASGIScope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(asgi_scope, receive, send)
+        finally:
+            await self._cleanup()

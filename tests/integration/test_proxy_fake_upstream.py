@@ -292,3 +292,24 @@ async def test_cache_api_lookup_and_store(make_cache: Any) -> None:
         assert (await client.post("/semcache/v1/lookup", json={"model": "m"}, headers=auth_a)).status_code == 400
         bad_category = await client.post("/semcache/v1/lookup", json={**q, "category": "nope"}, headers=auth_a)
         assert bad_category.status_code == 400
+
+
+async def test_one_question_lands_in_one_partition_through_the_proxy_and_the_cache_api(
+        make_cache: Any) -> None:
+    fake = FakeUpstream()
+    cache = make_cache()
+    params = {"temperature": 0, "max_tokens": 16}
+    async with proxy_client(cache, fake.app) as client:
+        miss = await client.post(CHAT, json=chat_body(QUESTION))
+        entry = int(miss.headers["x-semcache-entry"])
+        looked = (await client.post("/semcache/v1/lookup", json={
+            "prompt": QUESTION, "model": "fake-model", "params": params})).json()
+        assert looked["hit"] and looked["match"] == "exact" and looked["entry_id"] == entry
+        other = "How many moons does Mars have?"
+        stored = (await client.post("/semcache/v1/store", json={
+            "prompt": other, "model": "fake-model", "params": params, "response": miss.json()})).json()
+        served = await client.post(CHAT, json=chat_body(other))
+        assert outcome(served) == "hit" and served.headers["x-semcache-entry"] == str(stored["entry_id"])
+        assert fake.calls == 1
+    assert cache.mirror.get(entry).partition == cache.mirror.get(stored["entry_id"]).partition
+    assert cache.mirror.get(entry).partition.startswith("v1:")

@@ -11,8 +11,9 @@ import torch
 from semcache.cache import SemanticCache
 from semcache.exceptions import StoreUnavailable
 from semcache.replication.redis_tier import RedisTier
+from tests.fixtures.embedders import HashEmbedder
 from tests.fixtures.polling import wait_for
-from tests.unit.test_changefeed import HashEmbedder, _req
+from tests.unit.test_changefeed import _req
 
 pytestmark = pytest.mark.integration
 QUESTION = "What is the capital of Peru?"
@@ -67,12 +68,17 @@ def test_redis_down_degrades_to_sql_and_recovers(pair, redis_server) -> None:
 
 
 def test_required_redis_that_is_down_fails_clearly() -> None:
-    with pytest.raises(StoreUnavailable, match="Redis at redis://127.0.0.1:1/0 is unreachable"):
-        RedisTier("redis://127.0.0.1:1/0", required=True)
+    required = RedisTier("redis://127.0.0.1:1/0", required=True)  # the constructor does no I/O
+    try:
+        with pytest.raises(StoreUnavailable, match="Redis at redis://127.0.0.1:1/0 is unreachable"):
+            required.check()
+    finally:
+        required.close()
     with pytest.raises(ValueError, match="redis://"):
         RedisTier("http://127.0.0.1:6379")
     degraded = RedisTier("redis://127.0.0.1:1/0")
     try:
+        assert degraded.check() is False
         assert degraded.status()["up"] is False and degraded.status()["errors"] == 1
     finally:
         degraded.close()
@@ -80,8 +86,8 @@ def test_required_redis_that_is_down_fails_clearly() -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_chunk_kv_is_shared_between_engines(redis_url: str, redis_server, dtype) -> None:
-    from semcache.gpu.chunk_kv import ChunkKV, ChunkKVStore
-    from semcache.gpu.kv_redis import RedisChunkKV, decode
+    from semcache.gpu.chunks.redis_tier import RedisChunkKV, decode
+    from semcache.gpu.chunks.store import ChunkKV, ChunkKVStore
 
     layers, n, heads, dim = 3, 7, 2, 8
     record = ChunkKV(tuple(range(100, 100 + n)), torch.arange(5, 5 + n, dtype=torch.int64),
@@ -125,8 +131,8 @@ def test_the_gpu_package_and_the_kv_tier_import_without_redis() -> None:
     import sys
 
     code = ("import sys; sys.modules['redis'] = None\n"
-            "from semcache.gpu.chunk_kv import ChunkKVStore\n"
-            "from semcache.gpu.kv_redis import RedisChunkKV\n"
+            "from semcache.gpu.chunks.store import ChunkKVStore\n"
+            "from semcache.gpu.chunks.redis_tier import RedisChunkKV\n"
             "try:\n    RedisChunkKV('redis://127.0.0.1:1/0')\n"
             "except ImportError as exc:\n    print('ERR', exc)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -8,6 +8,7 @@ The repository maps folders into the ``semcache`` namespace (see setup.py):
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,13 +246,15 @@ def layer_violations(modules: dict[str, Module]) -> list[str]:
 
 
 def _dynamic(tree: ast.Module) -> Iterator[tuple[int, str]]:
-    """``import_module("x")`` / ``__import__("x")`` / ``find_spec("x")`` calls with a literal name."""
+    """Module names written as strings (what ``import_module`` would load); docstrings aside."""
+    docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
-            func = node.func
-            fname = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if fname in ("import_module", "__import__", "find_spec") and isinstance(node.args[0].value, str):
-                yield node.lineno, node.args[0].value
+        if (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+                and _DOTTED.fullmatch(node.value)):
+            yield node.lineno, node.value
+
+
+_DOTTED = re.compile(r"semcache(\.\w+)+")
 
 
 def private_reads(modules: dict[str, Module]) -> list[str]:

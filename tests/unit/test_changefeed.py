@@ -2,40 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sqlalchemy import func, select
 
 from semcache import CacheRequest, Scope
 from semcache.cache import SemanticCache
-from semcache.replication.follower import RecentIds
+from semcache.replication.state import Tombstones
 from semcache.storage.changelog import CHANGES, changes_after, position, record_change
 from semcache.storage.engine import write_transaction
 from semcache.storage.store import Store
+from tests.fixtures.embedders import HashEmbedder
 
 pytestmark = pytest.mark.unit
 SCOPE = Scope.of(tenant="acme", model="m", params={"temperature": 0})
-
-
-class HashEmbedder:
-    """Bag of hashed words: deterministic, no model, identical texts give identical vectors."""
-
-    name, version, dim = "hash-words", "1", 64
-
-    def embed(self, texts):
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in text.lower().split():
-                out[row, int(hashlib.sha1(word.encode()).hexdigest(), 16) % self.dim] += 1.0
-        out[:, 0] += 1e-3
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-    def embed_one(self, text):
-        return self.embed([text])[0]
 
 
 def _cache(url: str, **kw) -> SemanticCache:
@@ -62,7 +44,7 @@ def url(tmp_path: Path) -> str:
 
 
 def test_recent_ids_is_bounded() -> None:
-    recent = RecentIds(maxlen=3)
+    recent = Tombstones(maxlen=3)
     recent.update([1, 2, 3, 2, 4])
     assert 1 not in recent and all(i in recent for i in (2, 3, 4))
 
@@ -154,7 +136,7 @@ def test_a_deletion_applied_before_the_local_insert_wins(url: str) -> None:
     cache = _cache(url)
     try:
         first = cache.store(_req("What is the capital of Chile?"), {"answer": "Santiago"})
-        cache._forget([first + 1])  # another process deleted the next id before we indexed it
+        cache.state.apply_deleted([first + 1])  # another process deleted the next id before we indexed it
         second = cache.store(_req("What is the capital of Peru?"), {"answer": "Lima"})
         assert second == first + 1 and second not in cache.mirror and second not in cache.index
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from semcache.adapters.proxy.parse import parse_controls, scope_request
+from semcache.adapters.proxy.parse import parse_controls, parse_request
 from semcache.adapters.proxy.settings import ProxySettings
 from semcache.adapters.server.errors import ProxyError
 
@@ -18,7 +18,7 @@ def chat(content: str = "What is the capital of France?", **extra: object) -> di
 
 def scoped(body: object, tenant: str = "t1", headers: dict[str, str] | None = None,
            settings: ProxySettings = SETTINGS, endpoint: str = "chat"):  # type: ignore[no-untyped-def]
-    return scope_request(endpoint, body, tenant=tenant, headers=headers or {}, settings=settings)  # type: ignore[arg-type]
+    return parse_request(endpoint, body, tenant=tenant, headers=headers or {}, settings=settings)  # type: ignore[arg-type]
 
 
 def test_prompt_history_system_and_documents() -> None:

@@ -1,0 +1,81 @@
+"""A request's identity: the one recipe for its partition key.
+
+The vector index is split by partition, so a search never sees another
+partition's entries, and the exact path hashes the partition too. Every way in
+(the proxy's OpenAI routes, the JSON cache API, LangChain, single-flight) gets
+the key from ``partition_key``, through ``CacheRequest.partition()``, after
+normalising its generation parameters with ``generation_params``.
+
+The key carries ``PARTITION_VERSION``. Version 1 covers the tenant, the model,
+the generation parameters, the user, the system prompt and the documents in
+their order; it does not cover assistant turns. A change to what the key
+covers bumps the version, so entries stored under another recipe are never
+served for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+PARTITION_VERSION = 1
+
+# Fields of an OpenAI-style body that do not change the answer (or enter elsewhere: messages,
+# prompt, documents, the model). Everything else partitions, so an unknown field never leaks.
+NON_SEMANTIC_FIELDS = frozenset({
+    "messages", "prompt", "documents", "model", "stream", "stream_options", "user", "metadata",
+    "store", "service_tier", "request_id", "priority",
+})
+
+
+def stable_hash(*parts: str, length: int = 32) -> str:
+    """A short, stable hex digest of the given strings (length-prefixed, unambiguous)."""
+    h = hashlib.blake2b(digest_size=32)
+    for part in parts:
+        data = part.encode("utf-8")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()[:length]
+
+
+def params_hash(params: Mapping[str, Any] | None) -> str:
+    """Hash of the generation parameters that change an answer (order-independent)."""
+    if not params:
+        return ""
+    try:
+        blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    except (TypeError, ValueError) as exc:  # pragma: no cover - default=str covers most
+        raise ValueError(f"generation params must be JSON-serialisable, got {params!r}") from exc
+    return stable_hash(blob, length=16)
+
+
+def generation_params(fields: Mapping[str, Any], *, endpoint: str = "chat",
+                      default_temperature: float = 0.0) -> dict[str, Any]:
+    """The parameters that change an answer: every field but ``NON_SEMANTIC_FIELDS``, the
+    effective temperature (``default_temperature`` when absent) and the endpoint."""
+    temperature = fields.get("temperature")
+    if temperature is None:
+        temperature = default_temperature
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+        raise ValueError(f"temperature must be a number, got {temperature!r}")
+    params = {k: v for k, v in fields.items() if k not in NON_SEMANTIC_FIELDS}
+    params["temperature"] = float(temperature)
+    params["_endpoint"] = endpoint
+    return params
+
+
+def context_hash(system: str | None, document_hashes: Sequence[str]) -> str:
+    """The exact context: the whitespace-normalised system prompt and the documents' hashes."""
+    return stable_hash(" ".join((system or "").split()), *document_hashes)
+
+
+def partition_key(*, tenant: str, model: str, params: str, user: str | None,
+                  system: str | None, document_hashes: Sequence[str]) -> str:
+    """The partition of a request: ``v<PARTITION_VERSION>:`` and a hash of what it covers.
+
+    ``params`` is the ``params_hash`` of the generation parameters.
+    """
+    scope_key = stable_hash(tenant, model, params, user or "\x00")
+    return f"v{PARTITION_VERSION}:{stable_hash(scope_key, context_hash(system, document_hashes))}"
