@@ -137,7 +137,7 @@ def print_next_steps(proxy_url: str, admin_token: str, upstream: str) -> None:
     print(f"\nadmin      {proxy_url}/admin  (log in with the token {admin_token})")
     print(f"admin API  curl -H 'Authorization: Bearer {admin_token}' {proxy_url}/admin/api/stats")
     print(f"your app   OpenAI(base_url=\"{proxy_url}/v1\", api_key=\"any\"), or OPENAI_BASE_URL={proxy_url}/v1")
-    print(f"your own   semcache serve --upstream {upstream} --db sqlite:///semcache.storage.engine --port 8080")
+    print(f"your own   semcache serve --upstream {upstream} --db sqlite:///semcache.db --port 8080")
     print("           (the demo's servers stop now; --keep-running keeps them up to browse the admin)")
 
 

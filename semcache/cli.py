@@ -1,17 +1,8 @@
-"""The ``semcache`` command line.
-
-    semcache db upgrade|downgrade|current   manage the schema (Alembic migrations)
-    semcache stats                          hit rate and savings from the store
-    semcache eval PAIRS.jsonl               judge hit/miss decisions on labelled pairs
-    semcache calibrate PAIRS.jsonl          write per-category thresholds for a target precision
-    semcache serve                          the OpenAI-compatible caching proxy
-    semcache admin ...                      the cache admin (keys, entries, policies)
-    semcache engine serve|calibrate         the chunk-reuse engine (semcache.gpu)
-
-``serve``, ``admin`` and ``engine`` come from the packages that register them in
-the ``semcache.commands`` entry-point group. Heavy imports happen inside the
-commands, so ``--help`` is instant.
-"""
+"""The ``semcache`` command line: ``db upgrade|downgrade|current``, ``stats``, ``eval``,
+``calibrate``, plus the sub-commands installed packages register in the
+``semcache.commands`` entry-point group (``serve`` and ``admin`` from the adapters,
+``engine`` from semcache.gpu). Heavy imports happen inside the commands, so
+``--help`` is instant."""
 
 from __future__ import annotations
 
@@ -34,7 +25,7 @@ db_app = typer.Typer(help="Manage the store's schema (Alembic migrations).", no_
 app.add_typer(db_app, name="db")
 
 DbOpt = Annotated[str, typer.Option("--db", envvar="SEMCACHE_DB_URL",
-                                    help="SQLAlchemy URL of the store, e.g. sqlite:///semcache.storage.engine or postgresql://...")]
+                                    help="SQLAlchemy URL of the store, e.g. sqlite:///semcache.db or postgresql://...")]
 PoliciesOpt = Annotated[Optional[Path], typer.Option("--policies", help="YAML/TOML policy file (defaults built in)")]  # noqa: UP045
 
 
@@ -44,7 +35,7 @@ def _fail(message: str) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: DbOpt = "sqlite:///semcache.storage.engine",
+def db_upgrade(db: DbOpt = "sqlite:///semcache.db",
                revision: Annotated[str, typer.Option(help="target revision")] = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
     from semcache.storage.engine import upgrade
@@ -58,7 +49,7 @@ def db_upgrade(db: DbOpt = "sqlite:///semcache.storage.engine",
 
 @db_app.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision, e.g. base or -1")],
-                 db: DbOpt = "sqlite:///semcache.storage.engine") -> None:
+                 db: DbOpt = "sqlite:///semcache.db") -> None:
     """Revert migrations down to REVISION."""
     from semcache.storage.engine import downgrade
 
@@ -70,7 +61,7 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision, 
 
 
 @db_app.command("current")
-def db_current(db: DbOpt = "sqlite:///semcache.storage.engine") -> None:
+def db_current(db: DbOpt = "sqlite:///semcache.db") -> None:
     """Print the database's current revision."""
     from semcache.storage.engine import current_revision, make_engine
 
@@ -82,7 +73,7 @@ def db_current(db: DbOpt = "sqlite:///semcache.storage.engine") -> None:
 
 
 @app.command()
-def stats(db: DbOpt = "sqlite:///semcache.storage.engine",
+def stats(db: DbOpt = "sqlite:///semcache.db",
           tenant: Annotated[Optional[str], typer.Option(help="only this tenant")] = None,  # noqa: UP045
           as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """Show hit rate, entries and savings recorded in the store."""

@@ -7,9 +7,7 @@
     ├── EmbedderError                      the embedding model failed to load or run
     └── MissingExtraError (also ImportError) an optional dependency is not installed
 
-Invalid arguments at public boundaries raise plain ``ValueError``/``TypeError``.
-``SemcacheWarning`` is the base of our own warnings (tests turn them into errors).
-"""
+Bad arguments raise ``ValueError``/``TypeError``; ``SemcacheWarning`` is our warnings' base."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ class CoreSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SEMCACHE_", extra="ignore")
 
-    db_url: str = Field("sqlite:///semcache.storage.engine", description="SQLAlchemy URL of the store")
+    db_url: str = Field("sqlite:///semcache.db", description="SQLAlchemy URL of the store")
     policies: Path | None = Field(None, description="YAML/TOML policy file (defaults built in)")
     index: Literal["hnsw", "faiss"] = Field(
         "hnsw", description="vector index backend: hnswlib, or faiss-cpu (the faiss extra)")

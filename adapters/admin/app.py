@@ -1,7 +1,7 @@
 """Serving the admin: inside the proxy's app (``mount``) or on its own (``create_admin_app``).
 
     mount(app, cache, settings)                       # proxy: /admin and /admin/api
-    create_admin_app("sqlite:///semcache.storage.engine", {token: "admin"})   # standalone
+    create_admin_app("sqlite:///semcache.db", {token: "admin"})   # standalone
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -19,6 +19,9 @@ from semcache.adapters.admin.deps import STATE_ATTR, AdminContext
 from semcache.adapters.admin.pricing import PriceTable
 from semcache.adapters.admin.service import AdminService
 from semcache.adapters.server.errors import ProxyError, install_error_handlers
+
+if TYPE_CHECKING:
+    from semcache.cache import SemanticCache
 
 
 def _include(app: FastAPI, ctx: AdminContext) -> None:
@@ -32,7 +35,7 @@ def _include(app: FastAPI, ctx: AdminContext) -> None:
         return exc.response
 
 
-def mount(app: FastAPI, cache: Any | None, settings: Any, *, viewer_tokens: tuple[str, ...] = (),
+def mount(app: FastAPI, cache: SemanticCache | None, settings: Any, *, viewer_tokens: tuple[str, ...] = (),
           prices: PriceTable | None = None) -> None:
     """Add the admin API and pages to the proxy's ``app``; ``settings.admin_token`` must be set.
 
@@ -61,7 +64,7 @@ def mount(app: FastAPI, cache: Any | None, settings: Any, *, viewer_tokens: tupl
 
 
 def create_admin_app(db_url: str, tokens: Mapping[str, str], *, prices: PriceTable | None = None,
-                     policies_file: str | Path | None = None, cache: Any | None = None,
+                     policies_file: str | Path | None = None, cache: SemanticCache | None = None,
                      secure_cookie: bool = False) -> FastAPI:
     """A standalone admin app on the store at ``db_url`` (migrated to the latest schema).
 

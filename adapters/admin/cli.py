@@ -35,7 +35,7 @@ def _fail(message: str) -> None:
 
 
 @admin_app.command("serve")
-def serve(db: DbOpt = "sqlite:///semcache.storage.engine",
+def serve(db: DbOpt = "sqlite:///semcache.db",
           token: Annotated[str, typer.Option("--token", envvar="SEMCACHE_ADMIN_TOKEN",
                                              help="admin token (>= 16 characters)")] = "",
           viewer_token: Annotated[Optional[list[str]], typer.Option("--viewer-token",  # noqa: UP045
@@ -59,7 +59,7 @@ def serve(db: DbOpt = "sqlite:///semcache.storage.engine",
 
 
 @admin_app.command("invalidate")
-def invalidate(db: DbOpt = "sqlite:///semcache.storage.engine",
+def invalidate(db: DbOpt = "sqlite:///semcache.db",
                entry_id: Annotated[Optional[list[int]], typer.Option("--id", help="entry id (repeatable)")] = None,  # noqa: UP045
                tenant: Optional[str] = None, category: Optional[str] = None,  # noqa: UP045
                model: Optional[str] = None, text: Optional[str] = None,  # noqa: UP045
@@ -84,7 +84,7 @@ def invalidate(db: DbOpt = "sqlite:///semcache.storage.engine",
 
 
 @admin_app.command("retention")
-def retention(db: DbOpt = "sqlite:///semcache.storage.engine", actor: ActorOpt = CLI_ACTOR) -> None:
+def retention(db: DbOpt = "sqlite:///semcache.db", actor: ActorOpt = CLI_ACTOR) -> None:
     """Delete entries older than their tenant's retention period; prints counts per tenant as JSON."""
     service = _service(db)
     try:
@@ -95,7 +95,7 @@ def retention(db: DbOpt = "sqlite:///semcache.storage.engine", actor: ActorOpt =
 
 @admin_app.command("export")
 def export(out: Annotated[Path, typer.Option("--out", help="JSONL file to write")],
-           db: DbOpt = "sqlite:///semcache.storage.engine") -> None:
+           db: DbOpt = "sqlite:///semcache.db") -> None:
     """Write every entry (with its vectors) to a JSONL file."""
     from semcache.adapters.admin.transfer import export_jsonl
 
@@ -107,7 +107,7 @@ def export(out: Annotated[Path, typer.Option("--out", help="JSONL file to write"
 
 @admin_app.command("import")
 def import_(path: Annotated[Path, typer.Argument(help="JSONL file from `semcache admin export`")],
-            db: DbOpt = "sqlite:///semcache.storage.engine", actor: ActorOpt = CLI_ACTOR) -> None:
+            db: DbOpt = "sqlite:///semcache.db", actor: ActorOpt = CLI_ACTOR) -> None:
     """Add the entries of an export to the store (new ids); a running cache sees them after a restart."""
     from semcache.adapters.admin.transfer import import_jsonl
     from semcache.adapters.server.audit import AuditLog
@@ -126,7 +126,7 @@ def import_(path: Annotated[Path, typer.Argument(help="JSONL file from `semcache
 
 
 @policies_app.command("get")
-def policies_get(db: DbOpt = "sqlite:///semcache.storage.engine",
+def policies_get(db: DbOpt = "sqlite:///semcache.db",
                  category: Annotated[Optional[str], typer.Argument()] = None,  # noqa: UP045
                  policies: Annotated[Optional[Path], typer.Option(help="policy file of the cache")] = None) -> None:  # noqa: UP045
     """Print the effective policies (file plus database overrides) as JSON."""
@@ -144,7 +144,7 @@ def policies_get(db: DbOpt = "sqlite:///semcache.storage.engine",
 
 
 @policies_app.command("set")
-def policies_set(category: str, db: DbOpt = "sqlite:///semcache.storage.engine",
+def policies_set(category: str, db: DbOpt = "sqlite:///semcache.db",
                  threshold: Annotated[Optional[float], typer.Option()] = None,  # noqa: UP045
                  ttl_seconds: Annotated[Optional[int], typer.Option(min=1)] = None,  # noqa: UP045
                  max_entries: Annotated[Optional[int], typer.Option(min=1)] = None,  # noqa: UP045

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from semcache.cache import SemanticCache
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +25,7 @@ log = logging.getLogger(__name__)
 class PolicyWatcher:
     """Reloads a cache's policies when the database's overrides change."""
 
-    def __init__(self, cache: Any, *, interval_s: float = 2.0) -> None:
+    def __init__(self, cache: SemanticCache, *, interval_s: float = 2.0) -> None:
         if isinstance(interval_s, bool) or not isinstance(interval_s, int | float) or interval_s <= 0:
             raise ValueError(f"interval_s must be a positive number of seconds, got {interval_s!r}")
         self.cache = cache

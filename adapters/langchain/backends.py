@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import httpx
 
 from semcache.types import CacheRequest, Hit
+
+if TYPE_CHECKING:
+    from semcache.cache import SemanticCache
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ class Backend(Protocol):
 class LocalBackend:
     """An in-process ``SemanticCache`` (given, or built from a store URL and owned)."""
 
-    def __init__(self, cache: Any = "sqlite:///semcache.storage.engine", **cache_kwargs: Any) -> None:
+    def __init__(self, cache: SemanticCache | str = "sqlite:///semcache.db", **cache_kwargs: Any) -> None:
         from semcache.cache import SemanticCache
 
         if isinstance(cache, SemanticCache):

@@ -59,7 +59,7 @@ class SemcacheCache(BaseCache):
     category policy per request, within the policy's bounds.
     """
 
-    def __init__(self, backend: Any = "sqlite:///semcache.storage.engine", *, tenant: str = "langchain",
+    def __init__(self, backend: Any = "sqlite:///semcache.db", *, tenant: str = "langchain",
                  user: str | None = None, threshold: float | None = None, category: str | None = None) -> None:
         if not isinstance(tenant, str) or not tenant:
             raise ValueError(f"tenant must be a non-empty string, got {tenant!r}")

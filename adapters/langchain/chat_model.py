@@ -1,16 +1,10 @@
 """``SemcacheChatModel``: wrap any LangChain chat model so that invoke, batch *and* stream are cached.
 
-LangChain's own cache path is skipped by ``stream()``/``astream()``; this wrapper
-looks up first on every path. A hit replays the stored answer as a stream of
-chunks (one per word); a miss streams the wrapped model's chunks through as they
-arrive and stores the answer only once the stream has completed.
-
-Bypassed (never looked up, never stored): calls with ``tools``, ``functions``,
-``tool_choice`` or ``response_format``; ``bind_tools`` and
-``with_structured_output`` (they return the *wrapped* model's runnables);
-answers that contain tool calls or that finished for another reason than
-``stop``/``length``; conversations without a user text turn.
-"""
+LangChain's own cache path is skipped by ``stream()``; this wrapper looks up first on
+every path, replays a hit as a stream of chunks, and stores a streamed miss only once it
+completed. Calls with tools, functions, ``tool_choice`` or ``response_format``, answers
+with tool calls or another finish reason than ``stop``/``length``, and conversations
+without a user text turn are bypassed."""
 
 from __future__ import annotations
 

@@ -1,20 +1,10 @@
 """LangChain prompts -> the parts of a ``CacheRequest``.
 
-LangChain hands a cache either a plain string (LLMs) or
-``langchain_core.load.dumps(messages)`` (chat models): the conversation as a
-JSON list of serialised messages. This module reads that JSON as data (it never
-instantiates classes from it) and splits the conversation the way the core
-expects:
-
-- the **last user turn** is the question that gets embedded;
-- **earlier user turns** are the history (compared by meaning after the search);
-- **system prompts** are exact context (part of the partition);
-- whatever follows the last user turn (assistant tool calls, tool results) and
-  any non-text content (images, files) are exact context too, fingerprinted as
-  documents, so a different tool result or image can never hit;
-- the ``llm_string`` (model and parameters) becomes part of the scope, so two
-  model configurations are two partitions inside the search.
-"""
+A prompt is a plain string (LLMs) or ``dumps(messages)`` (chat models), read as data,
+never instantiated. The last user turn is the question, earlier user turns the history,
+system prompts exact context; tool calls, tool results and non-text content after the
+last user turn are fingerprinted as documents. The ``llm_string`` becomes part of the
+partition, so two model configurations never share entries."""
 
 from __future__ import annotations
 

@@ -3,16 +3,10 @@
     semcache serve --upstream http://127.0.0.1:8000 [--port 8080] [--db URL] [--policies FILE]
                    [--redis-url redis://HOST:6379/0] [--feed auto|on|off]
 
-Several replicas share one cache when they use the same PostgreSQL ``--db``
-(see docs/deploy.md). An unreachable ``--redis-url`` is reported at start-up;
-the proxy then runs degraded on the SQL store alone, or refuses to start with
-``--redis-required``.
-
-Options not given here come from ``SEMCACHE_*`` environment variables (see
-``semcache.adapters.proxy.settings``). Also runnable as
-``python -m semcache.adapters.proxy.cli --upstream URL``. FastAPI and uvicorn are
-imported only when the command runs.
-"""
+Replicas share one cache through one PostgreSQL ``--db`` (docs/deploy.md). Options not
+given come from ``SEMCACHE_*`` variables (``ProxySettings``). Registered as a ``semcache``
+sub-command through the ``semcache.commands`` entry points; FastAPI and uvicorn are
+imported only when it runs."""
 
 from __future__ import annotations
 
@@ -93,7 +87,7 @@ def _check_redis(url: str, required: bool, timeout_s: float) -> None:
 def issue_key(
     tenant: Annotated[str, typer.Argument(help="tenant name (created if missing)")],
     db: Annotated[str, typer.Option("--db", envvar="SEMCACHE_DB_URL", help="SQLAlchemy URL of the store")]
-    = "sqlite:///semcache.storage.engine",
+    = "sqlite:///semcache.db",
     role: Annotated[str, typer.Option(help="client or admin")] = "client",
 ) -> None:
     """Create an API key for TENANT and print it (it is stored only as a hash)."""

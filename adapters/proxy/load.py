@@ -1,20 +1,10 @@
 """Load-adaptive policy: relax thresholds and lengthen TTLs while the upstream is overloaded.
 
-After the Category-Aware Semantic Caching idea: when the model server is the
-bottleneck, a slightly looser match is worth more than a slow fresh answer.
-Load is a number in [0, 1], the larger of
-
-- the median upstream latency over the last ``load_window_s`` seconds, mapped
-  linearly from ``load_latency_low_ms`` (0) to ``load_latency_high_ms`` (1);
-- the upstream queue depth (vLLM's ``vllm:num_requests_waiting`` from its
-  ``/metrics``, polled every ``load_poll_interval_s``), mapped from
-  ``load_queue_low`` to ``load_queue_high``.
-
-At load L the similarity threshold drops by ``L * load_max_threshold_relax``,
-never below the category's ``min_threshold``, and TTLs are multiplied by
-``1 + L * (load_max_ttl_factor - 1)``. Samples age out of the window, so both
-return to normal once the load is gone. All of it is exported as gauges.
-"""
+Load in [0, 1] is the larger of the median upstream latency over ``load_window_s`` and
+the upstream queue depth (vLLM's ``/metrics``), each mapped linearly between its low and
+high settings. At load L the threshold drops by ``L * load_max_threshold_relax`` (never
+below the category's minimum) and TTLs grow by ``1 + L * (load_max_ttl_factor - 1)``;
+both return to normal as samples age out (docs/design/core.md)."""
 
 from __future__ import annotations
 

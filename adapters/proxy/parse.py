@@ -1,20 +1,11 @@
 """Request parsing: from an OpenAI request body to a :class:`~semcache.types.CacheRequest`.
 
-What enters where:
-
-- **scope**: the tenant (from the API key), the model, the user (``user`` field
-  or ``x-semcache-user`` header, when ``scope_by_user``), and every body field
-  that can change the answer. That is *all* fields except the few listed in
-  ``semcache.lookup.partition.NON_SEMANTIC_FIELDS`` (so an unknown parameter
-  partitions rather than leaks), plus the endpoint and the effective temperature.
-- **exact context**: system/developer messages, the ``documents`` field (vLLM's
-  RAG documents) and tool results.
-- **prompt**: the last user turn; **history**: the earlier user turns.
-
-A request that cannot be cached safely is *bypassed* with a reason: ``n > 1``,
-sampling (see ``ProxySettings``), a last turn that is not the user's,
-non-text content, or a batched / token-id prompt.
-"""
+The partition takes the tenant (from the API key), the model, the user (when
+``scope_by_user``) and the generation parameters (``generation_params``: every field but
+the non-semantic ones, so an unknown parameter partitions rather than leaks). System
+messages, ``documents`` and tool results are exact context; the last user turn is the
+prompt, earlier user turns the history. A request that cannot be cached safely (``n > 1``,
+sampling, a last turn not the user's, non-text content) is bypassed with a reason."""
 
 from __future__ import annotations
 

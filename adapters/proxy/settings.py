@@ -1,22 +1,10 @@
 """Settings of the OpenAI-compatible proxy, validated once and passed down.
 
-``ProxySettings`` extends the core's ``CoreSettings`` (database URL, policy
-file, index, verifier), so every field can come from the environment with the
-prefix ``SEMCACHE_`` (for example ``SEMCACHE_UPSTREAM_URL``,
-``SEMCACHE_DB_URL``); no other proxy module reads the environment.
-
-Sampling policy
----------------
-An answer drawn with ``temperature > 0`` is one sample among many. By default
-such requests are *bypassed* (not looked up, not stored), so a client that asks
-for diversity gets it. With ``cache_sampled = true`` they are cached like
-greedy requests; the temperature still enters the scope, so a ``temperature=0``
-answer is never served for a ``temperature=0.9`` request. A request with
-``n > 1`` (several choices) is always bypassed. A missing temperature counts as
-``default_temperature`` (1.0 in OpenAI's API, so a request that omits it is
-sampled unless ``default_temperature`` is set to 0 for upstreams that default
-to greedy).
-"""
+``ProxySettings`` extends the core's ``CoreSettings``, so every field can come from the
+environment with the prefix ``SEMCACHE_`` (e.g. ``SEMCACHE_UPSTREAM_URL``); no other
+proxy module reads the environment. Sampled requests (``temperature > 0``, a missing
+temperature counting as ``default_temperature``) are bypassed unless ``cache_sampled``;
+``n > 1`` always is (docs/design/core.md)."""
 
 from __future__ import annotations
 

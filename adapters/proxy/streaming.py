@@ -1,21 +1,9 @@
 """Server-sent events: replaying stored answers and accumulating streamed ones.
 
-A hit for ``stream: true`` is replayed as a well-formed OpenAI stream: a first
-chunk with the role, content chunks, a final chunk with ``finish_reason``, a
-usage chunk when ``stream_options.include_usage`` was set, then
-``data: [DONE]``.
-
-A streamed miss is forwarded line by line as it arrives and accumulated into
-the equivalent non-streaming response, which is stored only when the stream
-completed normally: ``[DONE]`` was seen, no error event came, and every choice
-finished with ``stop`` or ``length``. The stored entry's id cannot travel in a
-response header (headers left before the answer was complete), so the proxy
-sends it as an SSE comment just before ``[DONE]``::
-
-    : x-semcache-entry 42
-
-SSE clients (the ``openai`` client included) ignore comment lines.
-"""
+A hit for ``stream: true`` is replayed as a well-formed OpenAI stream. A streamed miss
+is forwarded line by line and accumulated into the equivalent non-streaming response,
+stored only when the stream completed normally; the stored entry's id follows as an
+SSE comment before ``[DONE]`` (``: x-semcache-entry 42``), which SSE clients ignore."""
 
 from __future__ import annotations
 

@@ -1,15 +1,10 @@
-"""HTTP errors of the proxy, always in OpenAI's format.
+"""HTTP errors of the proxy and the admin, always in OpenAI's format.
 
-    ProxyError(status, message, type, code)     raised anywhere in the API layer
-    ├── status 400  invalid_request_error       malformed JSON, missing fields
-    ├── status 401  authentication_error        missing or unknown API key
-    ├── status 404  not_found_error             unknown route
-    ├── status 413  invalid_request_error       body larger than max_body_bytes
-    └── status 502/503/504  upstream_error      upstream down, overloaded, slow, failing
-
-Every error body is ``{"error": {"message", "type", "code", "param"}}``, so the
-``openai`` client raises its usual ``APIStatusError`` subclasses.
-"""
+``ProxyError(status, message, type, code)`` is raised anywhere in the API layer: 400
+``invalid_request_error`` (malformed JSON, missing fields, body over ``max_body_bytes``
+as 413), 401 ``authentication_error``, 404 ``not_found_error``, 502/503/504
+``upstream_error``. Every body is ``{"error": {"message", "type", "code", "param"}}``,
+so the ``openai`` client raises its usual ``APIStatusError`` subclasses."""
 
 from __future__ import annotations
 

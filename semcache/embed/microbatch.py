@@ -16,15 +16,11 @@ from semcache.embed.base import Embedder, check_text
 class MicroBatcher:
     """Coalesces concurrent single-text requests into batched ``embed`` calls.
 
-    ``workers`` background threads take the queued texts (up to ``max_batch``), waiting
-    at most ``max_wait_ms`` after the first one for others to arrive, and embed them in
-    one call. Requests that arrive while a batch runs form the next batch, so N
-    concurrent callers cost about one batch. ``workers`` defaults to the embedder's
-    ``parallelism`` (1 when it has none): with two, a second batch runs while the first
-    one does, and a free worker that would start a batch of fewer than ``min_batch``
-    texts beside a running one waits up to ``busy_wait_ms`` for more (tiny batches cost
-    about twice the CPU per text). A failing batch raises its error in every caller of
-    that batch. Use as a context manager or call ``close()``.
+    ``workers`` threads (default: the embedder's ``parallelism``) take up to ``max_batch``
+    queued texts, waiting at most ``max_wait_ms`` after the first, and embed them in one
+    call; a worker that would start fewer than ``min_batch`` texts beside a running batch
+    waits up to ``busy_wait_ms`` for more. A failing batch raises in every caller of it.
+    Use as a context manager or call ``close()``.
     """
 
     def __init__(

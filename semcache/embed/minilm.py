@@ -4,7 +4,7 @@
 package. Its fast backend is an ONNX export run by onnxruntime (exported once per
 weights file, then cached); the torch backend is a direct transformers forward with
 mean pooling. Both give the same vectors to about 1e-6 (see
-``tests/integration/test_embedding_model.py``).
+``tests/integration/embed/test_minilm.py``).
 
 """
 
@@ -86,20 +86,11 @@ class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (384-d), loaded offline, ONNX (default) or torch backend.
 
     ``backend="auto"`` uses ONNX when onnx and onnxruntime import and the export loads,
-    else torch (with a logged warning); ``"onnx"`` raises EmbedderError instead.
-    ``num_threads`` is the number of cores ONNX may use (``None``: up to 8), or torch's
-    process-wide thread count for the torch backend (``None``: torch's default).
-    ``cache_dir`` holds the exported ONNX file (default ``~/.cache/semcache/onnx``).
-    ``precision="int8"`` (opt-in) runs a dynamically quantised copy of the export: about
-    2x less CPU per sentence, but the vectors move (cosine to fp32 down to ~0.95), so
-    hit/miss decisions can change; its version string says ``int8``, so entries embedded
-    in one precision are never searched with the other.
-
-    ONNX runs a batch on all ``num_threads`` cores when it is the only batch running
-    (lowest latency for a lone query), and on one core when other batches run at the
-    same time: ``parallelism`` batches can then run side by side, one per core, which
-    costs less CPU per sentence than splitting every operator across cores. Both
-    sessions load the same graph, so the vectors do not depend on which one ran.
+    else torch (logged); ``"onnx"`` raises EmbedderError instead. ``num_threads``: cores
+    ONNX may use (``None``: up to 8), or torch's process-wide count. ``cache_dir`` holds
+    the export (default ``~/.cache/semcache/onnx``). ``precision="int8"`` (opt-in) runs a
+    quantised export whose vectors differ; its version string says so. Concurrent batches
+    run one per core (``parallelism``); see docs/design/core.md.
     """
 
     name = "all-MiniLM-L6-v2"
@@ -260,9 +251,8 @@ class MiniLMEmbedder:
         """Cut length-sorted rows into batches of at most ``batch_size``.
 
         A batch also ends where the next, longer row would leave more than 10% of its
-        padded tokens as padding, once it holds ``MIN_GROUP`` rows: on 2 cores a batch
-        of 8 costs the same CPU per sentence as one of 32 (2.10 vs 2.14 ms), while
-        padding wasted about 20% of the tokens of 32 mixed-length queries.
+        padded tokens as padding, once it holds ``MIN_GROUP`` rows (measurements:
+        docs/design/core.md).
         """
         groups: list[list[int]] = []
         current: list[int] = []

@@ -1,16 +1,9 @@
 """ONNX export and onnxruntime inference for BERT-style sentence encoders.
 
-The exported graph takes ``input_ids`` and ``attention_mask`` (int64, ``[B, T]``)
-and returns L2-normalised mean-pooled embeddings (float32, ``[B, D]``). It is
-written once per weights file to a cache folder and reused by later processes.
-
-Exactness note: ``torch.onnx.export`` restores the *training* flag of the module
-it is given. A freshly built wrapper module is in training mode, so after the
-export its submodules (the BERT encoder included) are left in training mode and
-dropout is active. Any torch reference computed afterwards is then randomly
-perturbed (cosine ~0.96), although the ONNX graph itself is exact. The wrapper is
-therefore put in eval mode before exporting, and again afterwards.
-"""
+The exported graph takes ``input_ids`` and ``attention_mask`` (int64, ``[B, T]``) and
+returns L2-normalised mean-pooled embeddings (float32, ``[B, D]``). It is written once
+per weights file to a cache folder and reused by later processes. The wrapper is put in
+eval mode before and after the export (why: docs/design/core.md)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,9 @@
 """What the index backends share: the ``VectorIndex`` protocol, a reader-writer lock and
 ``PartitionedIndex`` (validation, the id -> partition map, persistence helpers).
 
-Every partition (a scope key such as ``Scope.key()``) has its own sub-index, so a
-search only ever sees entries of the partition it names: the scope is part of the
-search, never a filter applied after top-k. Ids are int64 and unique across the
-whole index; adding an id that exists moves or updates it.
-
-Thread safety: searches share a read lock and run concurrently (hnswlib allows
-parallel ``knn_query``; it does not allow ``knn_query`` beside ``add_items`` or
-``resize_index``), while every mutation takes the write lock.
-"""
+Each partition has its own sub-index, so a search only sees the partition it names.
+Ids are int64 and unique across the index. Searches share a read lock; every mutation
+takes the write lock (hnswlib forbids searching beside ``add_items``)."""
 
 from __future__ import annotations
 

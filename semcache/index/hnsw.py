@@ -46,9 +46,8 @@ class HnswIndex(PartitionedIndex):
         ef_scale_entries: int = 200_000,
     ) -> None:
         """``ef_search`` None (the default) scales the search breadth with each partition's size:
-        64, plus 64 per ``ef_scale_entries`` entries beyond the first, at most 1024. At 1M entries
-        in one partition recall@1 was 0.914 at ef 64 and 0.995 at 320 (p50 0.39 ms), while at
-        100k ef 64 already gave 0.999 (benchmarks/results/lookup_latency.json). An int pins it."""
+        64, plus 64 per ``ef_scale_entries`` entries beyond the first, at most 1024 (why:
+        docs/design/core.md). An int pins it."""
         super().__init__(dim)
         for name, value in (
             ("M", M),

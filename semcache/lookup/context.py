@@ -1,30 +1,10 @@
 """Conversation context: when may a follow-up reuse an earlier answer?
 
-Context has two parts:
-
-* **Exact context** — the system prompt and retrieved documents. They enter the
-  partition key (``CacheRequest.partition``), so the same question over other or
-  updated documents lands in another partition and cannot hit.
-* **Soft context** — the earlier user turns. "How old is he?" means different
-  things after "Who is Obama?" and after "Who is Macron?". Following MeanCache's
-  context chains, each earlier turn is embedded, and a candidate matches only
-  when its chain has the same length and every aligned turn is close in meaning
-  *and* passes the verifier. Reworded history still matches; a changed entity or
-  number in an earlier turn does not.
-
-A follow-up is searched by a *context-conditioned* text: the previous user turn
-followed by the question (``search_text``). "What are its types?" alone says
-little; after "Explain inflation" it is a specific question, and a reworded
-conversation lands near it. Questions without history are searched as they are.
-
-Only the most recent ``max_turns`` user turns are compared: older turns rarely
-change what a follow-up refers to, and comparing them would turn hits into misses.
-
-The turn threshold (0.70) sits on the plateau of best accuracy (0.40-0.71) that
-``semcache.tools.calibrate.calibrate_context`` finds on the calibration half of the
-MeanCache multi-turn rows (``benchmarks/results/precision.json``,
-``context_calibration``); above it reworded parents start to miss.
-"""
+The system prompt and documents are exact context (they enter the partition key). The
+earlier user turns are soft context: each is embedded, and a candidate matches only when
+its chain has the same length and every aligned turn is close in meaning and passes the
+verifier. A follow-up is searched by the previous user turn followed by the question
+(``search_text``). Why, and how the 0.70 turn threshold was chosen: docs/design/core.md."""
 
 from __future__ import annotations
 

@@ -1,17 +1,11 @@
 """A request's identity: the one recipe for its partition key.
 
-The vector index is split by partition, so a search never sees another
-partition's entries, and the exact path hashes the partition too. Every way in
-(the proxy's OpenAI routes, the JSON cache API, LangChain, single-flight) gets
-the key from ``partition_key``, through ``CacheRequest.partition()``, after
-normalising its generation parameters with ``generation_params``.
-
-The key carries ``PARTITION_VERSION``. Version 1 covers the tenant, the model,
-the generation parameters, the user, the system prompt and the documents in
-their order; it does not cover assistant turns. A change to what the key
-covers bumps the version, so entries stored under another recipe are never
-served for it.
-"""
+The index is split by partition and the exact path hashes it, so a request only ever
+meets entries of its own partition. Every way in (proxy, cache API, LangChain,
+single-flight) gets the key from ``partition_key`` through ``CacheRequest.partition()``,
+after normalising parameters with ``generation_params``. The key carries
+``PARTITION_VERSION``; version 1 covers tenant, model, generation parameters, user,
+system prompt and documents in order, not assistant turns (docs/design/core.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Per-category policies: similarity threshold, TTL, quota, enabled, personal.
 
-Policies come from a YAML or TOML file (``semcache/default_policies.yaml`` when
+Policies come from a YAML or TOML file (``semcache/lookup/default_policies.yaml`` when
 none is given) and can be overridden per category in the SQL store. A file that
 names an unknown category, an unknown field or an out-of-range value raises a
 ``ConfigError`` (a ``ValueError``) that says what was expected.

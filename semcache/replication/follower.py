@@ -1,19 +1,10 @@
 """``ChangeFeed``: apply the changes other processes commit to one process's ``LocalState``.
 
-A replica loads its index at a change-log position P (read *before* the
-load), then follows every change with an id above P. It is woken by
-PostgreSQL ``LISTEN/NOTIFY`` when it can be (``listen``), and also polls every
-``poll_s`` seconds, so a lost notification or a dropped connection only
-delays a change. After a disconnect it reconnects with back-off and reads
-the log from where it stopped. Applying a change twice is harmless (adds skip
-ids already held, deletes ignore unknown ids), which is what makes
-"position read before the load" safe. When the log was pruned past its
-position it resynchronises: it diffs its ids against the store.
-
-The process's own changes come back too; they are no-ops (ids already held,
-ids already dropped), except where a write bypassed the cache (an import
-through the store), which this way reaches the process's own index as well.
-"""
+A replica loads its index at a change-log position read *before* the load, then follows
+every later change: woken by PostgreSQL ``LISTEN/NOTIFY`` when it can be, and polling
+every ``poll_s`` seconds, it reconnects after a disconnect and catches up. Applying a
+change twice is harmless, which makes that order safe; a log pruned past its position
+forces a resynchronisation (docs/design/core.md)."""
 
 from __future__ import annotations
 

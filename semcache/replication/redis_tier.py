@@ -1,21 +1,10 @@
 """``RedisTier``: Redis as the optional shared tier in front of the SQL store.
 
-Three jobs, none of which the cache's correctness depends on:
-
-- **shared exact tier** — ``{prefix}:exact:{exact_key}`` holds the id of the
-  newest entry for that key (with the entry's TTL). A replica whose own mirror
-  misses asks Redis, then loads the entry from SQL (the source of truth: an id
-  that no longer exists there is ignored), so an answer stored through one
-  replica is an exact hit everywhere before the change feed delivers it;
-- **invalidation fan-out** — local deletions are published on
-  ``{prefix}:invalidate``; every replica drops the ids at once (the change
-  feed delivers the same deletions durably);
-- **state** — ``up`` says whether Redis answers. Any Redis error marks it down
-  and the cache carries on with the SQL store alone; a background thread
-  retries every ``retry_s`` seconds and reports recovery.
-
-The ``redis`` package is imported lazily (``pip install 'semcache[redis]'``).
-"""
+It shares exact keys (an answer stored through one replica is an exact hit everywhere
+before the change feed delivers it), fans invalidations out at once, and reports whether
+Redis answers; on any Redis error the cache carries on with the SQL store alone. None of
+it decides correctness (docs/design/core.md). ``redis`` is imported lazily
+(``pip install 'semcache[redis]'``)."""
 
 from __future__ import annotations
 

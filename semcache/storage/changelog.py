@@ -1,18 +1,9 @@
 """The durable change log: written inside the transaction of each change, read by followers.
 
-Every store write that changes what a replica holds in memory (an entry added
-or deleted, a policy override, a key revoked) calls :func:`record_change` on
-its own connection, before its commit, so the change and its log row commit
-or roll back together.
-
-Ids must become visible in id order, or a follower that reads ``id >
-position`` could step over a row that commits late with a smaller id. On
-PostgreSQL the writer therefore takes a transaction-scoped advisory lock just
-before it draws the id (the log row is the last statement of the
-transaction), so log ids are drawn and committed in the same order; SQLite
-writers are serialised by ``BEGIN IMMEDIATE`` already. The row's id is sent
-with ``NOTIFY`` on PostgreSQL, delivered at commit.
-"""
+Every store write that changes what a replica holds in memory calls
+:func:`record_change` on its own connection before its commit, so the change and its
+log row commit or roll back together. Log ids become visible in id order (an advisory
+lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite); why: docs/design/core.md."""
 
 from __future__ import annotations
 

@@ -30,7 +30,6 @@ from semcache.storage.queries import (
     delete_returning,
     doc_keys_for,
     entry_filters,
-    not_expired,
 )
 from semcache.storage.records import EntryRow, HitDelta, NewEntry, check_vector
 from semcache.storage.schema import UTCDateTime, utcnow
@@ -62,7 +61,7 @@ class Store(AdminTables):
 
     def __init__(
         self,
-        url_or_engine: str | Engine = "sqlite:///semcache.storage.engine",
+        url_or_engine: str | Engine = "sqlite:///semcache.db",
         *,
         auto_upgrade: bool = True,
         change_retention_s: float = 3600.0,
@@ -171,18 +170,6 @@ class Store(AdminTables):
         query = select(ENTRIES.c.response).where(ENTRIES.c.id == entry_id)
         with self._engine.connect() as conn:
             return conn.execute(query).scalar_one_or_none()
-
-    def find_exact(self, exact_key: str, now: dt.datetime) -> EntryRow | None:
-        """The newest entry with this exact key that has not expired at ``now``."""
-        query = (
-            select(ENTRIES)
-            .where(ENTRIES.c.exact_key == exact_key, not_expired(now))
-            .order_by(ENTRIES.c.created_at.desc(), ENTRIES.c.id.desc())
-            .limit(1)
-        )
-        with self._engine.connect() as conn:
-            found = _rows(conn, conn.execute(query).mappings().all())
-        return found[0] if found else None
 
     def iter_entries(self, batch_size: int = 1000) -> Iterator[list[EntryRow]]:
         """All entries in batches ordered by id (keyset paging: each batch is one short read)."""

@@ -14,7 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import numpy as np
 import typer
@@ -25,6 +25,9 @@ from semcache.lookup.policies import PolicySet
 from semcache.tools.evaluate import EvalRow, load_rows
 from semcache.types import CacheRequest, Scope
 
+if TYPE_CHECKING:
+    from semcache.cache import SemanticCache
+
 
 @dataclass(frozen=True, slots=True)
 class Scored:
@@ -34,7 +37,7 @@ class Scored:
     should_hit: bool
 
 
-def score_rows(cache: Any, rows: list[EvalRow], *, trust_category: bool = False) -> list[Scored]:
+def score_rows(cache: SemanticCache, rows: list[EvalRow], *, trust_category: bool = False) -> list[Scored]:
     """Similarity and post-threshold verdict of every row, through the cache's own components."""
     texts = sorted({t for r in rows for t in (
         r.cached, r.query, *r.history_cached, *r.history_query,
@@ -69,7 +72,7 @@ def best_threshold(scored: list[Scored], target: float, lo: float, hi: float) ->
     return None
 
 
-def calibrate(cache: Any, rows: list[EvalRow], *, target_precision: float = 0.98,
+def calibrate(cache: SemanticCache, rows: list[EvalRow], *, target_precision: float = 0.98,
               min_support: int = 8, pooled_only: bool = False,
               trust_category: bool = False) -> tuple[PolicySet, dict[str, Any]]:
     if not 0.0 < target_precision <= 1.0:
@@ -98,7 +101,7 @@ def calibrate(cache: Any, rows: list[EvalRow], *, target_precision: float = 0.98
     return base.with_overrides(overrides), report
 
 
-def calibrate_context(cache: Any, rows: list[EvalRow], *, lo: float = 0.40, hi: float = 0.95,
+def calibrate_context(cache: SemanticCache, rows: list[EvalRow], *, lo: float = 0.40, hi: float = 0.95,
                       step: float = 0.01) -> tuple[float, dict[str, Any]]:
     """The context threshold (cosine every aligned earlier turn must reach) for multi-turn rows.
 

@@ -14,12 +14,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from semcache.lookup.context import search_text
 from semcache.types import CacheRequest, Scope
+
+if TYPE_CHECKING:
+    from semcache.cache import SemanticCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +111,7 @@ def metrics(outcomes: Iterable[tuple[bool, bool]]) -> dict[str, float | int]:
     }
 
 
-def evaluate(cache: Any, rows: list[EvalRow], *, trust_category: bool = False,
+def evaluate(cache: SemanticCache, rows: list[EvalRow], *, trust_category: bool = False,
              progress: bool = True) -> dict[str, Any]:
     """Run every row through ``cache`` and return the report (see module docstring)."""
     texts = sorted({t for r in rows for t in (

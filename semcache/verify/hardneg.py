@@ -1,22 +1,11 @@
 """The hard-negative verifier: does the cached question really ask the same thing?
 
-An embedding search proposes a cached question that *looks* like the new one.
-``HardNegativeVerifier`` compares the two word by word and rejects the classic
-false hits of a similarity threshold, each with a reason a person can read:
-
-- ``number``: a number, unit or code changed ("10 mg" -> "100 mg", "E04" -> "E05");
-- ``negation``: a negator appeared or went, or a word became its opposite;
-- ``order``: two words swapped sides of "to"/"from"/"than" ("miles to km");
-- ``time``: a different time ("today" -> "yesterday", "this week" -> "last year");
-- ``scope``: a quantifier, ordinal or extreme changed ("first" -> "last", "only");
-- ``entity``: a named thing changed or appeared ("Python" -> "Rust");
-- ``content``: the questions differ in one place only, and that one change is
-  neither a typo nor a known synonym ("sort" -> "reverse", "wool" -> "silk").
-
-Typos, moved clauses, function words ("how do I" / "what's the way to") and
-rewording spread over several places pass: a genuine paraphrase changes its
-wording in many places, while a hard negative changes one word.
-"""
+``HardNegativeVerifier`` compares the new and the cached question word by word and
+rejects the classic false hits of a similarity threshold, each with a readable reason:
+a changed ``number``, ``negation``, ``order``, ``time``, ``scope`` (quantifier) or
+``entity``, or a single-place ``content`` change that is neither a typo nor a synonym.
+A paraphrase changes its wording in many places; a hard negative in one. The rules and
+their in-context relaxations: docs/design/core.md."""
 
 from __future__ import annotations
 
@@ -72,16 +61,10 @@ class HardNegativeVerifier:
         """Accept when ``cached``'s answer may be served for ``query``; else say why not.
 
         ``in_context``: the two questions are follow-ups whose earlier turns already
-        matched. Follow-ups are short and lean on that context ("its types" /
-        "the kinds of it"), so the single-place ``content`` rule is not applied. A
-        number, time or scope word present on one side only is part of the rewording
-        when the follow-ups share fewer than half of their content words ("name some
-        famous figures" / "notable people from that period"), and a present-time
-        word on one side ("current number of member states") is the time an undated
-        follow-up asks about anyway. A replaced value ("first" -> "second", "10" ->
-        "20"), or a word added to a follow-up that is otherwise kept ("the law" /
-        "the second law"), is still a different question; negation, order
-        and entities are checked as always.
+        matched. Follow-ups lean on that context, so the single-place ``content`` rule is
+        not applied and a one-sided number, time or scope word counts as rewording when
+        they share under half of their content words; a replaced value is still a
+        different question (details: docs/design/core.md).
         """
         if not isinstance(query, str) or not isinstance(cached, str):
             raise TypeError(

@@ -20,7 +20,7 @@ from semcache.verify.base import PassThroughVerifier, Verifier
 
 pytestmark = pytest.mark.integration
 
-DEV = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "hardneg_dev.jsonl"
+DEV = Path(__file__).resolve().parents[3] / "benchmarks" / "data" / "hardneg_dev.jsonl"
 THRESHOLD = 0.75
 MIN_PRECISION = 0.90
 MIN_RECALL = 0.40

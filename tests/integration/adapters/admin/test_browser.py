@@ -26,7 +26,7 @@ from semcache.types import CacheRequest, Scope
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = (REPO / "docs" / "admin", REPO / "test-artifacts" / "admin")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -21,7 +21,7 @@ from semcache.storage.store import Store
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # The store's own tables; later revisions may add others.
 TABLES = {"entries", "entry_documents", "category_policies", "stats", "meta"}
 

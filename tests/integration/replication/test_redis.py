@@ -13,7 +13,7 @@ from semcache.exceptions import StoreUnavailable
 from semcache.replication.redis_tier import RedisTier
 from tests.fixtures.embedders import HashEmbedder
 from tests.fixtures.polling import wait_for
-from tests.unit.test_changefeed import _req
+from tests.unit.replication.test_changefeed import _req
 
 pytestmark = pytest.mark.integration
 QUESTION = "What is the capital of Peru?"

@@ -11,7 +11,7 @@ from semcache.cache import SemanticCache
 from semcache.storage.changelog import changes_after
 from tests.fixtures.embedders import HashEmbedder
 from tests.fixtures.polling import wait_for
-from tests.unit.test_changefeed import _req
+from tests.unit.replication.test_changefeed import _req
 
 pytestmark = pytest.mark.integration
 

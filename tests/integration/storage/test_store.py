@@ -25,7 +25,7 @@ from semcache.storage.store import HitDelta, NewEntry, Store
 pytestmark = pytest.mark.integration
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def new_entry(prompt: str = "What is the capital of France?", **overrides: Any) -> NewEntry:
@@ -84,23 +84,6 @@ def test_add_and_get_round_trip(store: Store) -> None:
     assert store.get_response(entry_id) == rec.response
     assert store.get_entry(entry_id + 1000) is None
     assert store.get_response(entry_id + 1000) is None
-
-
-def test_find_exact_returns_newest_live_entry(store: Store) -> None:
-    old = store.add_entry(new_entry(exact_key="k", created_at=T0))
-    new = store.add_entry(
-        new_entry(
-            exact_key="k",
-            created_at=T0 + dt.timedelta(minutes=5),
-            expires_at=T0 + dt.timedelta(minutes=10),
-        )
-    )
-    store.add_entry(new_entry(exact_key="other", created_at=T0 + dt.timedelta(hours=1)))
-    hit = store.find_exact("k", T0 + dt.timedelta(minutes=6))
-    assert hit is not None and hit.id == new
-    later = store.find_exact("k", T0 + dt.timedelta(minutes=10))  # expiry reached
-    assert later is not None and later.id == old
-    assert store.find_exact("missing", T0) is None
 
 
 def test_expired_entries_are_deleted(store: Store) -> None:
