@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 from semcache.gpu.blend import BlendConfig, Blender
-from semcache.gpu.chunk_kv import ChunkKVStore
-from semcache.gpu.chunks import Segment, chunk_id
-from semcache.gpu.model import llama3_8b_config, random_model
-from semcache.gpu.runner import ModelRunner
+from semcache.gpu.chunks.ids import Segment, chunk_id
+from semcache.gpu.chunks.store import ChunkKVStore
+from semcache.gpu.model.loader import llama3_8b_config, random_model
+from semcache.gpu.model.runner import ModelRunner
 
 
 def segments_for(runner: ModelRunner, context: int, n_chunks: int, question: int) -> list[Segment]:

@@ -32,9 +32,9 @@ import torch
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from semcache.gpu.blend import BlendConfig, Blender, default_check_layer  # noqa: E402
-from semcache.gpu.chunk_kv import ChunkKVStore  # noqa: E402
-from semcache.gpu.chunks import ChunkRegistry, Segment, build_prompt  # noqa: E402
-from semcache.gpu.runner import ModelRunner  # noqa: E402
+from semcache.gpu.chunks.ids import ChunkRegistry, Segment, build_prompt  # noqa: E402
+from semcache.gpu.chunks.store import ChunkKVStore  # noqa: E402
+from semcache.gpu.model.runner import ModelRunner  # noqa: E402
 
 from benchmarks.data.rag_prompts import rag_prompts  # noqa: E402
 
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--anchor", default="context",
                         choices=("context", "docs", "context-system", "bos", "prefix", "none"),
                         help="what chunk KV is computed after: the engine's default anchor "
-                             "(semcache.gpu.anchor); that anchor with a documentation passage (the "
+                             "(semcache.gpu.chunks.anchor); that anchor with a documentation passage (the "
                              "json module's docstring, outside the evaluation corpus); the default "
                              "anchor with the prompts' own system message; the BOS token; the "
                              "prompts' shared system prefix; or nothing")
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     shard, nshards = (int(x) for x in args.shard.split("/"))
     ratios = [float(r) for r in args.ratios.split(",")]
 
-    from semcache.gpu.model import load_smollm2
+    from semcache.gpu.model.loader import load_smollm2
     from tqdm import tqdm
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runner = ModelRunner(loaded.model)
     registry = ChunkRegistry()
     prompts = rag_prompts(tok, args.limit, seed=args.seed)[args.start:][shard::nshards]
-    from semcache.gpu.anchor import ANCHOR_CONTEXT, ANCHOR_SYSTEM, anchor_ids
+    from semcache.gpu.chunks.anchor import ANCHOR_CONTEXT, ANCHOR_SYSTEM, anchor_ids
 
     context = args.anchor_text.read_text().strip() if args.anchor_text else ANCHOR_CONTEXT
     if args.anchor == "docs":

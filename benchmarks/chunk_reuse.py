@@ -34,10 +34,10 @@ from typing import Any
 
 import torch
 from semcache.gpu.blend import BlendConfig, Blender
-from semcache.gpu.chunk_kv import ChunkKVStore
-from semcache.gpu.chunks import Segment, chunk_id
-from semcache.gpu.model import llama3_8b_config, random_model
-from semcache.gpu.runner import KVCache, ModelRunner
+from semcache.gpu.chunks.ids import Segment, chunk_id
+from semcache.gpu.chunks.store import ChunkKVStore
+from semcache.gpu.model.loader import llama3_8b_config, random_model
+from semcache.gpu.model.runner import KVCache, ModelRunner
 
 
 def model_config(shape: str, layers: int) -> Any:

@@ -28,17 +28,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import triton
-from semcache.gpu import reference
-from semcache.gpu.kernels.attention_plan import choose_num_splits
-from semcache.gpu.kernels.deviation import token_deviation
-from semcache.gpu.kernels.partial_attention import (
+from semcache.gpu.model.rope import RopeConfig
+from semcache.gpu.ops.deviation.reference import token_deviation_ref
+from semcache.gpu.ops.deviation.triton import token_deviation
+from semcache.gpu.ops.partial_attention.plan import choose_num_splits
+from semcache.gpu.ops.partial_attention.reference import partial_attention_ref
+from semcache.gpu.ops.partial_attention.triton import (
     AttentionPlan,
     partial_attention,
     plan_partial_attention,
 )
-from semcache.gpu.kernels.rope_rerotate import rope_rerotate
-from semcache.gpu.kernels.scatter import gather_rows, scatter_rows
-from semcache.gpu.rope import RopeConfig
+from semcache.gpu.ops.rope_rerotate.reference import rerotate_k_ref
+from semcache.gpu.ops.rope_rerotate.triton import rope_rerotate
+from semcache.gpu.ops.scatter.triton import gather_rows, scatter_rows
 
 DEVICE = "cuda"
 LLAMA3_ROPE = RopeConfig(128, 128, 500000.0, "llama3", (
@@ -107,7 +109,7 @@ def run_rerotate(tokens: int, heads: int, dim: int, res: dict[str, Any]) -> None
     src = torch.empty(nbytes // 2, dtype=torch.uint8, device=DEVICE)
     dst = torch.empty_like(src)
     t_copy = bench(lambda: dst.copy_(src))
-    t_ref = bench(lambda: reference.rerotate_k_ref(k, delta, LLAMA3_ROPE))
+    t_ref = bench(lambda: rerotate_k_ref(k, delta, LLAMA3_ROPE))
     gbs = nbytes / t_kernel["median_ms"] / 1e6
     copy_gbs = nbytes / t_copy["median_ms"] / 1e6
     row = {"shape": [tokens, heads, dim], "dtype": "bfloat16", "bytes": nbytes,
@@ -129,7 +131,7 @@ def run_deviation(tokens: int, res: dict[str, Any]) -> None:
     b = torch.randn_like(a)
     nbytes = 2 * a.numel() * a.element_size() + tokens * 4
     t_kernel = bench(lambda: token_deviation(a, b))
-    t_ref = bench(lambda: reference.token_deviation_ref(a, b))
+    t_ref = bench(lambda: token_deviation_ref(a, b))
     res["deviation"] = {"shape": [tokens, 8, 128], "kernel": t_kernel, "torch_ref": t_ref,
                         "kernel_GBps": nbytes / t_kernel["median_ms"] / 1e6,
                         "speedup_vs_torch_ref": t_ref["median_ms"] / t_kernel["median_ms"]}  # fmt: skip
@@ -176,7 +178,7 @@ def attention_fraction(q_tok: torch.Tensor, k_tok: torch.Tensor, v_tok: torch.Te
     sel = selection(n, frac, seed=int(frac * 1000))
     q, q_pos = q_tok[sel].contiguous(), k_pos[sel]
     flops = 4 * d * hq * float((q_pos + 1).sum())
-    ref = reference.partial_attention_ref(q, k_tok, v_tok, q_pos, k_pos, scale)
+    ref = partial_attention_ref(q, k_tok, v_tok, q_pos, k_pos, scale)
     row: dict[str, Any] = {"fraction": frac, "n_queries": int(sel.numel()), "flops": flops,
                            "configs": []}  # fmt: skip
     for bm, bn, nw, ns, sp, pk in ATTN_CONFIGS:
@@ -214,7 +216,7 @@ def attention_fraction(q_tok: torch.Tensor, k_tok: torch.Tensor, v_tok: torch.Te
     row["default"] = good[0] if good and good[0]["config"] == list(ATTN_CONFIGS[0]) else None
     del ref
     row["torch_ref"] = bench(
-        lambda: reference.partial_attention_ref(q, k_tok, v_tok, q_pos, k_pos, scale)
+        lambda: partial_attention_ref(q, k_tok, v_tok, q_pos, k_pos, scale)
     )
     row["torch_ref"]["TFLOPs"] = flops / row["torch_ref"]["median_ms"] / 1e9
     mask = (k_pos[None, :] <= q_pos[:, None])[None]
@@ -239,10 +241,10 @@ def run_checks(n: int, res: dict[str, Any]) -> None:
     delta = torch.randint(-n, n, (n,), device=DEVICE)
     out = torch.full_like(k, float("nan"))
     rope_rerotate(k, delta, LLAMA3_ROPE.inv_freq(DEVICE), 128, out=out)
-    check("rerotate_bf16", out, reference.rerotate_k_ref(k, delta, LLAMA3_ROPE), 1e-2, 4e-2, checks)
+    check("rerotate_bf16", out, rerotate_k_ref(k, delta, LLAMA3_ROPE), 1e-2, 4e-2, checks)
     fresh = k + 0.1 * torch.randn_like(k)
     check("deviation_bf16", token_deviation(k, fresh),
-          reference.token_deviation_ref(k, fresh), 1e-5, 1e-3, checks)  # fmt: skip
+          token_deviation_ref(k, fresh), 1e-5, 1e-3, checks)  # fmt: skip
     idx = selection(n, 0.15, seed=3)
     check("gather_bf16", gather_rows(k, idx), k[idx], 0.0, 0.0, checks)
     dst, expect = k.clone(), k.clone()
@@ -256,7 +258,7 @@ def run_checks(n: int, res: dict[str, Any]) -> None:
     for frac in (0.05, 0.20):
         s = selection(n, frac, seed=11)
         o = partial_attention(q[s].contiguous(), k, v, pos[s], pos, 128**-0.5)
-        r = reference.partial_attention_ref(q[s].contiguous(), k, v, pos[s], pos, 128**-0.5)
+        r = partial_attention_ref(q[s].contiguous(), k, v, pos[s], pos, 128**-0.5)
         check(f"partial_attention_bf16_frac{frac}", o, r, 1e-2, 4e-2, checks)
     res["correctness_full_size"] = checks
 

@@ -7,7 +7,7 @@ prefill. Decoding then runs token by token on the resulting KV. A lock serialise
 runner keeps per-request KV and the CPU has no spare cores for a second one.
 
 The recompute ratio comes from the request, else the engine's ``EngineConfig.ratio``, else the
-quality gate's; a gate (``semcache.gpu.quality_gate``) refuses any ratio below its calibrated one.
+quality gate's; a gate (``semcache.gpu.engine.quality_gate``) refuses any ratio below its calibrated one.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from semcache.gpu.anchor import ANCHOR_CONTEXT, anchor_ids, anchor_version
 from semcache.gpu.blend import BlendConfig, Blender, blend_design
-from semcache.gpu.chunk_kv import ChunkKVStore
-from semcache.gpu.chunks import ChunkRegistry, PromptLayout
+from semcache.gpu.chunks.anchor import ANCHOR_CONTEXT, anchor_ids, anchor_version
+from semcache.gpu.chunks.ids import ChunkRegistry, PromptLayout
+from semcache.gpu.chunks.store import ChunkKVStore
 from semcache.gpu.engine.decoding import SamplingParams, TextStream, next_token
 from semcache.gpu.engine.prompt import chat_layout, completion_layout
-from semcache.gpu.model import LoadedModel
-from semcache.gpu.quality_gate import QualityGate
-from semcache.gpu.runner import ModelRunner
+from semcache.gpu.engine.quality_gate import QualityGate
+from semcache.gpu.model.loader import LoadedModel
+from semcache.gpu.model.runner import ModelRunner
 
 DEFAULT_RATIO = 0.15
 
@@ -141,7 +141,7 @@ class Engine:
     def from_model(cls, model: str = "smollm2", device: str = "cpu", dtype: torch.dtype | None = None,
                    config: EngineConfig | None = None, gate: QualityGate | None = None) -> Engine:
         """Load ``model`` (``"smollm2"`` or a local HF folder) and build an engine around it."""
-        from semcache.gpu.model import load_model
+        from semcache.gpu.model.loader import load_model
 
         if dtype is None:
             dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32

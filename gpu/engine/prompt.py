@@ -1,17 +1,11 @@
 """Token layouts of engine requests: ``[prefix ids][chunk ids ...][suffix ids]``.
 
 Explicit chunks (the ``semcache.chunks`` extension) are tokenised one by one (``chunk +
-separator``) and their id lists concatenated with the prefix and suffix ids, so chunk boundaries
-are exact and a chunk's ids never depend on its neighbours:
-
-- chat: the chat template is rendered once with a marker at the end of the first system message
-  (``system + separator + marker``); the text before the marker is the prefix, the text after it
-  (end of the system turn, the other turns, the generation prompt) is the suffix. Without a system
-  message, one holding only the chunks is put first (it replaces a template's default one);
-- completions: the chunks come first, then the prompt.
-
-The plain (non-chunk) runs are also searched for registered chunks by rolling hash, so a chunk
-pasted anywhere in the text is reused too when it tokenises the same way.
+separator``), so chunk boundaries are exact and a chunk's ids never depend on its neighbours.
+Chat: the template is rendered once with a marker at the end of the first system message; the
+text before it is the prefix, the rest the suffix (without a system message, one holding only the
+chunks goes first). Completions: the chunks, then the prompt. The plain runs are also searched
+for registered chunks by rolling hash.
 """
 
 from __future__ import annotations
@@ -19,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from semcache.gpu.chunks import CHUNKS_MARKER, ChunkRegistry, PromptLayout, Segment
+from semcache.gpu.chunks.ids import CHUNKS_MARKER, ChunkRegistry, PromptLayout, Segment
 
 ROLES = ("system", "user", "assistant")
 

@@ -1,17 +1,11 @@
 """OpenAI-compatible request/response models for the engine, plus the ``semcache`` extension.
 
-Requests accept the fields the engine honours and ignore other OpenAI fields (``user``,
-``logit_bias`` ...), except those that would change the answer in a way the engine cannot deliver
-(``n > 1``), which are refused. The extension field::
-
-    "semcache": {"chunks": ["text of chunk 1", "text of chunk 2"], "ratio": 0.15}
-
-places the chunks, in order, between the system message and the user turn (chat) or before the
-prompt (completions); ``ratio`` optionally asks for a recompute ratio, never below the engine's
-quality gate. With the ``openai`` client it travels in ``extra_body={"semcache": {...}}``.
-
-Responses carry ``usage`` and a ``semcache`` object (see ``SemcacheUsage``); streaming responses are
-server-sent events of ``*.chunk`` objects ending with ``data: [DONE]``.
+Requests accept the fields the engine honours, ignore other OpenAI fields and refuse those it
+cannot deliver (``n > 1``). The extension ``"semcache": {"chunks": [...], "ratio": 0.15}``
+places the chunks between the system message and the user turn (chat) or before the prompt, and
+may ask for a ratio, never below the quality gate (``extra_body`` with the ``openai`` client).
+Responses carry ``usage`` and a ``semcache`` object (``SemcacheUsage``); streams are server-sent
+``*.chunk`` events ending with ``data: [DONE]``.
 """
 
 from __future__ import annotations

@@ -54,12 +54,111 @@ def _next(stream: GenerationStream) -> Any:
     return next(iter(stream), _END)
 
 
+class EngineRoutes:
+    """The completion routes' work for one engine and served model name."""
+
+    def __init__(self, engine: Engine, served_name: str) -> None:
+        self.engine, self.served_name = engine, served_name
+
+    def start(self, req: p.ChatCompletionRequest | p.CompletionRequest) -> GenerationStream | JSONResponse:
+        if req.model != self.served_name:
+            return _error(404, f"The model `{req.model}` does not exist.", code="model_not_found")
+        common = dict(chunks=req.chunks(), max_tokens=req.token_limit(DEFAULT_MAX_TOKENS),
+                      temperature=req.temperature, top_p=req.top_p, seed=req.seed,
+                      ratio=req.ratio())
+        try:
+            stop = req.stop_list()
+            if isinstance(req, p.ChatCompletionRequest):
+                messages = [{"role": m.role, "content": m.text()} for m in req.messages]
+                return self.engine.stream(messages, stop=stop, **common)  # type: ignore[arg-type]
+            return self.engine.stream(prompt=req.prompt, stop=stop, **common)  # type: ignore[arg-type]
+        except (ValueError, TypeError) as exc:
+            return _error(400, str(exc))
+
+    async def respond(self, req: p.ChatCompletionRequest | p.CompletionRequest) -> Response:
+        stream = await run_in_threadpool(self.start, req)  # tokenising a long prompt takes a while
+        if isinstance(stream, JSONResponse):
+            return stream
+        chat = isinstance(req, p.ChatCompletionRequest)
+        rid = p.new_id("chatcmpl" if chat else "cmpl")
+        if not req.stream:
+            try:
+                await run_in_threadpool(_drain, stream)
+            finally:
+                stream.close()
+            assert stream.report is not None and stream.finish_reason is not None
+            return self.complete(chat, rid, stream)
+        try:
+            first = await run_in_threadpool(_next, stream)
+        except BaseException:
+            stream.close()
+            raise
+        assert stream.report is not None
+        headers = {TTFT_HEADER: f"{stream.report.ttft_ms:.2f}"}
+        return StreamingResponse(self.sse_events(chat, rid, stream, first, req.include_usage()),
+                                 media_type="text/event-stream", headers=headers)
+
+    def complete(self, chat: bool, rid: str, stream: GenerationStream) -> JSONResponse:
+        report, finish = stream.report, stream.finish_reason
+        assert report is not None and finish in ("stop", "length")
+        usage, extra = _usage(report, len(stream.token_ids)), _semcache(report)
+        body: p.ChatCompletion | p.Completion
+        if chat:
+            body = p.ChatCompletion(
+                id=rid, created=p.now(), model=self.served_name, usage=usage, semcache=extra,
+                choices=[p.ChatChoice(message=p.ChatCompletionMessage(content=stream.text),
+                                      finish_reason=finish)])  # type: ignore[arg-type]
+        else:
+            body = p.Completion(
+                id=rid, created=p.now(), model=self.served_name, usage=usage, semcache=extra,
+                choices=[p.CompletionChoice(text=stream.text, finish_reason=finish)])  # type: ignore[arg-type]
+        return JSONResponse(body.model_dump(), headers={TTFT_HEADER: f"{report.ttft_ms:.2f}"})
+
+    def chunk(self, chat: bool, rid: str, created: int, text: str | None, finish: str | None = None,
+              role: bool = False, usage: p.Usage | None = None,
+              extra: p.SemcacheUsage | None = None, empty: bool = False) -> bytes:  # fmt: skip
+        name = self.served_name
+        if chat:
+            choices = [] if empty else [p.ChatChunkChoice(
+                delta=p.ChatDelta(role="assistant" if role else None, content=text),
+                finish_reason=finish)]  # type: ignore[arg-type]
+            return p.sse(p.ChatCompletionChunk(id=rid, created=created, model=name,
+                                               choices=choices, usage=usage, semcache=extra))
+        cchoices = [] if empty else [p.CompletionChunkChoice(text=text or "", finish_reason=finish)]  # type: ignore[arg-type]
+        return p.sse(p.CompletionChunk(id=rid, created=created, model=name,
+                                       choices=cchoices, usage=usage, semcache=extra))
+
+    async def sse_events(self, chat: bool, rid: str, stream: GenerationStream, first: Any,
+                         include_usage: bool) -> AsyncIterator[bytes]:  # fmt: skip
+        created = p.now()
+        try:
+            if chat:
+                yield self.chunk(chat, rid, created, "", role=True)
+            delta = first
+            while delta is not _END:
+                yield self.chunk(chat, rid, created, delta)
+                delta = await run_in_threadpool(_next, stream)
+            assert stream.report is not None
+            yield self.chunk(chat, rid, created, None if chat else "", finish=stream.finish_reason,
+                             extra=_semcache(stream.report))
+            if include_usage:
+                yield self.chunk(chat, rid, created, None, empty=True,
+                                 usage=_usage(stream.report, len(stream.token_ids)))
+            yield p.DONE
+        except Exception as exc:  # the status line is gone: report in-band, end without [DONE]
+            log.exception("generation failed mid-stream")
+            yield p.sse(json.dumps(p.error_body(str(exc), "server_error")))
+        finally:
+            stream.close()
+
+
 def create_engine_app(engine: Engine, served_name: str = "smollm2") -> FastAPI:
     """The FastAPI app serving ``engine`` under the model name ``served_name``."""
     if not served_name:
         raise ValueError("served_name must be a non-empty string")
     app = FastAPI(title="semcache engine", version="1")
     app.state.engine = engine
+    routes = EngineRoutes(engine, served_name)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -82,102 +181,12 @@ def create_engine_app(engine: Engine, served_name: str = "smollm2") -> FastAPI:
         return {"object": "list", "data": [
             {"id": served_name, "object": "model", "created": 0, "owned_by": "semcache"}]}
 
-    def start(req: p.ChatCompletionRequest | p.CompletionRequest) -> GenerationStream | JSONResponse:
-        if req.model != served_name:
-            return _error(404, f"The model `{req.model}` does not exist.", code="model_not_found")
-        common = dict(chunks=req.chunks(), max_tokens=req.token_limit(DEFAULT_MAX_TOKENS),
-                      temperature=req.temperature, top_p=req.top_p, seed=req.seed,
-                      ratio=req.ratio())
-        try:
-            stop = req.stop_list()
-            if isinstance(req, p.ChatCompletionRequest):
-                messages = [{"role": m.role, "content": m.text()} for m in req.messages]
-                return engine.stream(messages, stop=stop, **common)  # type: ignore[arg-type]
-            return engine.stream(prompt=req.prompt, stop=stop, **common)  # type: ignore[arg-type]
-        except (ValueError, TypeError) as exc:
-            return _error(400, str(exc))
-
-    async def respond(req: p.ChatCompletionRequest | p.CompletionRequest) -> Response:
-        stream = await run_in_threadpool(start, req)  # tokenising a long prompt takes a while
-        if isinstance(stream, JSONResponse):
-            return stream
-        chat = isinstance(req, p.ChatCompletionRequest)
-        rid = p.new_id("chatcmpl" if chat else "cmpl")
-        if not req.stream:
-            try:
-                await run_in_threadpool(_drain, stream)
-            finally:
-                stream.close()
-            assert stream.report is not None and stream.finish_reason is not None
-            return _complete(chat, rid, stream)
-        try:
-            first = await run_in_threadpool(_next, stream)
-        except BaseException:
-            stream.close()
-            raise
-        assert stream.report is not None
-        headers = {TTFT_HEADER: f"{stream.report.ttft_ms:.2f}"}
-        return StreamingResponse(_events(chat, rid, stream, first, req.include_usage()),
-                                 media_type="text/event-stream", headers=headers)
-
-    def _complete(chat: bool, rid: str, stream: GenerationStream) -> JSONResponse:
-        report, finish = stream.report, stream.finish_reason
-        assert report is not None and finish in ("stop", "length")
-        usage, extra = _usage(report, len(stream.token_ids)), _semcache(report)
-        body: p.ChatCompletion | p.Completion
-        if chat:
-            body = p.ChatCompletion(
-                id=rid, created=p.now(), model=served_name, usage=usage, semcache=extra,
-                choices=[p.ChatChoice(message=p.ChatCompletionMessage(content=stream.text),
-                                      finish_reason=finish)])  # type: ignore[arg-type]
-        else:
-            body = p.Completion(
-                id=rid, created=p.now(), model=served_name, usage=usage, semcache=extra,
-                choices=[p.CompletionChoice(text=stream.text, finish_reason=finish)])  # type: ignore[arg-type]
-        return JSONResponse(body.model_dump(), headers={TTFT_HEADER: f"{report.ttft_ms:.2f}"})
-
-    def _chunk(chat: bool, rid: str, created: int, text: str | None, finish: str | None = None,
-               role: bool = False, usage: p.Usage | None = None,
-               extra: p.SemcacheUsage | None = None, empty: bool = False) -> bytes:
-        if chat:
-            choices = [] if empty else [p.ChatChunkChoice(
-                delta=p.ChatDelta(role="assistant" if role else None, content=text),
-                finish_reason=finish)]  # type: ignore[arg-type]
-            return p.sse(p.ChatCompletionChunk(id=rid, created=created, model=served_name,
-                                               choices=choices, usage=usage, semcache=extra))
-        cchoices = [] if empty else [p.CompletionChunkChoice(text=text or "", finish_reason=finish)]  # type: ignore[arg-type]
-        return p.sse(p.CompletionChunk(id=rid, created=created, model=served_name,
-                                       choices=cchoices, usage=usage, semcache=extra))
-
-    async def _events(chat: bool, rid: str, stream: GenerationStream, first: Any,
-                      include_usage: bool) -> AsyncIterator[bytes]:
-        created = p.now()
-        try:
-            if chat:
-                yield _chunk(chat, rid, created, "", role=True)
-            delta = first
-            while delta is not _END:
-                yield _chunk(chat, rid, created, delta)
-                delta = await run_in_threadpool(_next, stream)
-            assert stream.report is not None
-            yield _chunk(chat, rid, created, None if chat else "", finish=stream.finish_reason,
-                         extra=_semcache(stream.report))
-            if include_usage:
-                yield _chunk(chat, rid, created, None, empty=True,
-                             usage=_usage(stream.report, len(stream.token_ids)))
-            yield p.DONE
-        except Exception as exc:  # the status line is gone: report in-band, end without [DONE]
-            log.exception("generation failed mid-stream")
-            yield p.sse(json.dumps(p.error_body(str(exc), "server_error")))
-        finally:
-            stream.close()
-
     @app.post("/v1/chat/completions")
     async def chat_completions(req: p.ChatCompletionRequest) -> Response:
-        return await respond(req)
+        return await routes.respond(req)
 
     @app.post("/v1/completions")
     async def completions(req: p.CompletionRequest) -> Response:
-        return await respond(req)
+        return await routes.respond(req)
 
     return app

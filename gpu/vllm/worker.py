@@ -1,27 +1,10 @@
 """Worker side of the vLLM connector: blend a planned span straight into the paged KV cache.
 
-**The missing public hook.** vLLM's connector API (``KVConnectorBase_V1``) gives a worker
-connector the paged KV tensors (``register_kv_caches``) and the forward context (attention
-layers, metadata), never the loaded model, and it can only make vLLM *skip* a prefix of the
-prompt. There is no hook to run vLLM's model over a chosen subset of tokens inside that prefix,
-which selective recompute needs (the discussion is vLLM RFC #44223). So the connector runs the
-selective recompute itself, with semcache's own layer loop (``ModelRunner``, ``Blender``) over a
-second copy of the weights, loaded from the same checkpoint folder in vLLM's dtype. That costs
-one extra copy of the weights in memory and uses only public vLLM API; the alternative, reaching
-into the model runner for ``model`` (as LMCache's blending does through a patched vLLM), is a
-private attribute that breaks on version drift.
-
-The KV written is exactly the engine's blend (``semcache.gpu.blend``): cached chunk KV re-rotated
-to its new positions, layers before the check layer recomputed for every token, after it the
-non-chunk tokens and the ``ratio`` share of chunk tokens whose KV deviates most. Chunks seen for
-the first time are computed in isolation (after the default anchor, ``semcache.gpu.anchor``) and
-stored for later requests.
-
-Each layer's rows of the span go into the paged cache as soon as they are final, and the blend's
-queries attend there (``SpanAttention``, the blend's ``LayerAttention``), with the engine's
-kernel in the connector (``semcache.gpu.vllm.paged``). So the KV is written once, with no pass
-over every layer at the end, and the span's queries see the engine's own KV of its prefix-cache
-hit before ``start``, the KV that the rest of the prompt will see too.
+vLLM's connector API gives a worker the paged KV tensors and the forward context, never the
+model, so the connector runs the selective recompute with semcache's own ``ModelRunner`` and
+``Blender`` over a second copy of the weights (public API only; ``docs/design/gpu_vllm.md``).
+Each layer's rows go into the paged cache as soon as they are final and the blend's queries
+attend there (``SpanAttention``, the blend's ``LayerAttention``), so the KV is written once.
 """
 
 from __future__ import annotations
@@ -33,9 +16,9 @@ from typing import Any, Protocol
 
 import torch
 from semcache.gpu.blend import BlendConfig, Blender
-from semcache.gpu.chunk_kv import ChunkKVStore
-from semcache.gpu.chunks import Segment
-from semcache.gpu.runner import ModelRunner
+from semcache.gpu.chunks.ids import Segment
+from semcache.gpu.chunks.store import ChunkKVStore
+from semcache.gpu.model.runner import ModelRunner
 from semcache.gpu.vllm.plan import ConnectorConfig, LoadSpec, slot_mapping
 from torch import Tensor
 

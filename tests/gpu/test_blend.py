@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 from semcache.gpu.blend import BlendConfig, Blender, ChunkEncoder
-from semcache.gpu.chunk_kv import ChunkKV, ChunkKVStore
-from semcache.gpu.chunks import ChunkRegistry, Segment, chunk_id
-from semcache.gpu.model import random_model
-from semcache.gpu.query_graph import piece_bounds
-from semcache.gpu.runner import ModelRunner
+from semcache.gpu.blend.graphs import piece_bounds
+from semcache.gpu.chunks.ids import ChunkRegistry, Segment, chunk_id
+from semcache.gpu.chunks.store import ChunkKV, ChunkKVStore
+from semcache.gpu.model.loader import random_model
+from semcache.gpu.model.runner import ModelRunner
 from transformers import LlamaConfig
 
 pytestmark = pytest.mark.gpu
@@ -34,7 +34,7 @@ def runner() -> ModelRunner:
 
 def _spy_selections(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
     """The chunk rows each ``ops.select_topk`` call of the blend returns, in call order."""
-    from semcache.gpu import ops
+    from semcache.gpu.ops import dispatch as ops
 
     chosen: list[torch.Tensor] = []
     real_select = ops.select_topk
@@ -151,20 +151,29 @@ def test_kv_only_prefill_writes_the_same_kv_without_logits(runner: ModelRunner,
         torch.testing.assert_close(got.kv.values[layer], want.kv.values[layer], atol=0, rtol=0)
 
 
+def _filled(value: float):
+    """A ``fused_kv.new_buffer`` whose buffers start as ``value`` instead of unset."""
+
+    def new_buffer(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        return torch.full(shape, value, dtype=dtype, device=device)
+
+    return new_buffer
+
+
 @pytest.mark.parametrize(("select", "check_layer", "ratio"),
                          [("deviation", 1, 0.15), ("query", 0, 0.2), ("query", 1, 0.0), ("deviation", 2, 1.0)])
 def test_unwritten_fused_rows_are_never_read(runner: ModelRunner, monkeypatch: pytest.MonkeyPatch,
                                              select: str, check_layer: int, ratio: float) -> None:  # fmt: skip
     """The fused buffers are not zeroed: with their rows starting as NaN the blend is unchanged."""
-    from semcache.gpu import fused_kv
+    from semcache.gpu.blend import fused_kv
 
     segs = [Segment(_tokens(6, 60)), _chunk(21, 61), Segment(_tokens(2, 62)), _chunk(18, 63),
             Segment(_tokens(7, 64))]
     blender = Blender(runner, anchor_ids=[1])
     cfg = BlendConfig(ratio=ratio, check_layer=check_layer, select=select)
-    monkeypatch.setattr(fused_kv, "UNWRITTEN", 0.0)
+    monkeypatch.setattr(fused_kv, "new_buffer", _filled(0.0))
     want = blender.prefill(segs, cfg)
-    monkeypatch.setattr(fused_kv, "UNWRITTEN", float("nan"))
+    monkeypatch.setattr(fused_kv, "new_buffer", _filled(float("nan")))
     for logits in (True, False):
         got = blender.prefill(segs, cfg, logits=logits)
         if logits:
@@ -319,7 +328,7 @@ def test_stored_record_with_other_tokens_is_not_reused(runner: ModelRunner) -> N
 
 def test_rerotated_chunk_keys_match_keys_computed_at_target_positions(runner: ModelRunner) -> None:
     """Layer-0 keys depend only on token and position: stored+re-rotated == computed in place."""
-    from semcache.gpu import ops
+    from semcache.gpu.ops import dispatch as ops
 
     chunk = _tokens(16, 80)
     stored = ChunkEncoder(runner, anchor_ids=[3]).encode(chunk)  # positions 1..16
@@ -369,7 +378,7 @@ def test_speed_benchmark_smoke(tmp_path: Path) -> None:
 # ----- query-driven selection and the anchor ----------------------------------------------------
 @pytest.mark.parametrize("hq,hkv,n,t", [(4, 2, 3, 17), (6, 3, 1, 9), (2, 2, 5, 31)])
 def test_attention_mass_matches_explicit_softmax(hq: int, hkv: int, n: int, t: int) -> None:
-    from semcache.gpu import ops
+    from semcache.gpu.ops import dispatch as ops
 
     g = torch.Generator().manual_seed(hq * 100 + t)
     q, k = torch.randn(n, hq, 8, generator=g), torch.randn(t, hkv, 8, generator=g)
@@ -398,14 +407,14 @@ def test_encoder_with_cached_anchor_equals_prefill_after_anchor(runner: ModelRun
             torch.testing.assert_close(stored.keys[layer], kv.keys[layer][9:], atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(stored.values[layer], kv.values[layer][9:], atol=1e-5,
                                        rtol=1e-5)  # fmt: skip
-    assert len(encoder._anchor_kv) == 9  # type: ignore[arg-type]
+    assert len(encoder.anchor_kv) == 9  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("check_layer", [0, 1])
 def test_query_selection_recomputes_what_the_question_reads(runner: ModelRunner, check_layer: int,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The chunk tokens chosen are the top-k of the question's attention in the query pass."""
-    from semcache.gpu import ops
+    from semcache.gpu.ops import dispatch as ops
 
     segs = [Segment(_tokens(4, 110)), _chunk(30, 111), _chunk(26, 112), Segment(_tokens(6, 113))]
     chosen: list[torch.Tensor] = []

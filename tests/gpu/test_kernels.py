@@ -6,22 +6,19 @@ import math
 
 import pytest
 import torch
-from semcache.gpu import ops
-from semcache.gpu.kernels.attention_mass import attention_mass
-from semcache.gpu.kernels.attention_plan import gqa_pack
-from semcache.gpu.kernels.deviation import token_deviation
-from semcache.gpu.kernels.partial_attention import partial_attention, plan_partial_attention
-from semcache.gpu.kernels.rope_rerotate import rope_rerotate
-from semcache.gpu.kernels.scatter import gather_rows, scatter_rows
-from semcache.gpu.reference import (
-    attention_mass_ref,
-    gather_rows_ref,
-    partial_attention_ref,
-    rerotate_k_ref,
-    scatter_rows_ref,
-    token_deviation_ref,
-)
-from semcache.gpu.rope import RopeConfig
+from semcache.gpu.model.rope import RopeConfig
+from semcache.gpu.ops import dispatch as ops
+from semcache.gpu.ops.attention_mass.reference import attention_mass_ref
+from semcache.gpu.ops.attention_mass.triton import attention_mass
+from semcache.gpu.ops.deviation.reference import token_deviation_ref
+from semcache.gpu.ops.deviation.triton import token_deviation
+from semcache.gpu.ops.partial_attention.plan import gqa_pack
+from semcache.gpu.ops.partial_attention.reference import partial_attention_ref
+from semcache.gpu.ops.partial_attention.triton import partial_attention, plan_partial_attention
+from semcache.gpu.ops.rope_rerotate.reference import rerotate_k_ref
+from semcache.gpu.ops.rope_rerotate.triton import rope_rerotate
+from semcache.gpu.ops.scatter.reference import gather_rows_ref, scatter_rows_ref
+from semcache.gpu.ops.scatter.triton import gather_rows, scatter_rows
 
 pytestmark = pytest.mark.gpu
 

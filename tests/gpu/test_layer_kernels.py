@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from semcache.gpu import ops
-from semcache.gpu.kernels.rms_norm import rms_norm
-from semcache.gpu.kernels.rope_apply import rope_apply
-from semcache.gpu.kernels.silu_mul import silu_mul
-from semcache.gpu.reference import apply_rope_ref, rms_norm_ref, silu_mul_ref
-from semcache.gpu.rope import RopeConfig, cos_sin
+from semcache.gpu.model.rope import RopeConfig, cos_sin
+from semcache.gpu.ops import dispatch as ops
+from semcache.gpu.ops.rms_norm.reference import rms_norm_ref
+from semcache.gpu.ops.rms_norm.triton import rms_norm
+from semcache.gpu.ops.rope_apply.reference import apply_rope_ref
+from semcache.gpu.ops.rope_apply.triton import rope_apply
+from semcache.gpu.ops.silu_mul.reference import silu_mul_ref
+from semcache.gpu.ops.silu_mul.triton import silu_mul
 
 from tests.gpu.test_kernels import DEVICE, DTYPES, SIZES, TOL, dt_id, randn
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from semcache.gpu.reference import (
-    gather_rows_ref,
-    partial_attention_ref,
-    scatter_rows_ref,
-    select_topk_ref,
-    token_deviation_ref,
-)
+from semcache.gpu.ops.deviation.reference import token_deviation_ref
+from semcache.gpu.ops.partial_attention.reference import partial_attention_ref
+from semcache.gpu.ops.scatter.reference import gather_rows_ref, scatter_rows_ref
+from semcache.gpu.ops.topk.reference import select_topk_ref
 
 pytestmark = pytest.mark.gpu
 
@@ -73,8 +70,8 @@ def test_scatter_then_gather_round_trip() -> None:
 @pytest.mark.parametrize("hq,hkv", [(9, 3), (4, 4), (8, 1)], ids=str)
 def test_cpu_attention_matches_the_reference(hq: int, hkv: int, dtype: torch.dtype) -> None:
     """The CPU path of ops.partial_attention (SDPA over a mask built once)."""
-    from semcache.gpu import ops
-    from semcache.gpu.cpu_attention import CpuAttentionPlan
+    from semcache.gpu.ops import dispatch as ops
+    from semcache.gpu.ops.partial_attention.cpu import CpuAttentionPlan
 
     g = torch.Generator().manual_seed(hq * 10 + hkv)
     nk, d = 77, 32

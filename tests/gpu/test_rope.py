@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from semcache.gpu.reference import rerotate_k_ref
-from semcache.gpu.rope import RopeConfig, apply_rope, cos_sin
+from semcache.gpu.model.rope import RopeConfig, apply_rope, cos_sin
+from semcache.gpu.ops.rope_rerotate.reference import rerotate_k_ref
 
 pytestmark = pytest.mark.gpu
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from semcache.gpu.cpu_linear import prepack_pays, prepack_works
-from semcache.gpu.model import check_arch, llama3_8b_config, random_model
-from semcache.gpu.runner import ModelRunner
+from semcache.gpu.model.linear import prepack_pays, prepack_works
+from semcache.gpu.model.loader import check_arch, llama3_8b_config, random_model
+from semcache.gpu.model.runner import ModelRunner
 from transformers import GPT2Config, LlamaConfig, MistralConfig, Qwen2Config
 
 pytestmark = pytest.mark.gpu
@@ -192,13 +192,13 @@ class _CountingKernels:
         self.norms = self.ropes = 0
 
     def rms_norm(self, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-        from semcache.gpu import ops
+        from semcache.gpu.ops import dispatch as ops
 
         self.norms += 1
         return ops.rms_norm(x, weight, eps)
 
     def rope_qkv(self, qkv, cos, sin, num_heads, num_kv_heads):  # type: ignore[no-untyped-def]
-        from semcache.gpu import ops
+        from semcache.gpu.ops import dispatch as ops
 
         self.ropes += 1
         return ops.rope_qkv(qkv, cos, sin, num_heads, num_kv_heads)
