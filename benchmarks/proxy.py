@@ -204,7 +204,7 @@ def run_loadgen(url: str, bodies: list[dict[str, Any]], duration_s: float, cycle
 # ---------------------------------------------------------------- processes
 def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     with open(log, "ab") as fh:
-        return subprocess.Popen([sys.executable, *args], stdout=fh, stderr=subprocess.STDOUT,
+        return subprocess.Popen([sys.executable, *args], stdout=fh, stderr=subprocess.STDOUT, cwd=REPO,
                                 env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
                                      **(env or {})}, start_new_session=True)
 

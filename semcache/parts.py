@@ -67,7 +67,7 @@ def build_parts(store: Store | str = "sqlite:///semcache.db", *, embedder: Embed
     A store given as a URL is closed again when a later part fails.
     """
     owns_store = not isinstance(store, Store)
-    db = Store(store) if owns_store else store
+    db = store if isinstance(store, Store) else Store(store)
     try:
         the_clock = clock or _utcnow
         the_embedder = embedder if embedder is not None else default_embedder()
@@ -116,9 +116,13 @@ def close_embedder(embedder: Any) -> None:
 
 
 def default_index(dim: int, kind: str = "hnsw") -> VectorIndex:
-    from semcache.index import make_index
+    from semcache.index import FaissIndex, HnswIndex
 
-    return make_index(kind, dim=dim)
+    if kind == "hnsw":
+        return HnswIndex(dim=dim)
+    if kind == "faiss":
+        return FaissIndex(dim=dim)
+    raise ValueError(f"unknown index kind {kind!r}; expected 'hnsw' or 'faiss'")
 
 
 def default_verifier() -> Verifier:
