@@ -53,7 +53,7 @@ class Store(AdminTables):
     without it, a database that was never migrated raises ``StoreError``.
 
     Every write that changes entries or policies also appends to the change log
-    in its own transaction (``semcache.feed``), tagged with this store's
+    in its own transaction (``semcache.storage.changelog``), tagged with this store's
     ``origin``; rows older than ``change_retention_s`` are pruned now and then.
     """
 

@@ -41,11 +41,21 @@ def test_verifier_setting_turns_the_rules_off(settings) -> None:
     assert verdicts["none"] is None
 
 
-def test_context_settings_reach_the_context_matcher(settings) -> None:
+def test_context_settings_change_which_conversations_match(settings) -> None:
+    embed = HashEmbedder().embed
+    asked, cached = ["tell me about the weather in paris"], ["tell me about weather in paris please"]
     history = ["one", "two", "three", "four", "five"]
-    with build_cache(settings(context_max_turns=2, context_threshold=0.9), embedder=HashEmbedder(),
-                     stats_interval=0) as cache:
-        assert cache.context.window(history) == ("four", "five") and cache.context.threshold == 0.9
+    similarity = float(embed(asked)[0] @ embed(cached)[0])
+    assert 0.5 < similarity < 0.95  # the two thresholds below fall on either side of it
+    outcomes = {}
+    for threshold in (0.5, 0.95):
+        with build_cache(settings(context_max_turns=2, context_threshold=threshold),
+                         embedder=HashEmbedder(), stats_interval=0) as cache:
+            context = cache.context
+            outcomes[threshold] = context.match(asked, context.embed(asked, embed), cached,
+                                                context.embed(cached, embed)).ok
+            assert context.window(history) == ("four", "five")
+    assert outcomes == {0.5: True, 0.95: False}
     with build_cache(settings(), embedder=HashEmbedder(), stats_interval=0) as cache:
         assert len(cache.context.window(history)) == 4
 
