@@ -9,11 +9,19 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 from semcache.adapters.admin.deps import ContextDep, Reader, Writer
 from semcache.adapters.admin.entries import MAX_PAGE, EntryFilters
 from semcache.adapters.server.errors import ProxyError
+
+from semcache.storage.bounds import MAX_AGE_S, MAX_ID, MAX_INT32, MAX_OFFSET, MAX_RETENTION_DAYS
+
+# Every number is bounded here (400 beyond) and again in the store (semcache.storage.bounds).
+EntryId = Annotated[int, Path(ge=1, le=MAX_ID)]
+KeyId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+AgeQuery = Annotated[float | None, Query(ge=0, le=MAX_AGE_S, allow_inf_nan=False)]
 
 router = APIRouter(prefix="/admin/api", tags=["admin"])
 
@@ -21,28 +29,28 @@ router = APIRouter(prefix="/admin/api", tags=["admin"])
 class InvalidateIn(BaseModel):
     """Entry ids, or filters that all must match; ``dry_run`` only reports what would go."""
 
-    ids: list[int] | None = None
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(None, max_length=100_000)
     tenant: str | None = None
     category: str | None = None
     model: str | None = None
     text: str | None = Field(None, min_length=1)
-    older_than_s: float | None = Field(None, ge=0, description="created more than this many seconds ago")
+    older_than_s: float | None = Field(None, ge=0, le=MAX_AGE_S, allow_inf_nan=False, description="created more than this many seconds ago")
     dry_run: bool = False
 
 
 class PolicyIn(BaseModel):
     """Fields to override; a field left out keeps its value, ``null`` TTL/quota means no limit."""
 
-    threshold: float | None = Field(None, gt=0, le=1)
-    ttl_seconds: int | None = Field(None, ge=1)
-    max_entries: int | None = Field(None, ge=1)
+    threshold: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
+    ttl_seconds: int | None = Field(None, ge=1, le=MAX_INT32)
+    max_entries: int | None = Field(None, ge=1, le=MAX_INT32)
     enabled: bool | None = None
     personal: bool | None = None
 
 
 class TenantIn(BaseModel):
     name: str = Field(min_length=1, max_length=255)
-    retention_days: int | None = Field(None, ge=1)
+    retention_days: int | None = Field(None, ge=1, le=MAX_RETENTION_DAYS)
 
 
 class KeyIn(BaseModel):
@@ -50,7 +58,7 @@ class KeyIn(BaseModel):
 
 
 class QuestionIn(BaseModel):
-    question: str = Field(min_length=1)
+    question: str = Field(min_length=1, pattern=r"\S")  # blank questions are a 400
 
 
 def _bad(exc: Exception) -> ProxyError:
@@ -64,10 +72,8 @@ def _not_found(what: str) -> ProxyError:
 @router.get("/entries", summary="List, filter and search entries")
 def list_entries(ctx: ContextDep, _: Reader, text: str | None = None, tenant: str | None = None,
                  category: str | None = None, model: str | None = None,
-                 older_than_s: Annotated[float | None, Query(ge=0)] = None,
-                 newer_than_s: Annotated[float | None, Query(ge=0)] = None,
-                 limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                 older_than_s: AgeQuery = None, newer_than_s: AgeQuery = None,
+                 limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50, offset: Offset = 0) -> dict[str, Any]:
     """Newest first. ``text`` is a case-insensitive substring of the prompt."""
     filters = EntryFilters.of(text=text, tenant=tenant, category=category, model=model,
                               older_than_s=older_than_s, newer_than_s=newer_than_s)
@@ -76,7 +82,7 @@ def list_entries(ctx: ContextDep, _: Reader, text: str | None = None, tenant: st
 
 
 @router.get("/entries/{entry_id}", summary="One entry with its hits, savings and policy")
-def get_entry(entry_id: int, ctx: ContextDep, _: Reader) -> dict[str, Any]:
+def get_entry(entry_id: EntryId, ctx: ContextDep, _: Reader) -> dict[str, Any]:
     entry = ctx.service.entry(entry_id)
     if entry is None:
         raise _not_found(f"entry {entry_id}")
@@ -84,23 +90,25 @@ def get_entry(entry_id: int, ctx: ContextDep, _: Reader) -> dict[str, Any]:
 
 
 @router.post("/entries/{entry_id}/check", summary="Would this question be answered from the entry?")
-def check_entry(entry_id: int, body: QuestionIn, ctx: ContextDep, _: Reader) -> dict[str, Any]:
+def check_entry(entry_id: EntryId, body: QuestionIn, ctx: ContextDep, _: Reader) -> dict[str, Any]:
     """Similarity (with a live cache) and the verifier's verdict and reason."""
     try:
         return ctx.service.check_question(entry_id, body.question)
     except KeyError:
         raise _not_found(f"entry {entry_id}") from None
+    except ValueError as exc:
+        raise _bad(exc) from None
 
 
 @router.delete("/entries/{entry_id}", summary="Delete one entry")
-def delete_entry(entry_id: int, ctx: ContextDep, actor: Writer) -> dict[str, Any]:
+def delete_entry(entry_id: EntryId, ctx: ContextDep, actor: Writer) -> dict[str, Any]:
     if not ctx.service.delete_entry(entry_id, actor.name):
         raise _not_found(f"entry {entry_id}")
     return {"deleted": [entry_id]}
 
 
 @router.post("/entries/{entry_id}/wrong", summary="Report the entry as a wrong hit")
-def mark_wrong(entry_id: int, ctx: ContextDep, actor: Writer) -> dict[str, Any]:
+def mark_wrong(entry_id: EntryId, ctx: ContextDep, actor: Writer) -> dict[str, Any]:
     """Counts the report and feeds the category's adaptive threshold."""
     try:
         return ctx.service.mark_wrong(entry_id, actor.name)
@@ -172,7 +180,7 @@ def issue_key(tenant: str, body: KeyIn, ctx: ContextDep, actor: Writer) -> dict[
 
 
 @router.post("/keys/{key_id}/rotate", summary="Replace a key (the old one is revoked)")
-def rotate_key(key_id: int, ctx: ContextDep, actor: Writer) -> dict[str, Any]:
+def rotate_key(key_id: KeyId, ctx: ContextDep, actor: Writer) -> dict[str, Any]:
     try:
         key, info = ctx.service.keys.rotate(key_id)
     except KeyError:
@@ -185,7 +193,7 @@ def rotate_key(key_id: int, ctx: ContextDep, actor: Writer) -> dict[str, Any]:
 
 
 @router.post("/keys/{key_id}/revoke", summary="Revoke a key")
-def revoke_key(key_id: int, ctx: ContextDep, actor: Writer) -> dict[str, Any]:
+def revoke_key(key_id: KeyId, ctx: ContextDep, actor: Writer) -> dict[str, Any]:
     try:
         info = ctx.service.keys.revoke(key_id)
     except KeyError:
@@ -213,7 +221,6 @@ def stats(ctx: ContextDep, _: Reader, tenant: str | None = None) -> dict[str, An
 
 @router.get("/audit", summary="The audit log, newest first")
 def audit(ctx: ContextDep, _: Reader, action: str | None = None,
-          limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-          offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+          limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50, offset: Offset = 0) -> dict[str, Any]:
     rows = ctx.service.audit.recent(limit=limit, offset=offset, action=action)
     return {"total": ctx.service.audit.count(action), "records": [dataclasses.asdict(r) for r in rows]}

@@ -18,7 +18,8 @@ from semcache.adapters.admin.auth import AdminAuth
 from semcache.adapters.admin.deps import STATE_ATTR, AdminContext
 from semcache.adapters.admin.pricing import PriceTable
 from semcache.adapters.admin.service import AdminService
-from semcache.adapters.server.errors import ProxyError, install_error_handlers
+from semcache.adapters.server.errors import ProxyError
+from semcache.adapters.server.hardening import harden
 
 if TYPE_CHECKING:
     from semcache.cache import SemanticCache
@@ -65,7 +66,7 @@ def mount(app: FastAPI, cache: SemanticCache | None, settings: Any, *, viewer_to
 
 def create_admin_app(db_url: str, tokens: Mapping[str, str], *, prices: PriceTable | None = None,
                      policies_file: str | Path | None = None, cache: SemanticCache | None = None,
-                     secure_cookie: bool = False) -> FastAPI:
+                     secure_cookie: bool = False, max_body_bytes: int = 1_048_576) -> FastAPI:
     """A standalone admin app on the store at ``db_url`` (migrated to the latest schema).
 
     ``tokens`` maps each admin token to its role (``admin`` or ``viewer``).
@@ -90,7 +91,7 @@ def create_admin_app(db_url: str, tokens: Mapping[str, str], *, prices: PriceTab
     app = FastAPI(title="semcache admin", version="0.1.0", lifespan=lifespan,
                   description="Inspect, invalidate and tune the semantic cache. Authenticate with "
                               "`Authorization: Bearer <admin token>`.")
-    install_error_handlers(app)
+    harden(app, max_body_bytes=max_body_bytes)
 
     @app.get("/", include_in_schema=False)
     async def root(request: Request) -> Any:

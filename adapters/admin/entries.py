@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, func, select
 
+from semcache.storage.bounds import MAX_OFFSET, cutoff
 from semcache.storage.queries import ENTRIES, entry_filters
 from semcache.storage.schema import utcnow
 
@@ -53,13 +54,13 @@ class EntryFilters:
         return all(getattr(self, f.name) is None for f in fields(self))
 
     def older_than(self, now: dt.datetime) -> dt.datetime | None:
-        return None if self.older_than_s is None else now - dt.timedelta(seconds=self.older_than_s)
+        return None if self.older_than_s is None else cutoff(now, self.older_than_s)
 
     def clauses(self, now: dt.datetime) -> list[ColumnElement[bool]]:
         """WHERE clauses for these filters at time ``now``."""
         out = entry_filters(self.tenant, self.category, self.model, self.text, self.older_than(now))
         if self.newer_than_s is not None:
-            out.append(ENTRIES.c.created_at >= now - dt.timedelta(seconds=self.newer_than_s))
+            out.append(ENTRIES.c.created_at >= cutoff(now, self.newer_than_s))
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -73,6 +74,7 @@ def list_entries(engine: Engine, filters: EntryFilters, *, limit: int = 50, offs
         raise ValueError(f"limit must be an int in [1, {MAX_PAGE}], got {limit!r}")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ValueError(f"offset must be an int >= 0, got {offset!r}")
+    offset = min(offset, MAX_OFFSET)  # past any row; SQL drivers overflow on larger ints
     where = filters.clauses(now or utcnow())
     columns = [ENTRIES.c[name] for name in _LIST_COLUMNS]
     query = (select(*columns).where(*where).order_by(ENTRIES.c.id.desc()).limit(limit).offset(offset))

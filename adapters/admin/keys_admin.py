@@ -14,6 +14,7 @@ from semcache.adapters.server.tenant_tables import ApiKey, Tenant
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from semcache.storage.bounds import is_id
 from semcache.storage.schema import utcnow
 
 
@@ -48,7 +49,7 @@ class KeyAdmin:
     def revoke(self, key_id: int) -> dict[str, Any]:
         """Revoke a key by id; returns its tenant and role. KeyError if unknown, ValueError if revoked."""
         with Session(self.engine) as session, session.begin():
-            key = session.get(ApiKey, key_id)
+            key = session.get(ApiKey, key_id) if is_id(key_id) else None
             if key is None:
                 raise KeyError(key_id)
             if key.revoked_at is not None:
@@ -61,7 +62,7 @@ class KeyAdmin:
     def rotate(self, key_id: int) -> tuple[str, dict[str, Any]]:
         """Issue a replacement key (same tenant and role), then revoke the old one."""
         with Session(self.engine) as session:
-            key = session.get(ApiKey, key_id)
+            key = session.get(ApiKey, key_id) if is_id(key_id) else None
             if key is None:
                 raise KeyError(key_id)
             if key.revoked_at is not None:

@@ -24,6 +24,12 @@ PAGE_SIZE = 25
 _env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined,
                    trim_blocks=True, lstrip_blocks=True)
 _CSS = (HERE / "static" / "admin.css").read_bytes()
+# Forms with data-confirm ask before they submit: a script file, as the CSP forbids inline handlers.
+_JS = b"""document.addEventListener("submit", function (event) {
+  var message = event.target.getAttribute("data-confirm");
+  if (message && !window.confirm(message)) { event.preventDefault(); }
+});
+"""
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 Ctx = Annotated[AdminContext, Depends(get_context)]
@@ -70,6 +76,11 @@ def see_other(url: str) -> RedirectResponse:
 @router.get("/static/admin.css")
 def stylesheet() -> Response:
     return Response(_CSS, media_type="text/css", headers={"cache-control": "max-age=300"})
+
+
+@router.get("/static/admin.js")
+def script() -> Response:
+    return Response(_JS, media_type="text/javascript", headers={"cache-control": "max-age=300"})
 
 
 @router.get("/login")

@@ -29,6 +29,7 @@ from sqlalchemy import delete, func, select
 
 from semcache.lookup.policies import CATEGORIES, Policy, PolicySet
 from semcache.storage.admin import POLICY_FIELDS, STATS
+from semcache.storage.bounds import retention_age_s
 from semcache.storage.engine import write_transaction
 from semcache.storage.schema import utcnow
 from semcache.storage.store import Store
@@ -180,9 +181,9 @@ class AdminService:
         """Delete entries older than their tenant's retention period; returns counts per tenant."""
         done: dict[str, int] = {}
         for tenant in self.keys.tenants():
-            days = tenant["retention_days"]
-            if days:
-                filters = EntryFilters(tenant=tenant["name"], older_than_s=days * 86400.0)
+            age_s = retention_age_s(tenant["retention_days"])  # clamped: a stored 10**12 still works
+            if age_s is not None:
+                filters = EntryFilters(tenant=tenant["name"], older_than_s=age_s)
                 done[tenant["name"]] = len(self.invalidate(actor, filters=filters))
         return done
 

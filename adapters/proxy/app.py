@@ -11,17 +11,18 @@ and ``load_clock`` (the monotonic clock of the load monitor).
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
 from semcache.adapters.proxy import routes_cache_api, routes_openai
-from semcache.adapters.proxy.body_limit import BodyLimit
 from semcache.adapters.proxy.deps import StateDep
 from semcache.adapters.proxy.load import LoadMonitor
 from semcache.adapters.proxy.metrics import CONTENT_TYPE, ProxyMetrics
@@ -29,7 +30,8 @@ from semcache.adapters.proxy.settings import ProxySettings
 from semcache.adapters.proxy.singleflight import SharedFlights
 from semcache.adapters.proxy.state import ProxyState
 from semcache.adapters.proxy.upstream import Upstream
-from semcache.adapters.server.errors import install_error_handlers
+from semcache.adapters.proxy.validate import check_cache_api
+from semcache.adapters.server.hardening import harden
 from semcache.adapters.server.keys import KeyStore
 
 from semcache.cache import SemanticCache
@@ -100,16 +102,33 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.proxy = None
-    install_error_handlers(app)
-    app.include_router(routes_cache_api.router)
+    app.include_router(routes_cache_api.router, dependencies=[Depends(check_cache_api)])
     _add_ops_routes(app)
     app.include_router(routes_openai.router)
     if settings.admin_token is not None:
         from semcache.adapters.admin import mount
 
         mount(app, cache, settings)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    harden(app, max_body_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth,
+           ops_allowed=_ops_key_check(app, settings) if settings.protect_ops else None)
     return app
+
+
+def _ops_key_check(app: FastAPI, settings: ProxySettings) -> Callable[[Any, str], Awaitable[bool]]:
+    """With ``protect_ops``: /metrics and the docs need a valid API key or the admin token."""
+    admin = settings.admin_token.get_secret_value().encode() if settings.admin_token is not None else None
+
+    async def allowed(_: Any, authorization: str) -> bool:
+        scheme, _sep, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return False
+        if admin is not None and hmac.compare_digest(token.encode(), admin):
+            return True
+        state: ProxyState | None = getattr(app.state, "proxy", None)
+        return state is not None and await asyncio.to_thread(state.keys.resolve, token) is not None
+
+    return allowed
 
 
 def _add_ops_routes(app: FastAPI) -> None:

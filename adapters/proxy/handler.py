@@ -10,8 +10,9 @@ stream) only after its SQL commit.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import json
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -21,7 +22,8 @@ from typing import Any
 import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from semcache.adapters.proxy.parse import ParsedRequest, parse_request
+from semcache.adapters.proxy.intake import header_value, oversized, read_request
+from semcache.adapters.proxy.parse import ParsedRequest
 from semcache.adapters.proxy.state import ProxyState
 from semcache.adapters.proxy.streaming import (
     DONE,
@@ -33,7 +35,8 @@ from semcache.adapters.proxy.streaming import (
     storable,
 )
 from semcache.adapters.proxy.upstream import HOP_HEADERS
-from semcache.adapters.server.errors import ProxyError, bad_request
+from semcache.adapters.server.body_guard import OFF_LOOP_BYTES
+from semcache.adapters.server.errors import ProxyError
 from semcache.adapters.server.keys import Principal
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -56,22 +59,6 @@ class Outcome:
     entry_id: int | None = None
 
 
-def header_value(value: object) -> str:
-    """A header-safe (latin-1, single-line) rendering of ``value``."""
-    text = " ".join(str(value).split())
-    return text.encode("ascii", "backslashreplace").decode("ascii")[:512]
-
-
-def parse_json(raw: bytes) -> Any:
-    """The request body as JSON; 400 if it is not."""
-    if not raw:
-        raise bad_request("request body is empty; expected a JSON object", code="invalid_json")
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
-
-
 class CompletionHandler:
     """Runs ``/v1/chat/completions`` and ``/v1/completions`` through the cache."""
 
@@ -82,13 +69,17 @@ class CompletionHandler:
     # ----------------------------------------------------------------- entry
     async def handle(self, endpoint: str, request: Request, principal: Principal) -> Response:
         started = time.perf_counter()
-        body = parse_json(await request.body())
-        parsed = parse_request(endpoint, body, tenant=principal.tenant,  # type: ignore[arg-type]
-                               headers=request.headers, settings=self.s)
+        raw = await request.body()
+        args = (endpoint, raw, principal.tenant, dict(request.headers), self.s)
+        # JSON work on a large body goes to a thread: other clients' hits must not wait for it
+        parsed = await asyncio.to_thread(read_request, *args) if len(raw) > OFF_LOOP_BYTES else read_request(*args)
         up_headers = self.upstream_headers(request.headers)
         req = parsed.cache_request
         if req is None:
             return await self._bypass(parsed, up_headers, parsed.bypass_reason, started)
+        too_large = oversized(req, self.s.max_prompt_chars)
+        if too_large is not None:
+            return await self._bypass(parsed, up_headers, too_large, started)
         headers: dict[str, str] = {}
         if parsed.controls.no_cache:
             if parsed.controls.no_store:
@@ -233,8 +224,7 @@ class CompletionHandler:
         """One non-streaming upstream call; stores the answer when it is storable."""
         upstream = self.state.upstream
         started = time.perf_counter()
-        response = await upstream.send(upstream.build("POST", PATHS[parsed.endpoint], json_body=parsed.body,
-                                                      headers=up_headers))
+        response = await upstream.send(await self._build(parsed, up_headers))
         latency = time.perf_counter() - started
         self.state.metrics.upstream_latency.labels(parsed.endpoint).observe(latency)
         self.state.load.record_latency(latency * 1000)
@@ -283,8 +273,7 @@ class CompletionHandler:
         """Open the upstream stream (errors answer as JSON), then forward it line by line."""
         upstream = self.state.upstream
         started = time.perf_counter()
-        context = upstream.stream(upstream.build("POST", PATHS[parsed.endpoint], json_body=parsed.body,
-                                                 headers=up_headers))
+        context = upstream.stream(await self._build(parsed, up_headers))
         shared = self.state.shared_flights
 
         async def release_lease() -> None:
@@ -358,6 +347,12 @@ class CompletionHandler:
             yield entry_comment(entry_id)
         if acc.done:
             yield DONE
+
+    async def _build(self, parsed: ParsedRequest, up_headers: dict[str, str]) -> httpx.Request:
+        """The upstream request, encoded in a thread: a large body must not hold up the event loop."""
+        build = functools.partial(self.state.upstream.build, "POST", PATHS[parsed.endpoint],
+                                  json_body=parsed.body, headers=up_headers)
+        return await asyncio.to_thread(build)
 
     # ----------------------------------------------------------- passthrough
     async def passthrough(self, request: Request, path: str) -> Response:

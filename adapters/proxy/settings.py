@@ -35,9 +35,14 @@ class ProxySettings(CoreSettings):
     retry_backoff_s: float = Field(default=0.2, ge=0)
     retry_statuses: tuple[int, ...] = (502, 503, 504)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_json_depth: int = Field(default=64, ge=2, le=1000, description="deeper JSON bodies get a 400")
+    max_prompt_chars: int = Field(
+        default=65_536, ge=1, description="longer prompts bypass the cache (x-semcache-reason says so)")
     max_connections: int = Field(default=256, ge=1)
 
     require_keys: bool = False
+    protect_ops: bool = Field(
+        default=False, description="/metrics, /openapi.json and /docs need an API key or the admin token")
     default_tenant: str = "default"
     key_cache_ttl_s: float = Field(default=5.0, ge=0, description="how long a resolved API key is trusted")
 

@@ -10,6 +10,7 @@ from typing import Any
 from semcache.adapters.server.audit_tables import AuditRecord
 from sqlalchemy import Engine, Table, func, insert, select
 
+from semcache.storage.bounds import MAX_OFFSET
 from semcache.storage.engine import write_transaction
 from semcache.storage.schema import utcnow
 
@@ -52,6 +53,7 @@ class AuditLog:
 
     def recent(self, *, limit: int = 50, offset: int = 0, action: str | None = None) -> list[AuditEntry]:
         """Newest first."""
+        offset = min(max(offset, 0), MAX_OFFSET)  # past any row; SQL drivers overflow on larger ints
         query = select(AUDIT).order_by(AUDIT.c.id.desc()).limit(limit).offset(offset)
         if action:
             query = query.where(AUDIT.c.action == action)

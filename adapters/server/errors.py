@@ -90,7 +90,5 @@ def install_error_handlers(app: FastAPI) -> None:
         message = f"{first.get('msg', 'invalid request')}" + (f" (at {loc})" if loc else "")
         return bad_request(message, param=loc or None).response()
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return ProxyError(500, "internal proxy error", type="server_error", code="internal_error").response()
+    # Unexpected exceptions are answered by ``guard.CatchAll`` (installed by ``hardening.harden``):
+    # a handler registered here for ``Exception`` would answer, then re-raise and drop the connection.

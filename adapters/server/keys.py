@@ -21,6 +21,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from semcache.storage.bounds import MAX_RETENTION_DAYS
 from semcache.storage.changelog import record_change
 from semcache.storage.schema import utcnow
 
@@ -61,8 +62,10 @@ class KeyStore:
         """Create a tenant; ValueError if the name is empty or taken."""
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"tenant name must be a non-empty string, got {name!r}")
-        if retention_days is not None and (not isinstance(retention_days, int) or retention_days <= 0):
-            raise ValueError(f"retention_days must be a positive integer or None, got {retention_days!r}")
+        if retention_days is not None and (isinstance(retention_days, bool) or not isinstance(retention_days, int)
+                                           or not 1 <= retention_days <= MAX_RETENTION_DAYS):
+            raise ValueError(f"retention_days must be an integer in [1, {MAX_RETENTION_DAYS}] or None, "
+                             f"got {retention_days!r}")
         with Session(self.engine) as session, session.begin():
             tenant = Tenant(name=name, retention_days=retention_days, created_at=utcnow())
             session.add(tenant)

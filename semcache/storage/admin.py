@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, Table, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from semcache.storage.bounds import MAX_INT32
 from semcache.storage.changelog import record_change
 from semcache.storage.engine import write_transaction
 from semcache.storage.schema import CategoryPolicy, DailyStats, Meta, utcnow
@@ -45,8 +46,8 @@ def _check_policy_field(name: str, value: Any) -> Any:
     if name in ("ttl_seconds", "max_entries"):
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int or None (no limit), got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INT32:
+            raise ValueError(f"{name} must be an int in [1, {MAX_INT32}] or None (no limit), got {value!r}")
         return value
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be a bool, got {value!r}")

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 
 from sqlalchemy import ColumnElement, Connection, Table, delete, select
 
+from semcache.storage.bounds import is_id
 from semcache.storage.schema import Entry, EntryDocument
 
 ENTRIES: Table = Entry.__table__  # type: ignore[assignment]
@@ -24,14 +25,15 @@ def chunks(ids: list[int]) -> Iterator[list[int]]:
 
 
 def check_ids(ids: Iterable[int]) -> list[int]:
-    """Sorted, de-duplicated entry ids; ``TypeError`` for anything but ints."""
+    """Sorted, de-duplicated entry ids; ``TypeError`` for anything but ints. Ids no row can have
+    (below 1 or above a 64-bit key) are left out: SQL drivers overflow on them."""
     if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
         raise TypeError(f"ids must be an iterable of ints, got {type(ids).__name__}")
     out = sorted(set(ids))
     for entry_id in out:
         if isinstance(entry_id, bool) or not isinstance(entry_id, int):
             raise TypeError(f"entry ids must be ints, got {entry_id!r}")
-    return out
+    return [entry_id for entry_id in out if is_id(entry_id)]
 
 
 def check_now(now: dt.datetime) -> dt.datetime:

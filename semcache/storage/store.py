@@ -20,6 +20,7 @@ from sqlalchemy.sql import bindparam
 from semcache.exceptions import StoreError
 from semcache.storage import engine as db
 from semcache.storage.admin import AdminTables
+from semcache.storage.bounds import MAX_INT32, is_id
 from semcache.storage.changelog import prune, record_ids
 from semcache.storage.queries import (
     DOCS,
@@ -138,6 +139,8 @@ class Store(AdminTables):
         if not isinstance(rec, NewEntry):
             raise TypeError(f"add_entry expects a NewEntry, got {type(rec).__name__}")
         rec.validate()
+        if isinstance(rec.tokens, int) and rec.tokens > MAX_INT32:  # an Integer column would overflow
+            raise ValueError(f"NewEntry.tokens must be at most {MAX_INT32}, got {rec.tokens!r}")
         with db.write_transaction(self._engine) as conn:
             result = conn.execute(insert(ENTRIES).values(**rec.to_row()))
             entry_id = int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -150,6 +153,8 @@ class Store(AdminTables):
 
     def get_entry(self, entry_id: int) -> EntryRow | None:
         """A snapshot of one entry, or None if it does not exist."""
+        if not is_id(entry_id):
+            return None
         with self._engine.connect() as conn:
             rows = conn.execute(select(ENTRIES).where(ENTRIES.c.id == entry_id)).mappings().all()
             found = _rows(conn, rows)
@@ -167,6 +172,8 @@ class Store(AdminTables):
 
     def get_response(self, entry_id: int) -> Any | None:
         """Only the stored response of one entry (None if the entry does not exist)."""
+        if not is_id(entry_id):
+            return None
         query = select(ENTRIES.c.response).where(ENTRIES.c.id == entry_id)
         with self._engine.connect() as conn:
             return conn.execute(query).scalar_one_or_none()
@@ -278,6 +285,8 @@ class Store(AdminTables):
 
     def report_wrong(self, entry_id: int) -> int:
         """Count one more "wrong answer" report; returns the new count (KeyError if absent)."""
+        if not is_id(entry_id):
+            raise KeyError(f"no entry with id {entry_id}")
         stmt = (
             update(ENTRIES)
             .where(ENTRIES.c.id == entry_id)
@@ -292,6 +301,8 @@ class Store(AdminTables):
 
     def entry_doc_keys(self, entry_id: int) -> list[str]:
         """The document keys an entry is linked to."""
+        if not is_id(entry_id):
+            return []
         with self._engine.connect() as conn:
             return list(doc_keys_for(conn, [entry_id]).get(entry_id, ()))
 

@@ -27,7 +27,7 @@ VIEWER = "viewer-token-0123456789abcdef"
 AS_ADMIN = {"authorization": f"Bearer {ADMIN}"}
 AS_VIEWER = {"authorization": f"Bearer {VIEWER}"}
 TOKENS = {ADMIN: "admin", VIEWER: "viewer"}
-PUBLIC = {"/admin/login", "/admin/logout", "/admin/static/admin.css"}
+PUBLIC = {"/admin/login", "/admin/logout", "/admin/static/admin.css", "/admin/static/admin.js"}
 INJECTIONS = ["' OR '1'='1", "'; DROP TABLE entries; --", "%", "_", "\\", "\" OR 1=1 --",
               "1) UNION SELECT key, value FROM meta --", "%' --"]
 SCOPE = Scope.of(tenant="acme", model="m", params={"temperature": 0})
