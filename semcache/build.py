@@ -38,7 +38,7 @@ def _from_settings(settings: CoreSettings, overrides: dict[str, Any]) -> dict[st
         verifier = default_verifier() if settings.verifier == "hardneg" else PassThroughVerifier()
         args["verifier"] = verifier
     if "context" not in overrides:
-        args["context"] = ContextMatcher(verifier, threshold=settings.context_threshold,
+        args["context"] = ContextMatcher(threshold=settings.context_threshold,
                                          max_turns=settings.context_max_turns)
     if settings.redis_url is not None and "shared" not in overrides:
         args["shared"] = RedisTier(settings.redis_url, prefix=settings.redis_prefix,

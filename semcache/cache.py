@@ -1,11 +1,11 @@
 """``SemanticCache``: the facade every adapter uses. Lookup, in order:
 
-1. **Exact path**: the hash of partition + normalised question + normalised
-   history, answered from memory, before any embedding.
-2. **Semantic path**: categorise (policy), embed the question, search the HNSW
-   index *inside* the request's partition, then for each candidate above the
-   category's threshold: expiry, conversation context, verifier. The first
-   candidate that passes all three is the hit.
+1. **Exact path**: the hash of partition + normalised question + what the question
+   refers back to (``followup.context_key``), answered from memory, before any embedding.
+2. **Semantic path**: categorise (policy), embed the question (with its referent in
+   front when it refers back), search the HNSW index *inside* the request's partition,
+   then for each candidate above the category's threshold: expiry, conversation
+   context, verifier. The first candidate that passes all three is the hit.
 
 Store: validate, commit to SQL, then make the entry visible in the local state.
 """
@@ -25,9 +25,11 @@ from semcache.embed.base import Embedder, aembed_one
 from semcache.index.base import VectorIndex
 from semcache.lookup.adaptive import AdaptiveThresholds, Adjustment
 from semcache.lookup.categories import Categoriser
-from semcache.lookup.context import ContextMatcher, search_text
+from semcache.lookup.context import ContextMatcher, search_text, stored_history
+from semcache.lookup.followup import reply_act
 from semcache.lookup.normalize import exact_key, normalize_text, prompt_hash
 from semcache.lookup.policies import Policy, PolicySet
+from semcache.lookup.turns import TurnLike
 from semcache.parts import CacheParts, build_parts, close_embedder
 from semcache.replication.mirror import EntryMeta
 from semcache.replication.redis_tier import RedisTier
@@ -174,7 +176,11 @@ class SemanticCache:
         return self._semantic(request, vector)
 
     def _exact(self, request: CacheRequest) -> LookupResult | None:
-        meta = self.mirror.exact(exact_key(request.partition(), request.prompt, request.history))
+        # an entry counts only under the document order its category's policy asks for
+        found = ((self.mirror.exact(exact_key(request.partition(o), request.prompt, request.history)), o)
+                 for o in self.policies.document_orders(len(request.documents)))
+        meta = next((m for m, o in found if m is not None
+                     and self.policy(request.category or m.category).document_order == o), None)
         if meta is None or meta.expired(self._clock()):
             return None
         category = request.category or meta.category
@@ -202,10 +208,9 @@ class SemanticCache:
                                 bypass_reason=f"category {category} is personal and the request has no user")
         threshold = self.threshold_for(request, category)
         now = self._clock()
-        found = self.index.search(request.partition(), vector, self.candidates)
+        found = self.index.search(request.partition(policy.document_order), vector, self.candidates)
         best = found[0][1] if found else None
         rejections: list[Rejection] = []
-        query_vecs: np.ndarray | None = None
         expired: list[int] = []
         for entry_id, similarity in found:
             if similarity < threshold:
@@ -220,9 +225,8 @@ class SemanticCache:
             if meta.expired(now):
                 expired.append(entry_id)
                 continue
-            if request.history and query_vecs is None:
-                query_vecs = self.context.embed(request.history, self.embedder.embed)
-            rejection = self.judge(request, query_vecs, meta.prompt, meta.history, meta.history_vecs,
+            # the query's turns are embedded lazily, only those the context comparison needs
+            rejection = self.judge(request, None, meta.prompt, meta.history, meta.history_vecs,
                                    category=category, entry_id=entry_id, similarity=similarity)
             if rejection is not None:
                 rejections.append(rejection)
@@ -241,18 +245,20 @@ class SemanticCache:
         return LookupResult(None, category, threshold, best, tuple(rejections))
 
     def judge(self, request: CacheRequest, query_vecs: np.ndarray | None, cached_prompt: str,
-              cached_history: tuple[str, ...], cached_history_vecs: np.ndarray | None, *,
+              cached_history: Sequence[TurnLike], cached_history_vecs: np.ndarray | None, *,
               category: str, entry_id: int = 0, similarity: float = 0.0) -> Rejection | None:
-        """Everything after the threshold: conversation context, then the verifier.
-
-        Returns why the candidate is rejected, or None when it may be served.
-        Calibration and evaluation call this too, so they judge exactly as lookups do.
-        """
+        """After the threshold: the conversation context, then the verifier (two bare replies,
+        "yes please" / "sure, go ahead", by their act); why the candidate is rejected, or None.
+        Calibration and evaluation call this too, so they judge as lookups do."""
         if request.history or cached_history:
-            ctx = self.context.match(request.history, query_vecs, cached_history, cached_history_vecs,
-                                     category=category)
+            ctx = self.context.match(request.prompt, request.history, query_vecs, cached_prompt,
+                                     cached_history, cached_history_vecs, embed=self.embedder.embed)
             if not ctx.ok:
                 return Rejection(entry_id, similarity, str(ctx.reason), "context")
+        acts = reply_act(request.prompt), reply_act(cached_prompt)
+        if acts[0] is not None and acts[1] is not None:
+            same = acts[0] == acts[1]
+            return None if same else Rejection(entry_id, similarity, f"reply {acts[0]} vs {acts[1]}", "reply")
         verdict = self.verifier.verify(request.prompt, cached_prompt, category=category,
                                        in_context=bool(request.history))
         if not verdict.accepted:
@@ -272,10 +278,7 @@ class SemanticCache:
               latency_ms: float = 0.0, vector: np.ndarray | None = None,
               ttl_seconds: int | None = None) -> int | None:
         """Store an answer; returns the entry id, or None when policy says not to cache.
-
-        ``ttl_seconds`` overrides the category's TTL for this entry (the proxy
-        lengthens TTLs under load); it must be a positive integer.
-        """
+        ``ttl_seconds`` (a positive integer) overrides the category's TTL for this entry."""
         if ttl_seconds is not None and (isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int)
                                         or ttl_seconds <= 0):
             raise ValueError(f"ttl_seconds must be a positive integer or None, got {ttl_seconds!r}")
@@ -300,21 +303,22 @@ class SemanticCache:
         expires = now + timedelta(seconds=policy.ttl_seconds) if policy.ttl_seconds else None
         turns = self.context.window(request.history)
         history_vecs = self.context.embed(turns, self.embedder.embed)
-        key = exact_key(request.partition(), request.prompt, request.history)
+        partition = request.partition(policy.document_order)
+        key = exact_key(partition, request.prompt, request.history)
         doc_keys = sorted({d.key for d in request.documents})
         scope = request.scope
         entry_id = self.db.add_entry(NewEntry(
-            partition=request.partition(), exact_key=key, tenant=scope.tenant, model=scope.model,
+            partition=partition, exact_key=key, tenant=scope.tenant, model=scope.model,
             params_hash=scope.params, user_id=scope.user, category=category, prompt=request.prompt,
             prompt_norm=normalize_text(request.prompt), prompt_hash=prompt_hash(request.prompt),
-            context_hash=request.context_hash(), history=list(turns),
+            context_hash=request.context_hash(policy.document_order), history=stored_history(turns),
             history_embedding=None if history_vecs is None else history_vecs.reshape(-1),
             response=response, embedding=np.asarray(vector, dtype=np.float32), embedder=self.embedder_id,
             expires_at=expires, doc_keys=doc_keys, tokens=tokens, cost=cost, latency_ms=latency_ms,
         ))
         # SQL is committed: now the entry may become visible, unless another
         # process deleted it already and the change feed applied that first.
-        self.state.add_local(EntryMeta(entry_id, request.partition(), key, request.prompt, category,
+        self.state.add_local(EntryMeta(entry_id, partition, key, request.prompt, category,
                                        scope.tenant, expires, turns, history_vecs, tuple(doc_keys)),
                              vector, response)
         if self.shared is not None:
@@ -351,13 +355,9 @@ class SemanticCache:
         return deleted
 
     def report_wrong(self, entry_id: int, similarity: float | None = None) -> Adjustment | None:
-        """Record that a hit served from ``entry_id`` was wrong for the question it answered.
-
-        The report is counted on the entry and feeds the category's adaptive
-        threshold, which tightens when the evidence exceeds the error bound.
-        Returns the threshold change, if any. Delete the entry too (``invalidate``)
-        when its answer itself is wrong rather than served to the wrong question.
-        """
+        """Record that a hit served from ``entry_id`` was wrong for the question it answered: it
+        feeds the category's adaptive threshold; returns the threshold change, if any. Delete the
+        entry too (``invalidate``) when its answer itself is wrong."""
         meta = self.mirror.get(entry_id)
         if meta is None:
             raise ValueError(f"no live entry with id {entry_id}")

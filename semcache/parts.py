@@ -79,7 +79,7 @@ def build_parts(store: Store | str = "sqlite:///semcache.db", *, embedder: Embed
             store=db, embedder=the_embedder, verifier=the_verifier,
             policies=policies if isinstance(policies, PolicySet) else PolicySet.from_file(policies),
             categoriser=categoriser or Categoriser(the_embedder.embed),
-            context=context or ContextMatcher(the_verifier), state=state,
+            context=context or ContextMatcher(), state=state,
             recorder=Recorder(db, interval=stats_interval, clock=the_clock), clock=the_clock,
             candidates=candidates, adaptive=adaptive, progress_min=progress_min,
             feed=ChangeFeed(db, state, poll_s=feed_poll_s) if follow else None, shared=shared,

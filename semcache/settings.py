@@ -24,8 +24,9 @@ class CoreSettings(BaseSettings):
     index: Literal["hnsw", "faiss"] = Field(
         "hnsw", description="vector index backend: hnswlib, or faiss-cpu (the faiss extra)")
     context_threshold: float = Field(
-        0.70, gt=0.0, le=1.0, description="how alike earlier turns must be for a follow-up to match")
-    context_max_turns: int = Field(4, ge=1, le=64, description="earlier user turns compared per request")
+        0.625, gt=0.0, le=1.0,
+        description="how alike the assistant turn and topic must be for a referring follow-up to match")
+    context_max_turns: int = Field(8, ge=1, le=64, description="earlier turns (all roles) kept per request")
     candidates: int = Field(5, ge=1, le=100, description="HNSW candidates verified per lookup")
     verifier: Literal["hardneg", "none"] = Field(
         "hardneg", description="hardneg: rule-based hard-negative verifier; none: similarity alone")

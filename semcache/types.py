@@ -5,8 +5,9 @@ parameters that change the answer, an optional user, and the exact context
 (system prompt and retrieved documents); ``semcache.lookup.partition`` builds
 its key. The vector index is split by it, so a search can never return another
 partition's entry.
-Earlier conversation turns are the *soft* context: they are compared by
-meaning after the search (see ``semcache.lookup.context``).
+Earlier conversation turns (user, assistant and tool, see ``semcache.lookup.turns``) are
+the *soft* context: they matter only when the question refers back to them, and then what
+it refers to must match (``semcache.lookup.context``). Documents count as a set.
 """
 
 from __future__ import annotations
@@ -15,11 +16,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from semcache.lookup.partition import context_hash, params_hash, partition_key, stable_hash
+from semcache.lookup.partition import (
+    DocumentOrder,
+    context_hash,
+    params_hash,
+    partition_key,
+    stable_hash,
+)
+from semcache.lookup.turns import Turn, TurnLike, as_turns
 
 MatchKind = Literal["exact", "semantic"]
 __all__ = ["CacheRequest", "Document", "Hit", "LookupResult", "MatchKind", "Rejection", "Scope",
-           "Verdict", "params_hash", "stable_hash"]
+           "Turn", "TurnLike", "Verdict", "params_hash", "stable_hash"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +90,16 @@ class Document:
 class CacheRequest:
     """One question to look up or store.
 
-    ``prompt`` is the user's question (the last user turn), which is what gets
-    embedded. ``history`` holds the earlier *user* turns, oldest first.
-    ``system`` and ``documents`` are exact context: a change in either misses.
+    ``prompt`` is the user's question (the last user turn), which is what gets embedded.
+    ``history`` holds the earlier turns, oldest first: ``Turn``s, ``{"role", "content"}``
+    mappings or plain strings (user turns); it is kept as ``Turn``s. ``system`` and
+    ``documents`` are exact context: a change in either misses. Documents are a set: exact
+    duplicates are dropped, and the order counts only where the category's policy says so.
     """
 
     prompt: str
     scope: Scope = field(default_factory=Scope)
-    history: tuple[str, ...] = ()
+    history: tuple[Turn, ...] = ()
     system: str | None = None
     documents: tuple[Document, ...] = ()
     category: str | None = None  # force a category instead of the categoriser's
@@ -102,27 +112,28 @@ class CacheRequest:
             raise ValueError("prompt must be a non-empty string")
         if not isinstance(self.scope, Scope):
             raise TypeError(f"scope must be a Scope, got {type(self.scope).__name__}")
-        if isinstance(self.history, str) or not isinstance(self.history, Sequence):
-            raise TypeError("history must be a sequence of strings (earlier user turns)")
-        if not all(isinstance(t, str) for t in self.history):
-            raise TypeError("history must contain only strings")
-        object.__setattr__(self, "history", tuple(self.history))
+        history: Any = self.history
+        if isinstance(history, str | bytes | Mapping) or not isinstance(history, Sequence):
+            raise TypeError("history must be a sequence of turns: {role, content} objects or strings "
+                            f"(user turns), got {type(history).__name__}")
+        object.__setattr__(self, "history", as_turns(history))
         docs = tuple(d if isinstance(d, Document) else Document(d) for d in self.documents)
-        object.__setattr__(self, "documents", docs)
+        object.__setattr__(self, "documents", tuple(dict.fromkeys(docs)))  # exact duplicates dropped
         if self.system is not None and not isinstance(self.system, str):
             raise TypeError("system must be a str or None")
         if self.threshold is not None and not (0.0 < float(self.threshold) <= 1.0):
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold!r}")
 
-    def context_hash(self) -> str:
+    def context_hash(self, document_order: DocumentOrder = "set") -> str:
         """Exact context: system prompt and documents (whitespace-normalised)."""
-        return context_hash(self.system, [d.content_hash for d in self.documents])
+        return context_hash(self.system, [d.content_hash for d in self.documents], document_order)
 
-    def partition(self) -> str:
+    def partition(self, document_order: DocumentOrder = "set") -> str:
         """The index partition (``semcache.lookup.partition.partition_key``)."""
         s = self.scope
         return partition_key(tenant=s.tenant, model=s.model, params=s.params, user=s.user,
-                             system=self.system, document_hashes=[d.content_hash for d in self.documents])
+                             system=self.system, document_hashes=[d.content_hash for d in self.documents],
+                             document_order=document_order)
 
 
 @dataclass(frozen=True, slots=True)

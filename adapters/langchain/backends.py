@@ -115,7 +115,8 @@ class RemoteBackend:
         scope = request.scope
         body: dict[str, Any] = {
             "prompt": request.prompt, "model": scope.model, "params": {"scope_params": scope.params},
-            "user": scope.user, "history": list(request.history), "system": request.system,
+            "user": scope.user, "history": [{"role": t.role, "content": t.content} for t in request.history],
+            "system": request.system,
             "documents": [{"text": d.text, "source": d.source} for d in request.documents],
         }
         if request.category is not None:

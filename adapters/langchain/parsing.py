@@ -1,9 +1,10 @@
 """LangChain prompts -> the parts of a ``CacheRequest``.
 
 A prompt is a plain string (LLMs) or ``dumps(messages)`` (chat models), read as data,
-never instantiated. The last user turn is the question, earlier user turns the history,
-system prompts exact context; tool calls, tool results and non-text content after the
-last user turn are fingerprinted as documents. The ``llm_string`` becomes part of the
+never instantiated. The last user turn is the question; the earlier user (``HumanMessage``),
+assistant (``AIMessage``) and tool (``ToolMessage``) turns are the history; system prompts
+are exact context; tool calls, tool results and non-text content are fingerprinted as
+documents tagged with their position, so their order counts. The ``llm_string`` becomes part of the
 partition, so two model configurations never share entries."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from semcache.lookup.turns import Turn as HistoryTurn
 from semcache.types import CacheRequest, Document, Scope, params_hash, stable_hash
 
 _ROLE_ALIASES = {
@@ -23,6 +25,9 @@ _ROLE_ALIASES = {
     "tool": "tool", "toolmessage": "tool", "toolmessagechunk": "tool",
     "function": "function", "functionmessage": "function", "functionmessagechunk": "function",
 }
+
+
+_HISTORY_ROLES = {"human": "user", "ai": "assistant", "tool": "tool", "function": "tool"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +44,7 @@ class ParsedPrompt:
     """A conversation split into question, history and exact context; ``prompt`` None = not cacheable."""
 
     prompt: str | None
-    history: tuple[str, ...] = ()
+    history: tuple[HistoryTurn, ...] = ()
     system: str | None = None
     context: tuple[str, ...] = ()  # exact-context fingerprints (become Documents)
     bypass_reason: str | None = None
@@ -146,11 +151,12 @@ def split_turns(turns: Sequence[Turn]) -> ParsedPrompt:
     if not question.strip():
         return ParsedPrompt(None, bypass_reason="the last user message has no text")
     systems = [t.text for t in turns if t.role == "system"]
-    history = tuple(t.text for t in turns[:last_user] if t.role == "human" and t.text.strip())
+    history = tuple(HistoryTurn(_HISTORY_ROLES[t.role], t.text) for t in turns[:last_user]
+                    if t.role in _HISTORY_ROLES and t.text.strip())
     context: list[str] = []
     for i, turn in enumerate(turns):
         context.extend(f"{i}:{e}" for e in turn.extras)
-        if i > last_user or turn.role == "other":  # tool results etc. after the question
+        if i > last_user or turn.role in ("other", "tool", "function"):  # tool results, in order
             context.append(f"{i}:{turn.role}:{turn.text}")
     return ParsedPrompt(question, history, "\n\n".join(systems) if systems else None, tuple(context))
 

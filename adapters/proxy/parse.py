@@ -3,8 +3,9 @@
 The partition takes the tenant (from the API key), the model, the user (when
 ``scope_by_user``) and the generation parameters (``generation_params``: every field but
 the non-semantic ones, so an unknown parameter partitions rather than leaks). System
-messages, ``documents`` and tool results are exact context; the last user turn is the
-prompt, earlier user turns the history. A request that cannot be cached safely (``n > 1``,
+messages and ``documents`` (a set) are exact context, and so are tool calls and results, in
+their order; the last user turn is the prompt, and the earlier user, assistant and tool turns
+the history. A request that cannot be cached safely (``n > 1``,
 sampling, a last turn not the user's, non-text content) is bypassed with a reason."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from semcache.adapters.proxy.settings import ProxySettings
 from semcache.adapters.server.errors import bad_request
 
 from semcache.lookup.partition import generation_params, stable_hash
+from semcache.lookup.turns import Turn
 from semcache.types import CacheRequest, Document, Scope
 
 Endpoint = Literal["chat", "completions"]
@@ -121,10 +123,14 @@ def _documents(raw: Any) -> list[Document]:
     return docs
 
 
-def _chat_parts(messages: list[Any]) -> tuple[str | None, tuple[str, ...], str, list[Document], str | None]:
-    """(prompt, history, system, extra documents, bypass reason) of a chat conversation."""
+def _chat_parts(messages: list[Any]) -> tuple[str | None, tuple[Turn, ...], str, list[Document], str | None]:
+    """(prompt, history, system, extra documents, bypass reason) of a chat conversation.
+
+    Tool calls and results become documents tagged with their position, so their order
+    counts although documents are a set; tool results are also turns of the history.
+    """
     system: list[str] = []
-    users: list[str] = []
+    turns: list[Turn] = []
     tool_docs: list[Document] = []
     bypass: str | None = None
     for i, msg in enumerate(messages):
@@ -136,17 +142,22 @@ def _chat_parts(messages: list[Any]) -> tuple[str | None, tuple[str, ...], str, 
             continue
         if role in ("system", "developer"):
             system.append(text)
-        elif role == "user":
-            users.append(text)
+        elif role in ("user", "assistant"):
+            turns.append(Turn(role, text))
+            if role == "assistant" and msg.get("tool_calls"):
+                calls = [{k: v for k, v in c.items() if k != "id"} if isinstance(c, dict) else c
+                         for c in msg["tool_calls"]] if isinstance(msg["tool_calls"], list) else msg["tool_calls"]
+                tool_docs.append(Document(f"#{i} tool_calls\n{json.dumps(calls, sort_keys=True, default=str)}"))
         elif role in ("tool", "function"):
-            tool_docs.append(Document(f"{role}:{msg.get('tool_call_id') or msg.get('name') or ''}\n{text}"))
+            turns.append(Turn("tool", text))
+            tool_docs.append(Document(f"#{i} {role}:{msg.get('tool_call_id') or msg.get('name') or ''}\n{text}"))
     last = messages[-1].get("role")
     if last != "user":
         bypass = bypass or f"last message is from {last!r}, not the user"
-    prompt = users[-1] if users else None
+    prompt = turns[-1].content if turns and turns[-1].role == "user" else None
     if prompt is not None and not prompt.strip():
         bypass = bypass or "empty prompt"
-    return prompt, tuple(users[:-1]), "\n\n".join(system), tool_docs, bypass
+    return prompt, tuple(turns[:-1]), "\n\n".join(system), tool_docs, bypass
 
 
 def _validate(endpoint: Endpoint, body: Any) -> None:
@@ -210,7 +221,7 @@ def parse_request(
 
     documents = _documents(body.get("documents"))
     system = None
-    history: tuple[str, ...] = ()
+    history: tuple[Turn, ...] = ()
     prompt: str | None
     if endpoint == "chat":
         prompt, history, sys_text, tool_docs, reason = _chat_parts(body["messages"])

@@ -5,11 +5,13 @@ scoping (tenant from the API key; model, params and user from the body), the
 same auth and the same verifier as the OpenAI routes. ``params`` are normalised
 as the chat route normalises a body's fields (``generation_params``), so a
 question asked here and through ``/v1/chat/completions`` lands in one partition.
+``history`` is the earlier turns, oldest first: ``{"role", "content"}`` objects (role user,
+assistant or tool) or plain strings (user turns, the older form).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +30,14 @@ class DocumentIn(BaseModel):
     source: str | None = Field(default=None, min_length=1)
 
 
+class TurnIn(BaseModel):
+    """One earlier turn of the conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant", "tool"]
+    content: str
+
+
 class LookupIn(BaseModel):
     """A question and its scope (the tenant comes from the API key)."""
 
@@ -36,7 +46,9 @@ class LookupIn(BaseModel):
     model: str = ""
     params: dict[str, Any] = Field(default_factory=dict, description="generation parameters that change the answer")
     user: str | None = None
-    history: list[str] = Field(default_factory=list, description="earlier user turns, oldest first")
+    history: list[TurnIn | str] = Field(
+        default_factory=list,
+        description="earlier turns, oldest first: {role, content} objects or strings (user turns)")
     system: str | None = None
     documents: list[DocumentIn] = Field(default_factory=list)
     category: str | None = None
@@ -73,7 +85,8 @@ def _request(body: LookupIn, tenant: str, default_temperature: float) -> CacheRe
     try:
         params = generation_params(body.params, endpoint="chat", default_temperature=default_temperature)
         scope = Scope.of(tenant=tenant, model=body.model, params=params, user=body.user)
-        return CacheRequest(prompt=body.prompt, scope=scope, history=tuple(body.history), system=body.system,
+        history = tuple(t if isinstance(t, str) else t.model_dump() for t in body.history)
+        return CacheRequest(prompt=body.prompt, scope=scope, history=history, system=body.system,
                             documents=tuple(Document(d.text, d.source) for d in body.documents),
                             category=body.category, threshold=body.threshold)
     except (TypeError, ValueError) as exc:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
-from semcache.types import stable_hash
+from semcache.lookup.followup import context_key
+from semcache.lookup.partition import stable_hash
+from semcache.lookup.turns import TurnLike
 
 _SPACES = re.compile(r"\s+")
 _TRAILING = re.compile(r"[\s?!.。？！]+$")
@@ -29,6 +32,10 @@ def prompt_hash(text: str) -> str:
     return stable_hash(normalize_text(text))
 
 
-def exact_key(partition: str, prompt: str, history: tuple[str, ...] = ()) -> str:
-    """The exact-path key: partition + normalised prompt + normalised history."""
-    return stable_hash(partition, normalize_text(prompt), *[normalize_text(t) for t in history])
+def exact_key(partition: str, prompt: str, history: Iterable[TurnLike] = ()) -> str:
+    """The exact-path key: partition + normalised prompt + what the prompt refers back to.
+
+    ``followup.context_key`` is empty for a prompt that cannot depend on its history and the
+    referent's digest otherwise, so two different assistant turns never share a key.
+    """
+    return stable_hash(partition, normalize_text(prompt), context_key(prompt, history))

@@ -1,4 +1,4 @@
-"""Per-category policies: similarity threshold, TTL, quota, enabled, personal.
+"""Per-category policies: similarity threshold, TTL, quota, enabled, personal, document order.
 
 Policies come from a YAML or TOML file (``semcache/lookup/default_policies.yaml`` when
 none is given) and can be overridden per category in the SQL store. A file that
@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from semcache.exceptions import ConfigError
+from semcache.lookup.partition import DOCUMENT_ORDERS, DocumentOrder
 
 CATEGORIES: tuple[str, ...] = (
     "code",
@@ -43,6 +44,7 @@ class Policy:
     max_entries: int | None = None
     enabled: bool = True
     personal: bool = False  # answers depend on the user: always user-scoped
+    document_order: DocumentOrder = "set"  # "exact": a request's documents count in their order
 
     def __post_init__(self) -> None:
         for name in ("threshold", "min_threshold", "max_threshold"):
@@ -63,6 +65,9 @@ class Policy:
         for name in ("enabled", "personal"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.document_order not in DOCUMENT_ORDERS:
+            raise ConfigError(f"document_order must be one of {list(DOCUMENT_ORDERS)}, "
+                              f"got {self.document_order!r}")
 
     def clamp(self, threshold: float) -> float:
         """Bound a requested threshold to this policy's [min, max]."""
@@ -151,6 +156,13 @@ class PolicySet:
 
     def items(self) -> list[tuple[str, Policy]]:
         return list(self._policies.items())
+
+    def document_orders(self, n_documents: int) -> tuple[DocumentOrder, ...]:
+        """The partitions an exact lookup tries, before its category is known: the documents
+        as a set, and in their order too where some category's policy asks for it."""
+        if n_documents > 1 and any(p.document_order == "exact" for p in self._policies.values()):
+            return ("set", "exact")
+        return ("set",)
 
 
 def _check_category(name: str, *, where: str = "policies") -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from semcache.lookup.turns import TurnLike
+
 
 @dataclass(frozen=True, slots=True)
 class EntryMeta:
@@ -28,7 +30,7 @@ class EntryMeta:
     category: str
     tenant: str
     expires_at: datetime | None
-    history: tuple[str, ...]
+    history: tuple[TurnLike, ...]  # the stored window of earlier turns
     history_vecs: np.ndarray | None
     doc_keys: tuple[str, ...] = ()
 

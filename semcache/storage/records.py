@@ -65,7 +65,7 @@ class NewEntry:
     embedding: np.ndarray
     embedder: str
     user_id: str | None = None
-    history: list[str] = field(default_factory=list)
+    history: list[Any] = field(default_factory=list)  # str (user turn) or {role, content}
     history_embedding: np.ndarray | None = None
     expires_at: dt.datetime | None = None
     doc_keys: list[str] = field(default_factory=list)
@@ -87,8 +87,9 @@ class NewEntry:
                 )
         if self.user_id is not None and not isinstance(self.user_id, str):
             raise TypeError(f"NewEntry.user_id must be a str or None, got {self.user_id!r}")
-        if isinstance(self.history, str) or not all(isinstance(t, str) for t in self.history):
-            raise TypeError("NewEntry.history must be a list of strings (earlier user turns)")
+        if isinstance(self.history, str) or not all(_is_turn(t) for t in self.history):
+            raise TypeError("NewEntry.history must be a list of earlier turns: strings (user turns) "
+                            "or {'role', 'content'} objects")
         if isinstance(self.doc_keys, str) or not all(
             isinstance(k, str) and k for k in self.doc_keys
         ):
@@ -156,7 +157,7 @@ class EntryRow:
     prompt_norm: str
     prompt_hash: str
     context_hash: str
-    history: tuple[str, ...]
+    history: tuple[Any, ...]  # str (user turn) or {role, content}
     history_embedding: np.ndarray | None
     response: Any
     embedding: np.ndarray
@@ -222,3 +223,8 @@ class HitDelta:
             latency_saved_ms=self.latency_saved_ms + other.latency_saved_ms,
             at=max(times) if times else None,
         )
+
+
+def _is_turn(item: Any) -> bool:
+    return isinstance(item, str) or (isinstance(item, dict) and set(item) == {"role", "content"}
+                                     and isinstance(item["role"], str) and isinstance(item["content"], str))

@@ -22,6 +22,7 @@ import yaml
 
 from semcache.lookup.context import search_text
 from semcache.lookup.policies import PolicySet
+from semcache.lookup.turns import as_turns
 from semcache.tools.evaluate import EvalRow, load_rows
 from semcache.types import CacheRequest, Scope
 
@@ -40,7 +41,7 @@ class Scored:
 def score_rows(cache: SemanticCache, rows: list[EvalRow], *, trust_category: bool = False) -> list[Scored]:
     """Similarity and post-threshold verdict of every row, through the cache's own components."""
     texts = sorted({t for r in rows for t in (
-        r.cached, r.query, *r.history_cached, *r.history_query,
+        r.cached, r.query, *(x.content for x in as_turns(r.history_cached + r.history_query)),
         search_text(r.cached, r.history_cached), search_text(r.query, r.history_query))})
     vectors = dict(zip(texts, cache.embedder.embed(texts), strict=True))
     out: list[Scored] = []
@@ -103,7 +104,7 @@ def calibrate(cache: SemanticCache, rows: list[EvalRow], *, target_precision: fl
 
 def calibrate_context(cache: SemanticCache, rows: list[EvalRow], *, lo: float = 0.40, hi: float = 0.95,
                       step: float = 0.01) -> tuple[float, dict[str, Any]]:
-    """The context threshold (cosine every aligned earlier turn must reach) for multi-turn rows.
+    """The context threshold (cosine a referring turn's assistant turn and topic must reach).
 
     Each grid threshold is scored through ``cache.judge`` with the cache's own
     verifier, window and category thresholds; the one with the best accuracy wins,

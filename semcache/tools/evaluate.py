@@ -3,7 +3,9 @@
 Each row is judged in isolation, through the production lookup path
 (categoriser, policies, context, verifier): the cached question (with its
 history) is stored in a fresh scope with a placeholder answer, then the query
-(with its history) is looked up in the same scope.
+(with its history) is looked up in the same scope. ``history_cached`` and
+``history_query`` are lists of ``{"role", "content"}`` turns (user, assistant,
+tool) or of strings (user turns); any other field of a row is ignored.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from semcache.lookup.context import search_text
+from semcache.lookup.turns import ROLES, Turn, as_turns
 from semcache.types import CacheRequest, Scope
 
 if TYPE_CHECKING:
@@ -32,24 +35,25 @@ class EvalRow:
     should_hit: bool
     category: str | None = None
     kind: str | None = None
-    history_cached: tuple[str, ...] = ()
-    history_query: tuple[str, ...] = ()
+    history_cached: tuple[Turn, ...] = ()
+    history_query: tuple[Turn, ...] = ()
 
 
-def _turns(value: Any, where: str) -> tuple[str, ...]:
+def _turns(value: Any, where: str) -> tuple[Turn, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
         raise ValueError(f"{where}: expected a list of strings or {{role, content}} objects")
-    turns: list[str] = []
+    turns: list[Turn] = []
     for item in value:
         if isinstance(item, str):
-            turns.append(item)
-        elif isinstance(item, Mapping) and isinstance(item.get("content"), str):
-            if item.get("role", "user") == "user":
-                turns.append(item["content"])
+            turns.append(Turn("user", item))
+        elif (isinstance(item, Mapping) and isinstance(item.get("content"), str)
+              and item.get("role", "user") in ROLES):
+            turns.append(Turn(item.get("role", "user"), item["content"]))
         else:
-            raise ValueError(f"{where}: bad history item {item!r}")
+            raise ValueError(f"{where}: bad history item {item!r}; expected a string or "
+                             f"{{role, content}} with role one of {ROLES}")
     return tuple(turns)
 
 
@@ -115,7 +119,7 @@ def evaluate(cache: SemanticCache, rows: list[EvalRow], *, trust_category: bool 
              progress: bool = True) -> dict[str, Any]:
     """Run every row through ``cache`` and return the report (see module docstring)."""
     texts = sorted({t for r in rows for t in (
-        r.cached, r.query, *r.history_cached, *r.history_query,
+        r.cached, r.query, *(x.content for x in as_turns(r.history_cached + r.history_query)),
         search_text(r.cached, r.history_cached), search_text(r.query, r.history_query))})
     cache.embedder.embed(texts)  # one batched pass; the LRU then serves the lookups
     # a fresh tenant per row *and per call*: rows stored by an earlier call on the same cache

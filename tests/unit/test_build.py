@@ -52,12 +52,13 @@ def test_context_settings_change_which_conversations_match(settings) -> None:
         with build_cache(settings(context_max_turns=2, context_threshold=threshold),
                          embedder=HashEmbedder(), stats_interval=0) as cache:
             context = cache.context
-            outcomes[threshold] = context.match(asked, context.embed(asked, embed), cached,
-                                                context.embed(cached, embed)).ok
-            assert context.window(history) == ("four", "five")
+            # "and tomorrow?" refers back: the topics must reach the context threshold
+            outcomes[threshold] = context.match("and tomorrow?", asked, None, "and tomorrow?", cached, None,
+                                                embed=embed).ok
+            assert [t.content for t in context.window(history)] == ["four", "five"]
     assert outcomes == {0.5: True, 0.95: False}
     with build_cache(settings(), embedder=HashEmbedder(), stats_interval=0) as cache:
-        assert len(cache.context.window(history)) == 4
+        assert len(cache.context.window(history * 2)) == 8
 
 
 def test_rebuild_progress_min_shows_the_progress_bar(settings, capsys) -> None:

@@ -12,12 +12,24 @@ def test_normalisation_ignores_case_spacing_and_trailing_punctuation():
     assert normalize_text("a b") != normalize_text("b a")
 
 
-def test_exact_key_depends_on_partition_prompt_and_history():
+def test_exact_key_depends_on_partition_prompt_and_what_the_prompt_refers_to():
     base = exact_key("p1", "Who is he?", ("Tell me about Obama",))
-    assert base == exact_key("p1", "who is he", ("tell me about obama",))
+    assert base == exact_key("p1", "who is he", ("Tell me about  Obama",))
     assert base != exact_key("p2", "Who is he?", ("Tell me about Obama",))
     assert base != exact_key("p1", "Who is he?", ("Tell me about Macron",))
     assert base != exact_key("p1", "Who is he?")
+
+
+def test_exact_key_ignores_history_a_self_contained_prompt_does_not_need():
+    chat = ("I love football", {"role": "assistant", "content": "Which team do you support?"})
+    assert exact_key("p1", "What is the capital of France?", chat) == exact_key("p1", "What is the capital of France?")
+
+
+def test_exact_key_never_shared_across_assistant_turns():
+    offer = lambda text: ("My Streamly plan renews tomorrow", {"role": "assistant", "content": text})  # noqa: E731
+    cancel = exact_key("p1", "yes please", offer("Shall I cancel it?"))
+    assert cancel == exact_key("p1", "Yes please!", offer("Shall I cancel it?"))
+    assert cancel != exact_key("p1", "yes please", offer("Shall I switch you to annual billing?"))
 
 
 def test_partition_separates_scope_and_exact_context():
@@ -45,7 +57,8 @@ def test_params_hash_is_order_independent():
         ({"prompt": "   "}, ValueError, "non-empty"),
         ({"prompt": 42}, TypeError, "prompt must be a str"),
         ({"prompt": "q", "history": "earlier"}, TypeError, "history must be a sequence"),
-        ({"prompt": "q", "history": ["ok", 3]}, TypeError, "only strings"),
+        ({"prompt": "q", "history": ["ok", 3]}, TypeError, "expected a Turn, a mapping or a str"),
+            ({"prompt": "q", "history": [{"role": "robot", "content": "x"}]}, ValueError, "turn role"),
         ({"prompt": "q", "threshold": 1.5}, ValueError, "threshold must be in"),
         ({"prompt": "q", "scope": "tenant"}, TypeError, "scope must be a Scope"),
     ],

@@ -26,10 +26,22 @@ def test_the_key_carries_its_version(monkeypatch) -> None:
 
 @pytest.mark.parametrize("change", [
     {"tenant": "other"}, {"model": "m2"}, {"params": "q"}, {"user": "ann"}, {"system": "be long"},
-    {"document_hashes": ["d2", "d1"]}, {"document_hashes": ["d1"]},
-], ids=lambda c: next(iter(c)))
+    {"document_hashes": ["d1"]}, {"document_hashes": ["d1", "d3"]}, {"document_order": "exact"},
+], ids=lambda c: "".join(f"{k}={v}" for k, v in c.items()))
 def test_everything_the_key_covers_changes_it(change) -> None:
     assert _key(**change) != _key()
+
+
+def test_documents_are_a_set_unless_the_order_is_asked_for() -> None:
+    assert _key(document_hashes=["d2", "d1", "d2"]) == _key()
+    assert _key(document_hashes=["d2", "d1"], document_order="exact") != _key(document_order="exact")
+    with pytest.raises(ValueError, match="document order"):
+        _key(document_order="sorted")
+
+
+def test_version_1_keys_are_never_produced() -> None:
+    """Entries stored under version 1 hashed documents in order: none of them can be found."""
+    assert PARTITION_VERSION == 2 and _key().startswith("v2:")
 
 
 def test_whitespace_in_the_system_prompt_does_not(monkeypatch) -> None:

@@ -25,6 +25,8 @@ from semcache.adapters.langchain.parsing import (  # noqa: E402
     turns_from_messages,
 )
 
+from semcache.lookup.turns import Turn  # noqa: E402
+
 pytestmark = pytest.mark.unit
 
 
@@ -50,7 +52,7 @@ def test_system_prompt_is_exact_context_and_last_user_turn_is_the_question() -> 
                     AIMessage("An ordered sequence."), HumanMessage("And a tuple?")])
     parsed = parse_prompt(prompt)
     assert parsed.prompt == "And a tuple?"
-    assert parsed.history == ("What is a list?",)
+    assert parsed.history == (Turn("user", "What is a list?"), Turn("assistant", "An ordered sequence."))
     assert parsed.system == "Answer briefly."
     assert parsed.context == ()
 
@@ -95,7 +97,7 @@ def test_conversation_without_user_turn_bypasses() -> None:
 def test_chat_message_roles_are_mapped() -> None:
     parsed = parse_prompt(dumps([ChatMessage(role="system", content="s"), ChatMessage(role="user", content="q1"),
                                  ChatMessage(role="assistant", content="a"), ChatMessage(role="user", content="q2")]))
-    assert (parsed.prompt, parsed.history, parsed.system) == ("q2", ("q1",), "s")
+    assert (parsed.prompt, parsed.history, parsed.system) == ("q2", (Turn("user", "q1"), Turn("assistant", "a")), "s")
 
 
 def test_message_objects_and_their_serialised_form_parse_the_same() -> None:
@@ -125,7 +127,7 @@ def test_build_request_carries_every_part() -> None:
                                  ToolMessage("r", tool_call_id="1")]))
     request = build_request(parsed, scope_for("llm", tenant="t"))
     assert request is not None
-    assert (request.prompt, request.history, request.system) == ("q2", ("q1",), "sys")
+    assert (request.prompt, request.history, request.system) == ("q2", (Turn("user", "q1"),), "sys")
     assert len(request.documents) == len(parsed.context) > 0
     assert build_request(parse_prompt(""), scope_for("llm", tenant="t")) is None
 

@@ -7,6 +7,8 @@ from semcache.adapters.proxy.parse import parse_controls, parse_request
 from semcache.adapters.proxy.settings import ProxySettings
 from semcache.adapters.server.errors import ProxyError
 
+from semcache.lookup.turns import Turn
+
 pytestmark = pytest.mark.unit
 
 SETTINGS = ProxySettings(upstream_url="http://upstream")
@@ -30,7 +32,7 @@ def test_prompt_history_system_and_documents() -> None:
     req = scoped(body).cache_request
     assert req is not None
     assert req.prompt == "And its capital?"
-    assert req.history == ("Tell me about France",)
+    assert req.history == (Turn("user", "Tell me about France"), Turn("assistant", "France is a country."))
     assert req.system == "Be brief."
     assert [d.source for d in req.documents] == ["doc-1"]
 
