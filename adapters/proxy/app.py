@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -51,7 +52,14 @@ def _shared_flights(settings: ProxySettings, cache: SemanticCache) -> SharedFlig
         return None
     from semcache.adapters.server.leases import FlightLeases
 
-    return SharedFlights(FlightLeases(cache.db.engine, lease_s=settings.shared_flight_lease_s), cache)
+    owner = settings.replica_id or f"{socket.gethostname()}:{settings.port}"
+    leases = FlightLeases(cache.db.engine, lease_s=settings.shared_flight_lease_s, owner=owner[:64],
+                          ttl_s=settings.shared_flight_ttl_s)
+    dropped = leases.release_own()  # rows a killed earlier run of this replica left behind
+    if dropped:
+        log.info("released %d single-flight leases left by an earlier run of %s", dropped, leases.owner)
+    leases.start()
+    return SharedFlights(leases, cache)
 
 
 def create_app(
@@ -88,6 +96,8 @@ def create_app(
             app.state.proxy = None
             await load.stop()
             await upstream.close()
+            if state.shared_flights is not None:
+                state.shared_flights.leases.close()
             if owns_cache:
                 the_cache.close()
             else:

@@ -56,6 +56,11 @@ class ProxySettings(CoreSettings):
         default=None, gt=0, description="/readyz answers 503 once the change feed has been cut off this long")
     shared_flight_lease_s: float = Field(
         default=30.0, gt=0, le=600, description="longest another replica waits for a leader's answer")
+    shared_flight_ttl_s: float = Field(
+        default=1.5, gt=0, le=60, description="a lease outlives its holder's last heartbeat this long")
+    replica_id: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="names this replica's leases (default host:port); a restart drops its own leftovers")
 
     load_adaptive: bool = True
     load_window_s: float = Field(default=10.0, gt=0, description="window of upstream latency samples")
