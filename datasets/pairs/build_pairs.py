@@ -70,7 +70,10 @@ def entity_traps(seed: Seed, pools: list[list[str]], rng: random.Random):
         if pool is None:
             raise ValueError(f"{seed.domain}: entity {name!r} is in no pool")
         new = rng.choice([x for x in pool if x != name])
-        swap = lambda t: plain(t.replace("{" + name + "}", new))  # noqa: E731
+
+        def swap(t: str, name: str = name, new: str = new) -> str:
+            return plain(t.replace("{" + name + "}", new))
+
         para = rng.choice(seed.paraphrases)
         out.append((f"entity:{name}->{new}", swap(seed.question),
                     swap(para) if "{" + name + "}" in para else None))

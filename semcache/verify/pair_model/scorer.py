@@ -1,0 +1,112 @@
+"""Score (cached, query) pairs with the shipped int8 ONNX cross-encoder.
+
+``PairModel.load()`` reads ``model.onnx``, ``tokenizer.json`` and
+``config.json`` from this package (importlib.resources) and needs only
+onnxruntime, tokenizers and numpy: no torch, no network. ``score`` runs one
+batch through the model and returns, per pair, the probability that the answer
+cached for ``cached`` may be served for ``query``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+CONFIG_FILE = "config.json"
+
+
+def make_tokenizer(path: str | Path, max_len: int) -> Any:
+    """A ``tokenizers.Tokenizer`` that truncates pairs to ``max_len`` and pads to the longest."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.enable_truncation(max_length=max_len, strategy="longest_first")
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    return tokenizer
+
+
+def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """``[CLS] cached [SEP] query [SEP]`` ids, mask and token types, int64 ``[B, T]``."""
+    encodings = tokenizer.encode_batch([(a, b) for a, b in pairs])
+    return {
+        "input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64),
+        "attention_mask": np.asarray([e.attention_mask for e in encodings], dtype=np.int64),
+        "token_type_ids": np.asarray([e.type_ids for e in encodings], dtype=np.int64),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class PairModelConfig:
+    """What the training run recorded next to the model."""
+
+    max_len: int
+    threshold: float  # chosen on the training split's dev slice (wrong <= 1%)
+    base_model: str
+    layers: int
+
+
+class PairModel:
+    """The cross-encoder verifier: ``score(pairs) -> probabilities``."""
+
+    def __init__(self, model_path: str | Path, tokenizer_path: str | Path,
+                 config: PairModelConfig, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        # One lookup scores at most a handful of short pairs: extra threads cost more
+        # in hand-off than they save, and the cores are shared with the server.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(model_path), options,
+                                             providers=["CPUExecutionProvider"])
+        self._tokenizer = make_tokenizer(tokenizer_path, config.max_len)
+        self.config = config
+
+    @classmethod
+    def load(cls, directory: str | Path | None = None, threads: int = 1) -> PairModel:
+        """The model shipped in this package, or the one in ``directory``."""
+        if directory is None:
+            root = resources.files(__package__)
+            with resources.as_file(root / CONFIG_FILE) as cfg, \
+                    resources.as_file(root / MODEL_FILE) as onnx_file, \
+                    resources.as_file(root / TOKENIZER_FILE) as tok_file:
+                return cls._from_files(Path(onnx_file), Path(tok_file), Path(cfg), threads)
+        d = Path(directory)
+        return cls._from_files(d / MODEL_FILE, d / TOKENIZER_FILE, d / CONFIG_FILE, threads)
+
+    @classmethod
+    def _from_files(cls, onnx_file: Path, tok_file: Path, cfg_file: Path,
+                    threads: int) -> PairModel:
+        for f in (onnx_file, tok_file, cfg_file):
+            if not f.is_file():
+                raise FileNotFoundError(f"pair model file missing: {f}")
+        raw = json.loads(cfg_file.read_text())
+        config = PairModelConfig(max_len=int(raw["max_len"]), threshold=float(raw["threshold"]),
+                                 base_model=str(raw["base_model"]), layers=int(raw["layers"]))
+        return cls(onnx_file, tok_file, config, threads)
+
+    @property
+    def threshold(self) -> float:
+        return self.config.threshold
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Probabilities (float32 ``[len(pairs)]``) that each pair may share an answer."""
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        for pair in pairs:
+            if len(pair) != 2 or not all(isinstance(t, str) for t in pair):
+                raise TypeError(f"expected (cached, query) string pairs, got {pair!r}")
+        (probs,) = self._session.run(None, encode_pairs(self._tokenizer, pairs))
+        return np.asarray(probs, dtype=np.float32).reshape(-1)
+
+    def accepts(self, cached: str, query: str) -> bool:
+        """True when the pair scores at or above the shipped threshold."""
+        return bool(self.score([(cached, query)])[0] >= self.config.threshold)

