@@ -1,4 +1,4 @@
-"""Proxy benchmark: miss overhead, hit latency, sustained hit throughput, and a workload replay on vLLM.
+"""Proxy benchmark: miss overhead, hit latency, hit throughput, head-of-line, a workload replay on vLLM.
 
     python benchmarks/proxy.py --out benchmarks/results/proxy.json [--vllm-url URL] [--skip-vllm]
 
@@ -8,7 +8,8 @@ the load generator (``--loadgen``, raw asyncio HTTP/1.1 over keep-alive
 connections), and a real vLLM serving SmolLM2 on CPU (started here unless
 ``--vllm-url`` is given). Warm-ups are not counted. Latencies are medians and
 p99 of sequential requests; "added" latency is the proxy's percentile minus
-the direct percentile measured interleaved in the same run.
+the direct percentile measured interleaved in the same run. The head-of-line phase
+(``proxy_hol.py``, also runnable alone) times cached hits while 1 MB prompts are processed.
 """
 
 from __future__ import annotations
@@ -392,6 +393,11 @@ def main() -> None:
         print("semantic-hit throughput ...", flush=True)
         results["throughput_semantic_hits"] = run_loadgen(proxy, [chat(q) for q in all_para[300:]], args.duration,
                                                           False, tmp, server_pid=proxy_proc.pid)
+        print("head-of-line (1 MB prompts) ...", flush=True)
+        from benchmarks.proxy_hol import head_of_line
+
+        results["head_of_line"] = asyncio.run(head_of_line(proxy, [chat(q) for q in bases[:60]],
+                                                           [chat(q) for q in all_para[:60]]))
         results["throughput_note"] = ("load generator in a separate process (raw asyncio HTTP/1.1, 64 keep-alive "
                                       "connections) on the same 2 cores as the proxy; semantic queries are distinct "
                                       "texts and never repeat")
@@ -429,6 +435,7 @@ def main() -> None:
         "semantic_hit_p50": hl["semantic"]["p50_ms"] <= t["semantic_hit_p50_ms"],
         "exact_hit_rps": results["throughput_exact_hits"]["rps"] >= t["exact_hit_rps_64conn"],
         "semantic_hit_rps": results["throughput_semantic_hits"]["rps"] >= t["semantic_hit_rps_64conn"],
+        "hit_p99_during_1mb_prompts": results["head_of_line"]["meets_target"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))

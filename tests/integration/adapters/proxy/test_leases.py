@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from semcache.adapters.server.leases import LEASES
 from sqlalchemy import func, select
 
-from semcache.adapters.server.leases import LEASES
 from semcache.storage.engine import make_engine
 from tests.fixtures.proxy import CHAT, chat_body, fake_upstream_process, start_proxy_process
 from tests.fixtures.vllm import stop_process_group
