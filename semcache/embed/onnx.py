@@ -1,9 +1,11 @@
 """ONNX export and onnxruntime inference for BERT-style sentence encoders.
 
-The exported graph takes ``input_ids`` and ``attention_mask`` (int64, ``[B, T]``) and
-returns L2-normalised mean-pooled embeddings (float32, ``[B, D]``). It is written once
-per weights file to a cache folder and reused by later processes. The wrapper is put in
-eval mode before and after the export (why: docs/design/core.md)."""
+The graph takes ``input_ids`` and ``attention_mask`` (int64, ``[B, T]``) and returns
+L2-normalised mean-pooled embeddings (float32, ``[B, D]``). The wheel ships one, built by
+``scripts/build_embedder_onnx.py``; running it needs only onnxruntime. Exporting other
+weights needs torch and onnx (the ``torch`` extra): the file is written once per weights
+file to a cache folder. The wrapper is put in eval mode before and after the export (why:
+docs/design/core.md)."""
 
 from __future__ import annotations
 
@@ -25,14 +27,23 @@ ONNX_OPSET = 17
 EXPORT_FORMAT = 1
 
 
-def onnx_available() -> bool:
-    """True when both ``onnx`` and ``onnxruntime`` can be imported."""
+def runtime_available() -> bool:
+    """True when ``onnxruntime`` can be imported (enough to run a prebuilt graph)."""
     try:
-        import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
         return False
     return True
+
+
+def onnx_available() -> bool:
+    """True when a graph can also be exported: ``onnx``, ``onnxruntime`` and ``torch`` import."""
+    try:
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return runtime_available()
 
 
 def default_cache_dir() -> Path:
@@ -112,7 +123,12 @@ class OnnxSession:
     """A thin onnxruntime session for the exported graph (thread-safe ``run``)."""
 
     def __init__(self, path: Path, num_threads: int) -> None:
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            from semcache.exceptions import MissingExtraError
+
+            raise MissingExtraError("onnxruntime", "proxy") from exc
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads

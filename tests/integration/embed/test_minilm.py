@@ -1,6 +1,7 @@
-"""The real all-MiniLM-L6-v2 model: meaning, normalisation, and ONNX == torch.
+"""The real all-MiniLM-L6-v2 model: meaning, normalisation, ONNX == torch, and the int8
+graph shipped in the package.
 
-The ONNX export goes to a temporary folder so that the test exercises the export
+The fp32 ONNX export goes to a temporary folder so that the test exercises the export
 itself rather than a file cached by an earlier run.
 """
 
@@ -16,7 +17,7 @@ import pytest
 
 from semcache.embed.microbatch import MicroBatcher
 from semcache.embed.minilm import MiniLMEmbedder
-from semcache.exceptions import EmbedderError
+from semcache.exceptions import MissingExtraError
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def onnx_embedder(tmp_path_factory: pytest.TempPathFactory) -> MiniLMEmbedder:
     cache_dir: Path = tmp_path_factory.mktemp("onnx-cache")
-    return MiniLMEmbedder(backend="onnx", cache_dir=cache_dir, num_threads=2)
+    return MiniLMEmbedder(backend="onnx", cache_dir=cache_dir, num_threads=2, precision="fp32")
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def test_export_is_reused(onnx_embedder: MiniLMEmbedder) -> None:
     cache_dir = onnx_embedder.onnx_path.parent
     files = sorted(cache_dir.glob("*.onnx"))
     assert len(files) == 1
-    again = MiniLMEmbedder(backend="onnx", cache_dir=cache_dir)
+    again = MiniLMEmbedder(backend="onnx", cache_dir=cache_dir, precision="fp32")
     assert sorted(cache_dir.glob("*.onnx")) == files
     assert np.abs(again.embed(TEXTS[:3]) - onnx_embedder.embed(TEXTS[:3])).max() <= 1e-6
 
@@ -146,19 +147,25 @@ def test_concurrent_batches_give_the_same_vectors(onnx_embedder: MiniLMEmbedder)
     assert np.abs(got - expected).max() <= 1e-5
 
 
-def test_int8_is_opt_in_and_named_in_the_version(onnx_embedder: MiniLMEmbedder) -> None:
-    assert onnx_embedder.precision == "fp32" and "fp32" in onnx_embedder.version
-    assert onnx_embedder.onnx_path is not None
-    int8 = MiniLMEmbedder(cache_dir=onnx_embedder.onnx_path.parent, precision="int8", num_threads=2)
+def test_the_default_is_the_packaged_int8_graph(
+    onnx_embedder: MiniLMEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semcache.embed.minilm import PACKAGED_DIR
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # the packaged graph needs no torch
+    int8 = MiniLMEmbedder(num_threads=2)
+    assert int8.precision == "int8" and int8.backend == "onnx"
+    assert int8.onnx_path is not None and int8.onnx_path.parent == PACKAGED_DIR
     assert "int8" in int8.version and int8.version != onnx_embedder.version
-    assert int8.onnx_path is not None and int8.onnx_path != onnx_embedder.onnx_path
     texts = TEXTS[:5]
     cosines = np.einsum("ij,ij->i", int8.embed(texts), onnx_embedder.embed(texts))
-    assert cosines.min() > 0.8  # close, not equal: the reason it is not the default
+    assert cosines.min() > 0.95 and cosines.max() < 1 - 1e-5  # close to fp32, not equal
     with pytest.raises(ValueError, match="precision"):
         MiniLMEmbedder(precision="fp16")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="ONNX"):
         MiniLMEmbedder(backend="torch", precision="int8")
+    with pytest.raises(ValueError, match="packaged"):
+        MiniLMEmbedder(PACKAGED_DIR, precision="int8")
 
 
 def test_missing_onnxruntime_falls_back_to_torch(
@@ -166,8 +173,10 @@ def test_missing_onnxruntime_falls_back_to_torch(
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes the import fail
     with caplog.at_level(logging.WARNING, logger="semcache.embed.minilm"):
-        embedder = MiniLMEmbedder(cache_dir=tmp_path)
+        embedder = MiniLMEmbedder(cache_dir=tmp_path, precision="fp32")
     assert embedder.backend == "torch"
     assert "torch backend" in caplog.text
-    with pytest.raises(EmbedderError, match="onnxruntime"):
-        MiniLMEmbedder(backend="onnx", cache_dir=tmp_path)
+    with pytest.raises(MissingExtraError, match=r"semcache\[torch\]"):
+        MiniLMEmbedder(backend="onnx", cache_dir=tmp_path, precision="fp32")
+    with pytest.raises(MissingExtraError, match=r"semcache\[proxy\]"):
+        MiniLMEmbedder()
