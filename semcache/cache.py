@@ -199,24 +199,23 @@ class SemanticCache:
         category = self.categorise(request, vector)
         policy = self.policy(category)
         tenant = request.scope.tenant
-        if not policy.enabled:
+        bypass = (f"category {category} disabled" if not policy.enabled
+                  else f"category {category} is personal and the request has no user"
+                  if policy.personal and request.scope.user is None else None)
+        if bypass is not None:
             self.recorder.count(tenant, category, lookups=1, misses=1)
-            return LookupResult(None, category, policy.threshold, bypass_reason=f"category {category} disabled")
-        if policy.personal and request.scope.user is None:
-            self.recorder.count(tenant, category, lookups=1, misses=1)
-            return LookupResult(None, category, policy.threshold,
-                                bypass_reason=f"category {category} is personal and the request has no user")
-        threshold = self.threshold_for(request, category)
-        now = self._clock()
+            return LookupResult(None, category, policy.threshold, bypass_reason=bypass)
+        threshold, now = self.threshold_for(request, category), self._clock()
         found = self.index.search(request.partition(policy.document_order), vector, self.candidates)
+        gate = self.context.search_gate(request.prompt, request.history, threshold)
         best = found[0][1] if found else None
         rejections: list[Rejection] = []
         expired: list[int] = []
         for entry_id, similarity in found:
-            if similarity < threshold:
+            if similarity < gate:
                 if not rejections:
                     rejections.append(Rejection(entry_id, similarity,
-                                                f"similarity {similarity:.3f} below threshold {threshold:.2f}",
+                                                f"similarity {similarity:.3f} below threshold {gate:.2f}",
                                                 "threshold"))
                 break
             meta = self.mirror.get(entry_id)
@@ -247,12 +246,13 @@ class SemanticCache:
     def judge(self, request: CacheRequest, query_vecs: np.ndarray | None, cached_prompt: str,
               cached_history: Sequence[TurnLike], cached_history_vecs: np.ndarray | None, *,
               category: str, entry_id: int = 0, similarity: float = 0.0) -> Rejection | None:
-        """After the threshold: the conversation context, then the verifier (two bare replies,
-        "yes please" / "sure, go ahead", by their act); why the candidate is rejected, or None.
-        Calibration and evaluation call this too, so they judge as lookups do."""
+        """After the threshold: the conversation context (final turns that refer back at the
+        category's threshold), then the verifier (two bare replies by their act); why the
+        candidate is rejected, or None. Calibration and evaluation judge through this too."""
         if request.history or cached_history:
-            ctx = self.context.match(request.prompt, request.history, query_vecs, cached_prompt,
-                                     cached_history, cached_history_vecs, embed=self.embedder.embed)
+            ctx = self.context.match(request.prompt, request.history, query_vecs, cached_prompt, cached_history,
+                                     cached_history_vecs, embed=self.embedder.embed,
+                                     final_threshold=self.threshold_for(request, category))
             if not ctx.ok:
                 return Rejection(entry_id, similarity, str(ctx.reason), "context")
         acts = reply_act(request.prompt), reply_act(cached_prompt)

@@ -18,7 +18,12 @@ from typing import Any
 import numpy as np
 
 from semcache.lookup import followup
-from semcache.lookup.followup import CONTEXT_THRESHOLD, TOPIC_THRESHOLD, ContextMatch
+from semcache.lookup.followup import (
+    CONTEXT_THRESHOLD,
+    FINAL_THRESHOLD,
+    TOPIC_THRESHOLD,
+    ContextMatch,
+)
 from semcache.lookup.turns import Turn, TurnLike, as_turns
 
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
@@ -92,12 +97,23 @@ class ContextMatcher:
             return None
         return np.asarray(embed([t.content for t in turns]), dtype=np.float32)
 
+    def search_gate(self, prompt: str, history: Iterable[TurnLike], threshold: float) -> float:
+        """The similarity a search candidate needs: ``threshold``, or for a turn that refers back
+        (by the rules) at most the context threshold, since its referent and final turn are then
+        compared apart (``match``): "yes please" after a reworded offer embeds further away."""
+        turns = self.window(history)
+        if turns and followup.refers_back(prompt, turns).refers_back:
+            return min(threshold, self.threshold)
+        return threshold
+
     def match(self, query: str, query_history: Iterable[TurnLike], query_vecs: np.ndarray | None,
               cached: str, cached_history: Iterable[TurnLike], cached_vecs: np.ndarray | None, *,
-              embed: EmbedFn) -> ContextMatch:
+              embed: EmbedFn, final_threshold: float = FINAL_THRESHOLD) -> ContextMatch:
         """Whether the answer cached for (``cached``, its history) may serve ``query``.
 
         ``*_vecs`` are the windows' embeddings when known; other texts go through ``embed``.
+        When either turn refers back, the referents must match and so must the final turns
+        themselves (the same reply act, or the same details at ``final_threshold``).
         """
         q, c = self.window(query_history), self.window(cached_history)
         if not q and not c:
@@ -113,7 +129,9 @@ class ContextMatcher:
                                          followup.referent(c, max_turns=self.max_turns),
                                          similarity, threshold=self.threshold)
         if verdict.ok:
-            return verdict
+            verdict = followup.match_final_turns(query, cached, similarity, threshold=final_threshold)
+            if verdict.ok:
+                return verdict
         return ContextMatch(False, f"refers back ({(back_q if back_q.refers_back else back_c).reason}); "
                                    f"{verdict.reason}", verdict.similarity)
 
