@@ -8,11 +8,14 @@ The same checks run on the OpenAI routes (the body) and on the cache API (``user
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Request
+from semcache.adapters.server.body_guard import OFF_LOOP_BYTES
 from semcache.adapters.server.errors import bad_request
 
 MAX_INT = 2**63 - 1
@@ -75,9 +78,10 @@ async def check_cache_api(request: Request) -> None:
     """Router dependency of the cache API: ``user`` and ``params`` of the (already read) body."""
     if request.method != "POST":
         return
-    try:
-        body = await request.json()
-    except ValueError:
+    raw = await request.body()
+    try:  # a large body is parsed in a thread, off the event loop
+        body = await asyncio.to_thread(json.loads, raw) if len(raw) > OFF_LOOP_BYTES else json.loads(raw)
+    except (ValueError, RecursionError):
         return  # FastAPI answers malformed JSON itself
     if isinstance(body, dict):
         check_user(body.get("user"))
