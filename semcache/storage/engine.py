@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from semcache.exceptions import StoreError, StoreUnavailable
+from semcache.exceptions import MissingExtraError, StoreError, StoreUnavailable
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 # Installed from a wheel the migrations sit at semcache/migrations; in a source checkout or an
@@ -102,7 +102,11 @@ def make_engine(url: str) -> Engine:
         kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
     try:
         engine = create_engine(parsed, **kwargs)
-    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+    except ImportError as exc:
+        if backend != "postgresql":
+            raise StoreUnavailable(f"unsupported database URL {_safe(url)}: {exc}") from exc
+        raise MissingExtraError("psycopg", "postgres") from exc
+    except (ArgumentError, NoSuchModuleError) as exc:
         raise StoreUnavailable(f"unsupported database URL {_safe(url)}: {exc}") from exc
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_connect)

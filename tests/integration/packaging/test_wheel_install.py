@@ -53,6 +53,8 @@ def test_db_upgrade_on_postgres(venvs: dict[str, Venv], tmp_path: Path, fresh_pg
     semcache = venvs["proxy,postgres"].semcache
     run([semcache, "db", "upgrade", "--db", fresh_pg_url], cwd=tmp_path)
     assert run([semcache, "db", "current", "--db", fresh_pg_url], cwd=tmp_path).stdout.strip() not in ("", "base")
+    without = run([venvs["proxy"].semcache, "db", "upgrade", "--db", fresh_pg_url], cwd=tmp_path, check=False)
+    assert without.returncode == 2 and "semcache[postgres]" in without.stderr, without.stderr
 
 
 def _miss_then_hit(venv: Venv, db_url: str, upstream_url: str, cwd: Path) -> None:
