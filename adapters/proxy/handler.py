@@ -70,9 +70,9 @@ class CompletionHandler:
     async def handle(self, endpoint: str, request: Request, principal: Principal) -> Response:
         started = time.perf_counter()
         raw = await request.body()
-        args = (endpoint, raw, principal.tenant, dict(request.headers), self.s)
+        read = functools.partial(read_request, endpoint, raw, principal.tenant, dict(request.headers), self.s)
         # JSON work on a large body goes to a thread: other clients' hits must not wait for it
-        parsed = await asyncio.to_thread(read_request, *args) if len(raw) > OFF_LOOP_BYTES else read_request(*args)
+        parsed = await asyncio.to_thread(read) if len(raw) > OFF_LOOP_BYTES else read()
         up_headers = self.upstream_headers(request.headers)
         req = parsed.cache_request
         if req is None:
