@@ -32,6 +32,7 @@ def _from_settings(settings: CoreSettings, overrides: dict[str, Any]) -> dict[st
         "policies": settings.policies, "candidates": settings.candidates,
         "progress_min": settings.rebuild_progress_min, "feed": settings.feed_enabled(),
         "feed_poll_s": settings.feed_poll_s, "index_kind": settings.index,
+        "embedder_kind": settings.embedder,
     }
     verifier = overrides.get("verifier")
     if verifier is None:

@@ -59,18 +59,19 @@ def build_parts(store: Store | str = "sqlite:///semcache.db", *, embedder: Embed
                 adaptive: AdaptiveThresholds | None = None, clock: Clock | None = None,
                 stats_interval: float = 1.0, progress_min: int = 5000, feed: bool | None = None,
                 feed_poll_s: float = 1.0, shared: RedisTier | None = None,
-                index_kind: str = "hnsw") -> CacheParts:
+                index_kind: str = "hnsw", embedder_kind: str = "int8") -> CacheParts:
     """Open the store (a URL or a ``Store``) and create every other part; starts nothing.
 
     ``feed``: follow the store's change log (default: on PostgreSQL only).
-    ``index_kind`` (hnsw or faiss) picks the default index when none is given.
+    ``index_kind`` (hnsw or faiss) and ``embedder_kind`` (int8, fp32 or torch) pick the
+    default index and embedder when none is given.
     A store given as a URL is closed again when a later part fails.
     """
     owns_store = not isinstance(store, Store)
     db = store if isinstance(store, Store) else Store(store)
     try:
         the_clock = clock or _utcnow
-        the_embedder = embedder if embedder is not None else default_embedder()
+        the_embedder = embedder if embedder is not None else default_embedder(embedder_kind)
         the_verifier = verifier if verifier is not None else default_verifier()
         state = LocalState(index if index is not None else default_index(the_embedder.dim, index_kind),
                            clock=the_clock)
@@ -94,15 +95,16 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def default_embedder() -> Embedder:
-    """MiniLM behind a micro-batcher behind an LRU."""
+def default_embedder(kind: str = "int8") -> Embedder:
+    """MiniLM (``kind``: the packaged int8 graph, fp32 or torch) behind a micro-batcher and an LRU."""
     from semcache.embed.lru import CachedEmbedder
     from semcache.embed.microbatch import MicroBatcher
     from semcache.embed.minilm import MiniLMEmbedder
 
+    options: dict[str, Any] = {"int8": {}, "fp32": {"precision": "fp32"}, "torch": {"backend": "torch"}}[kind]
     # LRU first (a repeat costs no queueing); the batcher adds no wait of its own:
     # requests that arrive while a batch runs simply form the next batch.
-    return CachedEmbedder(MicroBatcher(MiniLMEmbedder(), max_wait_ms=0.0), maxsize=8192)
+    return CachedEmbedder(MicroBatcher(MiniLMEmbedder(**options), max_wait_ms=0.0), maxsize=8192)
 
 
 def close_embedder(embedder: Any) -> None:

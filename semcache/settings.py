@@ -21,6 +21,9 @@ class CoreSettings(BaseSettings):
 
     db_url: str = Field("sqlite:///semcache.db", description="SQLAlchemy URL of the store")
     policies: Path | None = Field(None, description="YAML/TOML policy file (defaults built in)")
+    embedder: Literal["int8", "fp32", "torch"] = Field(
+        "int8", description="MiniLM as the packaged int8 ONNX graph; fp32: the original weights "
+        "exported to ONNX; torch: a torch forward (fp32 and torch need the torch extra)")
     index: Literal["hnsw", "faiss"] = Field(
         "hnsw", description="vector index backend: hnswlib, or faiss-cpu (the faiss extra)")
     context_threshold: float = Field(
