@@ -13,6 +13,12 @@ is chosen on the dev split only (best recall with traps served <= 0.03); the hel
 and MeanCache's ``new_claude.json`` are only measured.
 
     python benchmarks/conversations.py --out benchmarks/results/conversations.json
+
+``--production`` runs the three sets through the cache itself instead (``semcache.tools.
+evaluate``: SQLite, the default embedder, categoriser, policies, context and verifier; one
+side stored in a fresh scope, the other looked up), as ``semcache eval`` does:
+
+    python benchmarks/conversations.py --production --out benchmarks/results/conversations_production.json
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import argparse
 import json
 import re
 import statistics
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -186,12 +193,37 @@ def latency(rows: list[dict[str, Any]], sim: Embedded, threshold: float, repeats
             "p99_ms": round(times[int(0.99 * (len(times) - 1))], 4), "max_ms": round(times[-1], 4)}
 
 
+def production(sets: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Traps and should-hit pairs served by the production lookup path, per set and kind."""
+    from semcache.cache import SemanticCache
+    from semcache.tools.evaluate import evaluate, parse_row
+
+    result: dict[str, Any] = {"path": "semcache.tools.evaluate (the `semcache eval` path)", "sets": {}}
+    with tempfile.TemporaryDirectory(prefix="semcache-conv-") as tmp, \
+            SemanticCache(f"sqlite:///{tmp}/c.db", stats_interval=0) as cache:
+        result["embedder"] = cache.embedder_id
+        for name, rows in sets.items():
+            report = evaluate(cache, [parse_row(r, i) for i, r in enumerate(rows, 1)], progress=False)
+            entry = {"pairs": report["n"], "traps_served": round(report["false_hit_rate"], 4),
+                     "should_hit_served": round(report["recall"], 4), "precision": round(report["precision"], 4),
+                     "served_by_kind": {k: round(m["hits"] / m["n"], 4) for k, m in report["per_kind"].items()},
+                     "errors": report["errors"][:40]}
+            result["sets"][name] = entry
+            print(f"{name:22s} traps served {entry['traps_served']:.3f}  "
+                  f"should-hit served {entry['should_hit_served']:.3f}  ({entry['pairs']} pairs)", flush=True)
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/conversations.json")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--production", action="store_true", help="through the cache's lookup path")
     args = ap.parse_args()
     sets = {"dev": load_split("dev"), "heldout": load_split("heldout"), "meancache_new_claude": meancache_rows()}
+    if args.production:
+        args.out.write_text(json.dumps(production(sets), indent=2) + "\n", encoding="utf-8")
+        return
     sim = Embedded(set().union(*(texts_of(rows) for rows in sets.values())))
     threshold, sweep = choose_threshold(sets["dev"], sim)
     result: dict[str, Any] = {"threshold": threshold, "chosen_on": "dev", "dev_sweep": sweep, "sets": {}}

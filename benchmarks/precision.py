@@ -19,6 +19,12 @@ GPTCache's mock_data (positives only: recall), the multi-turn contextual set bui
 from MeanCache's data, and vLLM Semantic Router's cache cases (positives only).
 
     python benchmarks/precision.py --out benchmarks/results/precision.json
+
+It also times the conversation logic (``conversation_latency``): the labelled conversations of
+``datasets/conversations`` looked up with their history and without it, in the same run.
+``--only-conversations`` runs that part alone:
+
+    python benchmarks/precision.py --only-conversations --out benchmarks/results/precision_conversations.json
 """
 
 from __future__ import annotations
@@ -33,9 +39,11 @@ from pathlib import Path
 import numpy as np
 
 from semcache.cache import SemanticCache
-from semcache.lookup.context import ContextMatcher
+from semcache.lookup.context import ContextMatcher, search_text
+from semcache.lookup.followup import clear_memos, context_key
 from semcache.tools.calibrate import calibrate, calibrate_context, score_rows
-from semcache.tools.evaluate import evaluate, load_rows, metrics, parse_row
+from semcache.tools.evaluate import EvalRow, evaluate, load_rows, metrics, parse_row
+from semcache.types import CacheRequest, Scope
 from semcache.verify import HardNegativeVerifier
 from semcache.verify.base import PassThroughVerifier
 
@@ -84,6 +92,72 @@ def global_threshold_report(sims: np.ndarray, labels: np.ndarray, threshold: flo
         idx = [i for i, r in enumerate(rows) if (r.kind or "unlabelled") == kind]
         report["per_kind"][kind] = metrics((bool(labels[i]), bool(sims[i] >= threshold)) for i in idx)
     return report
+
+
+class TimedContext(ContextMatcher):
+    """The cache's context matcher, adding up the time its lookups spend in it."""
+
+    spent = 0.0
+
+    def search_gate(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        try:
+            return super().search_gate(*args, **kwargs)
+        finally:
+            self.spent += time.perf_counter() - t0
+
+    def match(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        try:
+            return super().match(*args, **kwargs)
+        finally:
+            self.spent += time.perf_counter() - t0
+
+
+def conversation_latency(cache: SemanticCache, rows: list[EvalRow], repeats: int = 3) -> dict:
+    """Per lookup of a conversation: the time spent in the conversation logic (the exact key's
+    referent, the search text, the search gate, context matching), the whole lookup with the
+    history, and the same question without history, in one run. A warm-up pass, not counted,
+    puts every text in the embedder's LRU, so the figures are the logic, not the model; the
+    logic's own memos are emptied before each lookup (cold)."""
+    original, cache.context = cache.context, TimedContext(threshold=cache.context.threshold,
+                                                          max_turns=cache.context.max_turns)
+    timed = cache.context
+    evaluate(cache, rows, progress=False)
+    times: dict[str, list[float]] = {"logic": [], "with_history": [], "without_history": []}
+    for rep in range(repeats):
+        for i, row in enumerate(rows):
+            for name, stored_history, asked_history in (("with_history", row.history_cached, row.history_query),
+                                                        ("without_history", (), ())):
+                scope = Scope(tenant=f"latency-{rep}-{i}-{name}")
+                cache.store(CacheRequest(row.cached, scope, history=stored_history), {"i": i})
+                request = CacheRequest(row.query, scope, history=asked_history)
+                clear_memos()  # cold: nothing of this conversation computed before
+                t0 = time.perf_counter()
+                context_key(request.prompt, request.history)  # what exact_key adds
+                search_text(request.prompt, request.history)
+                keys, timed.spent = time.perf_counter() - t0, 0.0
+                t0 = time.perf_counter()
+                cache.lookup_detailed(request)
+                times[name].append((time.perf_counter() - t0) * 1e3)
+                if name == "with_history":
+                    times["logic"].append((keys + timed.spent) * 1e3)
+    cache.context = original
+    out: dict = {"lookups_each": len(times["with_history"]), "rows": len(rows), "repeats": repeats}
+    for name, values in times.items():
+        out[name] = {"p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99))}
+    out["added_p50_ms"] = out["logic"]["p50_ms"]
+    out["whole_lookup_difference_p50_ms"] = out["with_history"]["p50_ms"] - out["without_history"]["p50_ms"]
+    out["target_added_p50_ms"] = 1.0
+    return out
+
+
+def conversation_rows() -> list[EvalRow]:
+    rows = []
+    for split in ("dev", "heldout"):
+        lines = (ROOT / "datasets/conversations" / f"{split}.jsonl").read_text().splitlines()
+        rows += [parse_row(json.loads(line), i) for i, line in enumerate(lines, 1) if line]
+    return rows
 
 
 def gptcache_run(rows, embed, threshold: float) -> dict:
@@ -149,7 +223,16 @@ def main() -> None:
     ap.add_argument("--target-precision", type=float, default=0.98)
     ap.add_argument("--mock", type=int, default=999, help="GPTCache mock pairs to use")
     ap.add_argument("--no-gptcache", action="store_true")
+    ap.add_argument("--only-conversations", action="store_true", help="only the conversation latency")
     args = ap.parse_args()
+    if args.only_conversations:
+        with tempfile.TemporaryDirectory(prefix="semcache-precision-") as tmp, \
+                SemanticCache(f"sqlite:///{tmp}/conv.db", stats_interval=0) as cache:
+            latency = {"embedder": cache.embedder_id, **conversation_latency(cache, conversation_rows())}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"conversation_latency": latency}, indent=2))
+        print(json.dumps(latency, indent=2))
+        return
 
     data, ctx_raw = datasets(args.mock)
     ctx_split = [r["split"] for r in ctx_raw]
@@ -185,7 +268,7 @@ def main() -> None:
         verifier = HardNegativeVerifier()
         with SemanticCache(f"sqlite:///{tmp}/c.db", stats_interval=0, embedder=embedder,
                            policies=policies, verifier=verifier,
-                           context=ContextMatcher(verifier, threshold=context_t)) as cache:
+                           context=ContextMatcher(threshold=context_t)) as cache:
             for name, rows in data.items():
                 entry: dict = {}
                 t0 = time.perf_counter()
@@ -234,6 +317,7 @@ def main() -> None:
                       f"R={entry['global_calibrated']['recall']:.3f} | gptcache "
                       f"P={entry.get('gptcache', {}).get('precision', float('nan')):.3f} "
                       f"R={entry.get('gptcache', {}).get('recall', float('nan')):.3f}", flush=True)
+            result["conversation_latency"] = conversation_latency(cache, conversation_rows())
             # verifier latency on real pairs
             pairs = [(r.query, r.cached) for r in data["dev"] + data["heldout"]]
             cold = HardNegativeVerifier(cache_size=0)
@@ -247,7 +331,8 @@ def main() -> None:
                                      "target_p50": 2.0}
             # follow-ups and their earlier turns, as the context path verifies them
             ctx_pairs = [p for r in data["contextual"] for p in
-                         ((r.query, r.cached), *zip(r.history_query, r.history_cached, strict=True))]
+                         ((r.query, r.cached), *zip([t.content for t in r.history_query],
+                                                       [t.content for t in r.history_cached], strict=True))]
             times = []
             for q, c in ctx_pairs * 3:
                 t = time.perf_counter()

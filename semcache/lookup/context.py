@@ -6,8 +6,8 @@ turn that stands on its own ignores its history, so unrelated chat never blocks 
 turn that refers back ("yes please", "book it", "what about Tuesday?") matches only when
 its referent does: the last assistant turn, the topic and the entities, numbers and dates
 of the turns since. A referring turn is searched with its referent in front
-(``search_text``). How "refers back" is decided and measured: docs/design/core.md and
-``benchmarks/conversations.py``.
+(``search_text``). How "refers back" is decided: ``followup``; how well it works:
+``benchmarks/results/conversations_notes.md``.
 """
 
 from __future__ import annotations

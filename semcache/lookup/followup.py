@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from functools import lru_cache
 
 from semcache.lookup import turns as lex
 from semcache.lookup.turns import Details, Turn, TurnLike, as_turns, details, words
@@ -153,6 +154,19 @@ def refers_back(prompt: str, history: Iterable[TurnLike] = (), similarity: Simil
     the latest exchange (similarity >= ``topic_threshold``) refers back too ("what gas is
     released as a byproduct?" after photosynthesis).
     """
+    turns = as_turns(history)
+    last_assistant = next((t.content for t in reversed(turns) if t.role == "assistant"), "")
+    signal = _signal(prompt, last_assistant)
+    if signal is not None:
+        return signal
+    if similarity is not None and turns:
+        return _continues_topic(prompt, turns, similarity, topic_threshold)
+    return FollowUp(False)
+
+
+@lru_cache(maxsize=8192)  # a pure function of two texts; one lookup asks several times
+def _signal(prompt: str, last_assistant: str) -> FollowUp | None:
+    """The closed-class signal that ``prompt`` refers back, or None."""
     raw, low = _tokens(prompt)
     if not any(t.isalnum() for t in low):
         return FollowUp(True, "empty")
@@ -163,14 +177,10 @@ def refers_back(prompt: str, history: Iterable[TurnLike] = (), similarity: Simil
         inner = refers_back(rest, ()) if rest.strip() else FollowUp(True, "reply")
         if inner.refers_back or not _is_question_form(_tokens(rest)[1]):
             return FollowUp(True, f"reply + {inner.reason or 'statement'}")
-    turns = as_turns(history)
-    last_assistant = next((t.content for t in reversed(turns) if t.role == "assistant"), "")
     for reason in (_anaphor(raw, low), _list_reference(low), _fragment(raw, low, last_assistant)):
         if reason:
             return FollowUp(True, reason)
-    if similarity is not None and turns:
-        return _continues_topic(prompt, turns, similarity, topic_threshold)
-    return FollowUp(False)
+    return None
 
 
 def _continues_topic(prompt: str, turns: Sequence[Turn], similarity: SimilarityFn,
@@ -211,7 +221,11 @@ def _norm(text: str) -> str:
 
 def referent(history: Iterable[TurnLike], *, max_turns: int = 8) -> Referent:
     """The referent of a final user turn that follows ``history`` (the latest ``max_turns``)."""
-    turns = as_turns(history)[-max_turns:] if max_turns > 0 else ()
+    return _referent(as_turns(history)[-max_turns:] if max_turns > 0 else ())
+
+
+@lru_cache(maxsize=4096)  # a pure function of the turns; one lookup asks several times
+def _referent(turns: tuple[Turn, ...]) -> Referent:
     offer = next((t.content for t in reversed(turns) if t.role == "assistant"), "")
     start, anchor = 0, ""
     for i in range(len(turns) - 1, -1, -1):
@@ -223,6 +237,12 @@ def referent(history: Iterable[TurnLike], *, max_turns: int = 8) -> Referent:
         if turn.role in ("user", "tool"):
             found = found | details(turn.content)
     return Referent(offer, anchor, found)
+
+
+def clear_memos() -> None:
+    """Empty the memo caches of the pure functions here (a benchmark's cold lookups)."""
+    for memo in (_signal, _referent, details):
+        memo.cache_clear()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 ROLES = ("user", "assistant", "tool")
@@ -160,6 +161,7 @@ def _next_capital(tokens: Sequence[tuple[str, int]], i: int) -> bool:
         tokens[i + 1][0].lower() not in CLOSED_CLASS)
 
 
+@lru_cache(maxsize=8192)  # a pure function of the text; a lookup asks for the same turns repeatedly
 def details(text: str) -> Details:
     """The entities, numbers and dates of one text, normalised for comparison."""
     lower = text.lower()
