@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -75,13 +77,17 @@ def main() -> None:
     default = {name: policy.threshold for name, policy in PolicySet.from_file(None).items()}
     fp32_t, fp32_s = score(MiniLMEmbedder(precision="fp32"), splits, args.target_precision)
     int8_t, int8_s = score(MiniLMEmbedder(), splits, args.target_precision)
-    # today's defaults moved by the shift of the pooled threshold (every row supports it;
-    # per-category thresholds of small categories jump between candidate similarities)
-    shift = int8_t["pooled"] - fp32_t["pooled"]
+    # Today's defaults moved by the median change of similarity near the thresholds (train
+    # pairs with an fp32 similarity in [0.75, 0.95]): per-category thresholds calibrated at a
+    # target precision jump between candidate similarities where a category has few rows.
+    near = [b.similarity - a.similarity for a, b in zip(fp32_s["train"], int8_s["train"], strict=True)
+            if 0.75 <= a.similarity <= 0.95]
+    shift = round(float(np.median(near)), 3)
     shifted = {c: round(default[c] + shift, 4) for c in default}
     report: dict[str, Any] = {"target_precision": args.target_precision, "thresholds": {
         "default_fp32": default, "calibrated_fp32": fp32_t, "calibrated_int8": int8_t,
-        "default_shifted_int8": shifted}, "support_train": support(fp32_s["train"]), "splits": {}}
+        "default_shifted_int8": shifted}, "similarity_shift_near_thresholds": shift,
+        "similarity_shift_rows": len(near), "support_train": support(fp32_s["train"]), "splits": {}}
     for split in splits:
         base = decisions(fp32_s[split], default | {"pooled": 1.0})
         runs = {"fp32 default": (fp32_s, default), "int8 default": (int8_s, default),
