@@ -261,5 +261,5 @@ def test_remote_backend_sends_the_parsed_request() -> None:
     assert cache.lookup(dumps([SystemMessage("sys"), HumanMessage("q1"), HumanMessage("q2")]), "llm") is None
     body = seen[0]
     assert body["path"] == "/semcache/v1/lookup" and body["auth"] == "Bearer sk-test"
-    assert (body["prompt"], body["history"], body["system"]) == ("q2", ["q1"], "sys")
+    assert (body["prompt"], body["history"], body["system"]) == ("q2", [{"role": "user", "content": "q1"}], "sys")
     assert cache.lookup("   ", "llm") is None and len(seen) == 1  # blank prompts never leave the process

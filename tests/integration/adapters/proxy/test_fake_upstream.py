@@ -15,6 +15,7 @@ import openai
 import pytest
 from semcache.adapters.server.keys import KeyStore
 
+from semcache.lookup.partition import PARTITION_VERSION
 from tests.fixtures.proxy import CHAT, chat_body, proxy_client
 from tests.fixtures.upstream import FakeUpstream
 
@@ -312,4 +313,4 @@ async def test_one_question_lands_in_one_partition_through_the_proxy_and_the_cac
         assert outcome(served) == "hit" and served.headers["x-semcache-entry"] == str(stored["entry_id"])
         assert fake.calls == 1
     assert cache.mirror.get(entry).partition == cache.mirror.get(stored["entry_id"]).partition
-    assert cache.mirror.get(entry).partition.startswith("v1:")
+    assert cache.mirror.get(entry).partition.startswith(f"v{PARTITION_VERSION}:")
