@@ -41,8 +41,9 @@ def test_a_policy_can_demand_the_exact_document_order(make_cache: Any) -> None:
     assert cache.lookup(CacheRequest(QUESTION, SCOPE, documents=DOCS[::-1])) is None
 
 
-def test_conversation_entries_survive_a_restart(make_cache: Any, tmp_path: Any) -> None:
-    url = f"sqlite:///{tmp_path / 'restart.db'}"
+def test_conversation_entries_survive_a_restart(db_url: str, make_cache: Any) -> None:
+    """Role-tagged turns round-trip through the store's JSON column (SQLite and PostgreSQL)."""
+    url = db_url
     history = [{"role": "user", "content": "My Streamly subscription renews tomorrow."},
                {"role": "assistant", "content": "Would you like me to cancel it before then?"}]
     make_cache(url).store(CacheRequest("yes please", SCOPE, history=history), {"a": "cancelled"})
