@@ -18,11 +18,12 @@ _LAZY = {
     "Hit": "semcache.types",
     "Scope": "semcache.types",
     "LookupResult": "semcache.types",
+    "Turn": "semcache.types",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from semcache.cache import SemanticCache
-    from semcache.types import CacheRequest, Document, Hit, LookupResult, Scope
+    from semcache.types import CacheRequest, Document, Hit, LookupResult, Scope, Turn
 
 
 def __getattr__(name: str) -> Any:
@@ -34,4 +35,4 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["SemanticCache", "CacheRequest", "Document", "Hit", "Scope", "LookupResult", "__version__"]
+__all__ = ["SemanticCache", "CacheRequest", "Document", "Hit", "Scope", "LookupResult", "Turn", "__version__"]
