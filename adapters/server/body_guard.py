@@ -1,15 +1,11 @@
 """``BodyGuard``: request bodies are bounded before any handler parses them.
 
-It buffers the body (the handlers read it whole anyway), so a chunked upload without
-``content-length`` is caught too, and answers in OpenAI's error format:
-
-- 413 over ``max_bytes``;
-- 400 for a body that is not UTF-8, JSON nested deeper than ``max_depth``, or a string
-  (key or value) holding a lone UTF-16 surrogate (``"\\ud800"``: nothing downstream, neither
-  the database nor the upstream, can encode it).
-
-The checks are cheap on ordinary bodies: a full parse only runs when the raw bytes hold more
-brackets than ``max_depth`` or a surrogate escape, and off the event loop for large bodies.
+It buffers the body (so a chunked upload is caught too) and answers in OpenAI's error format:
+413 over ``max_bytes``; 400 for a body that is not UTF-8, JSON nested deeper than ``max_depth``,
+or a string holding a lone UTF-16 surrogate (``"\\ud800"``), which neither the database nor the
+upstream can encode. The checks are cheap on ordinary bodies: a full parse runs only when the
+raw bytes hold more brackets than ``max_depth`` or a surrogate escape, and off the event loop
+for large bodies.
 """
 
 from __future__ import annotations

@@ -1,14 +1,12 @@
 """``FlightLeases``: one replica at a time asks the upstream for a given question.
 
-A lease is a row of ``flight_leases`` (key, owner, expiry) taken with an insert that does
-nothing on a key conflict, so exactly one of several replicas that miss together gets it.
-The others wait until the row is gone (the leader stored its answer and released it) or has
-expired, then read the stored entry. A row lives ``ttl_s`` (1.5 s) unless its holder's
-heartbeat (a thread started by :meth:`start`, every ``ttl_s / 4``) renews it, so a holder
+A lease is a row of ``flight_leases`` (key, owner, expiry), taken with an insert that does
+nothing on a conflict. Others wait until the row is gone (released after the answer's commit)
+or expired, then read the stored entry; expired rows are taken over. A row lives ``ttl_s``
+(1.5 s) unless its holder's heartbeat (:meth:`start`, every ``ttl_s / 4``) renews it, so a holder
 killed with -9 is noticed within ``ttl_s``. ``owner`` names the holder (the replica id): a
-restarted replica drops its own leftover rows with :meth:`release_own`. Expired rows are taken
-over. Works the same on PostgreSQL and SQLite; expiries use this host's clock, so replicas on
-several hosts need clocks in step to well under ``ttl_s``.
+restarted replica drops its own leftovers with :meth:`release_own`. Expiries use this host's
+clock: replicas on several hosts need clocks in step to well under ``ttl_s``.
 """
 
 from __future__ import annotations
