@@ -63,6 +63,9 @@ class SemcacheCache(BaseCache):
                  user: str | None = None, threshold: float | None = None, category: str | None = None) -> None:
         if not isinstance(tenant, str) or not tenant:
             raise ValueError(f"tenant must be a non-empty string, got {tenant!r}")
+        if user is not None and not isinstance(user, str):
+            # a non-string user would fall out of the scope and share answers across users
+            raise TypeError(f"user must be a string or None, got {type(user).__name__}")
         self.backend = as_backend(backend)
         self._owns_backend = not isinstance(backend, Backend)
         self.tenant = tenant
