@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 from semcache.adapters.proxy.deps import PrincipalDep, StateDep
+from semcache.adapters.proxy.intake import header_value, oversized
 from semcache.adapters.server.errors import bad_request
 
 from semcache.lookup.partition import generation_params
@@ -93,10 +94,22 @@ def _request(body: LookupIn, tenant: str, default_temperature: float) -> CacheRe
         raise bad_request(str(exc)) from None
 
 
+def _bypass(req: CacheRequest, max_chars: int, response: Response) -> str | None:
+    """Why ``req`` is too large to embed (then it is neither looked up nor stored), or None."""
+    why = oversized(req, max_chars)
+    if why is not None:
+        response.headers["x-semcache"] = "bypass"
+        response.headers["x-semcache-reason"] = header_value(why)
+    return why
+
+
 @router.post("/lookup", response_model=LookupOut, summary="Look a question up in the cache")
-async def lookup(body: LookupIn, state: StateDep, principal: PrincipalDep) -> LookupOut:
+async def lookup(body: LookupIn, state: StateDep, principal: PrincipalDep, response: Response) -> LookupOut:
     """Exact, then semantic lookup inside the caller's scope."""
     req = _request(body, principal.tenant, state.settings.default_temperature)
+    why = _bypass(req, state.settings.max_prompt_chars, response)
+    if why is not None:
+        return LookupOut(hit=False, category=req.category or "", threshold=0.0, reason=why)
     try:
         result = await state.cache.alookup_detailed(req)
     except (TypeError, ValueError) as exc:  # e.g. an unknown category
@@ -111,9 +124,11 @@ async def lookup(body: LookupIn, state: StateDep, principal: PrincipalDep) -> Lo
 
 
 @router.post("/store", response_model=StoreOut, summary="Store an answer")
-async def store(body: StoreIn, state: StateDep, principal: PrincipalDep) -> StoreOut:
+async def store(body: StoreIn, state: StateDep, principal: PrincipalDep, response: Response) -> StoreOut:
     """Store an answer in the caller's scope; ``entry_id`` is null when policy says not to cache."""
     req = _request(body, principal.tenant, state.settings.default_temperature)
+    if _bypass(req, state.settings.max_prompt_chars, response) is not None:
+        return StoreOut(stored=False)
     try:
         entry_id = await state.cache.astore(req, body.response, tokens=body.tokens, cost=body.cost,
                                             latency_ms=body.latency_ms)

@@ -100,6 +100,21 @@ async def test_a_prompt_over_max_prompt_chars_bypasses_and_says_so(make_cache: A
         assert small.headers["x-semcache"] == "miss"
 
 
+async def test_the_cache_api_bypasses_a_prompt_over_max_prompt_chars(make_cache: Any) -> None:
+    async with proxy_client(make_cache(), FakeUpstream().app, max_prompt_chars=10_000) as client:
+        big = {"prompt": "Summarise this. " + "lorem ipsum " * 2000, "response": {"answer": "x"}}
+        stored = await client.post("/semcache/v1/store", json=big)
+        assert stored.status_code == 200 and stored.json()["stored"] is False
+        assert stored.headers["x-semcache"] == "bypass"
+        assert "max_prompt_chars" in stored.headers["x-semcache-reason"]
+        looked = await client.post("/semcache/v1/lookup", json={"prompt": big["prompt"]})
+        assert looked.json()["hit"] is False and "max_prompt_chars" in looked.json()["reason"]
+        # positive control: a small prompt is stored and then found
+        small = {"prompt": "Summarise this lorem ipsum.", "response": {"answer": "x"}}
+        assert (await client.post("/semcache/v1/store", json=small)).json()["stored"] is True
+        assert (await client.post("/semcache/v1/lookup", json={"prompt": small["prompt"]})).json()["hit"]
+
+
 def test_an_unexpected_exception_is_an_openai_500_on_a_connection_that_stays_open(make_cache: Any) -> None:
     cache = make_cache()
     real = cache.alookup_detailed
