@@ -28,8 +28,12 @@ def outside(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def venvs(outside: Path) -> dict[str, Venv]:
-    wheel = build_wheel(outside / "build")
+def wheel(outside: Path) -> Path:
+    return build_wheel(outside / "build")
+
+
+@pytest.fixture(scope="session")
+def venvs(outside: Path, wheel: Path) -> dict[str, Venv]:
     with ThreadPoolExecutor(max_workers=len(EXTRAS)) as pool:
         made = pool.map(lambda e: make_venv(wheel, e, outside / f"venv-{e.replace(',', '-')}",
                                             compile_bytecode=False), EXTRAS)

@@ -7,7 +7,9 @@ runs its commands with the venv's own interpreter and ``semcache`` script, never
 
 from __future__ import annotations
 
+import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -19,6 +21,20 @@ from tests.integration.packaging.venvs import Venv, run
 pytestmark = pytest.mark.integration
 
 ADMIN_TOKEN = "a-long-admin-token-for-tests"
+
+
+def test_the_wheel_carries_its_data_and_passes_twine(wheel: Path, outside: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for needed in ("semcache/embed/model/minilm-l6-int8.onnx", "semcache/embed/model/tokenizer.json",
+                   "semcache/embed/model/embedder.json", "semcache/lookup/default_policies.yaml",
+                   "semcache/migrations/env.py", "semcache/migrations/script.py.mako",
+                   "semcache/adapters/admin/templates/base.html", "semcache-0.1.0.dist-info/licenses/LICENSE"):
+        assert needed in names, needed
+    assert any(n.startswith("semcache/migrations/versions/0001") for n in names)
+    metadata = zipfile.ZipFile(wheel).read("semcache-0.1.0.dist-info/METADATA").decode()
+    assert "License-Expression: Apache-2.0" in metadata and "torch" not in metadata.split("Provides-Extra")[0]
+    checked = run([sys.executable, "-m", "twine", "check", "--strict", str(wheel)], cwd=outside, check=False)
+    assert checked.returncode == 0 and "PASSED" in checked.stdout, checked.stdout + checked.stderr
 
 
 def test_the_proxy_install_has_no_torch_and_embeds_offline(venvs: dict[str, Venv], outside: Path) -> None:

@@ -9,6 +9,7 @@ by ``scripts/measure_install.py``.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -62,6 +63,7 @@ class Venv:
     path: Path
     extras: str
     install_s: float
+    install_cpu_s: float = 0.0  # CPU time of pip and its children: what load cannot inflate
 
     @property
     def python(self) -> str:
@@ -84,9 +86,17 @@ def make_venv(wheel: Path, extras: str, where: Path, *, compile_bytecode: bool =
     seconds; the import compiles what it needs).
     """
     run([sys.executable, "-m", "venv", str(where)], cwd=where.parent, timeout=120)
-    started = time.perf_counter()
     spec = f"{wheel}[{extras}]" if extras else str(wheel)
     flags = [] if compile_bytecode else ["--no-compile"]
+    cpu_before = _children_cpu()
+    started = time.perf_counter()
     run([str(where / "bin" / "python"), "-m", "pip", "install", "-q", *flags, spec],
         cwd=where.parent, timeout=600)
-    return Venv(where, extras, time.perf_counter() - started)
+    return Venv(where, extras, time.perf_counter() - started, _children_cpu() - cpu_before)
+
+
+def _children_cpu() -> float:
+    # Meaningful when one install runs at a time (the measuring script); concurrent
+    # installs in threads share the process's children counters.
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
