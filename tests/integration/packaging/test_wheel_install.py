@@ -44,6 +44,8 @@ def test_the_proxy_install_has_no_torch_and_embeds_offline(venvs: dict[str, Venv
     script = ("from semcache.embed.minilm import MiniLMEmbedder; e = MiniLMEmbedder(); "
               "v = e.embed(['a question', 'another one']); print(e.backend, e.precision, v.shape)")
     assert run([proxy.python, "-c", script], cwd=outside).stdout.split() == ["onnx", "int8", "(2,", "384)"]
+    engine = run([proxy.python, "-c", "import semcache.gpu"], cwd=outside, check=False)
+    assert engine.returncode != 0 and "semcache[gpu]" in engine.stderr
 
 
 @pytest.mark.parametrize(("extras", "present", "absent"), [
