@@ -51,7 +51,7 @@ lint: $(STAMP)
 
 # The wheel and sdist, checked as PyPI would check them.
 dist: $(STAMP)
-	rm -rf dist
+	rm -rf dist build  # a stale build/lib would leak removed modules into the wheel
 	$(PY) -m build --sdist --wheel --outdir dist .
 	$(PY) -m twine check --strict dist/*
 
