@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from semcache.adapters.proxy import routes_cache_api, routes_openai
 from semcache.adapters.proxy.deps import StateDep
 from semcache.adapters.proxy.load import LoadMonitor
+from semcache.adapters.proxy.logs import AccessLog
 from semcache.adapters.proxy.metrics import CONTENT_TYPE, ProxyMetrics
 from semcache.adapters.proxy.settings import ProxySettings
 from semcache.adapters.proxy.singleflight import SharedFlights
@@ -38,6 +39,9 @@ from semcache.adapters.server.keys import KeyStore
 from semcache.cache import SemanticCache
 
 log = logging.getLogger("semcache.proxy")
+DESCRIPTION = ("OpenAI-compatible semantic caching proxy. Response headers: x-semcache (hit|miss|bypass), "
+               "x-semcache-match, x-semcache-similarity, x-semcache-category, x-semcache-entry, x-semcache-reason, "
+               "x-request-id.")
 
 
 def _build_cache(settings: ProxySettings) -> SemanticCache:
@@ -106,9 +110,7 @@ def create_app(
     app = FastAPI(
         title="semcache proxy",
         version="0.1.0",
-        description="OpenAI-compatible semantic caching proxy. Response headers: x-semcache "
-                    "(hit|miss|bypass), x-semcache-match, x-semcache-similarity, x-semcache-category, "
-                    "x-semcache-entry, x-semcache-reason.",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
     app.state.proxy = None
@@ -121,6 +123,7 @@ def create_app(
         mount(app, cache, settings)
     harden(app, max_body_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth,
            ops_allowed=_ops_key_check(app, settings) if settings.protect_ops else None)
+    app.add_middleware(AccessLog, enabled=settings.access_log)  # outermost: every response gets an id
     return app
 
 

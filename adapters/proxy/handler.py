@@ -11,12 +11,12 @@ stream) only after its SQL commit.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -86,16 +86,15 @@ class CompletionHandler:
                 return await self._bypass(parsed, up_headers, "no-cache and no-store requested", started)
             headers["x-semcache-reason"] = "no-cache requested"
             return await self._miss(parsed, req, up_headers, headers, started, coalesce=False)
-        req = self.adapt_threshold(req)
         try:
             result: LookupResult = await self.state.cache.alookup_detailed(req)
         except SQLAlchemyError as exc:  # the database is away and the answer is not in memory
             log.warning("lookup needed the database and failed (%s); asking the upstream", type(exc).__name__)
             headers["x-semcache-reason"] = "store unavailable"
             return await self._miss(parsed, None, up_headers, headers, started, coalesce=True)
-        if result.hit is not None:
+        if result.hit is not None and await self._fresh_enough(parsed, result.hit.entry_id, headers):
             return self._hit(parsed, result, started)
-        if result.bypass_reason:
+        if result.hit is None and result.bypass_reason:
             return await self._bypass(parsed, up_headers, result.bypass_reason, started)
         headers["x-semcache-category"] = result.category
         headers["x-semcache-threshold"] = f"{result.threshold:.4f}"
@@ -116,15 +115,17 @@ class CompletionHandler:
             headers["authorization"] = incoming["authorization"]
         return headers
 
-    def adapt_threshold(self, req: CacheRequest) -> CacheRequest:
-        """Under upstream load, lower the request's threshold (within the category's bounds)."""
-        load = self.state.load.load()  # gauges are refreshed on new samples and on /metrics
-        if load <= 0.0:
-            return req
-        policy = self.state.cache.policy(self.state.cache.categorise(req))
-        base = policy.clamp(req.threshold) if req.threshold is not None else policy.threshold
-        relaxed = self.state.load.relaxed_threshold(base, policy.min_threshold, load)
-        return dataclasses.replace(req, threshold=relaxed)
+    async def _fresh_enough(self, parsed: ParsedRequest, entry_id: int, headers: dict[str, str]) -> bool:
+        """False when the body's cache.s-maxage refuses this entry as too old (then it is a miss)."""
+        max_age = parsed.controls.max_age_seconds
+        if max_age is None:
+            return True
+        row = await asyncio.to_thread(self.state.cache.db.get_entry, entry_id)
+        age = (datetime.now(UTC) - row.created_at).total_seconds() if row is not None else float("inf")
+        if age <= max_age:
+            return True
+        headers["x-semcache-reason"] = f"cached answer {age:.0f} s old > s-maxage {max_age}"
+        return False
 
     # ------------------------------------------------------------- outcomes
     def _record(self, parsed: ParsedRequest, outcome: str, started: float, match: str = "") -> None:
@@ -141,6 +142,9 @@ class CompletionHandler:
             "x-semcache-entry": str(hit.entry_id), "x-semcache-threshold": f"{result.threshold:.4f}",
         }
         self._record(parsed, "hit", started, hit.match)
+        usage = hit.response.get("usage") if isinstance(hit.response, dict) else None
+        if isinstance(usage, dict) and isinstance(usage.get("total_tokens"), int) and usage["total_tokens"] > 0:
+            self.state.metrics.tokens_saved.inc(usage["total_tokens"])
         return self._render(parsed, Outcome(200, hit.response, entry_id=hit.entry_id), headers)
 
     def _render(self, parsed: ParsedRequest, outcome: Outcome, headers: dict[str, str]) -> Response:
@@ -227,7 +231,6 @@ class CompletionHandler:
         response = await upstream.send(await self._build(parsed, up_headers))
         latency = time.perf_counter() - started
         self.state.metrics.upstream_latency.labels(parsed.endpoint).observe(latency)
-        self.state.load.record_latency(latency * 1000)
         media = response.headers.get("content-type", "application/json").split(";")[0]
         if response.status_code != 200:
             self.state.metrics.store_skipped.labels(f"status_{response.status_code}").inc()
@@ -252,7 +255,9 @@ class CompletionHandler:
         tokens = int(usage.get("total_tokens") or usage.get("completion_tokens") or 0)
         kwargs: dict[str, Any] = {"tokens": tokens, "latency_ms": latency_ms}
         factor = self.state.load.ttl_factor()
-        if factor > 1.0:
+        if parsed.controls.ttl_seconds is not None:  # the body's cache.ttl
+            kwargs["ttl_seconds"] = parsed.controls.ttl_seconds
+        elif factor > 1.0:
             policy = self.state.cache.policy(self.state.cache.categorise(store_req))
             if policy.ttl_seconds:
                 kwargs["ttl_seconds"] = int(policy.ttl_seconds * factor)
@@ -323,7 +328,11 @@ class CompletionHandler:
         metrics = self.state.metrics
         acc = StreamAccumulator(parsed.endpoint)  # type: ignore[arg-type]
         try:
+            first = True
             async for line in self.state.upstream.lines(response):
+                if first:  # time to first token: load, unlike the length of the answer
+                    self.state.load.record_latency((time.perf_counter() - started) * 1000)
+                    first = False
                 acc.feed(line)
                 if acc.done:
                     break
@@ -334,7 +343,6 @@ class CompletionHandler:
             return
         latency = time.perf_counter() - started
         metrics.upstream_latency.labels(parsed.endpoint).observe(latency)
-        self.state.load.record_latency(latency * 1000)
         complete = acc.response()
         entry_id = None
         if complete is None:

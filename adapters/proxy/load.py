@@ -1,10 +1,11 @@
-"""Load-adaptive policy: relax thresholds and lengthen TTLs while the upstream is overloaded.
+"""Load-adaptive policy: keep answers longer while the upstream is overloaded.
 
-Load in [0, 1] is the larger of the median upstream latency over ``load_window_s`` and
-the upstream queue depth (vLLM's ``/metrics``), each mapped linearly between its low and
-high settings. At load L the threshold drops by ``L * load_max_threshold_relax`` (never
-below the category's minimum) and TTLs grow by ``1 + L * (load_max_ttl_factor - 1)``;
-both return to normal as samples age out (docs/design/core.md)."""
+Load in [0, 1] is the larger of the median time to first token over ``load_window_s``
+(streams; the length of an answer is not load) and the upstream queue depth (vLLM's
+``/metrics``), each mapped linearly between its low and high settings. At load L the TTLs of
+new entries grow by ``1 + L * (load_max_ttl_factor - 1)``. Similarity thresholds never move:
+load never trades correctness for speed. Polling ``/metrics`` stops after
+``load_poll_give_up`` answers of 404 or no answer (an upstream without metrics)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from semcache.adapters.proxy.metrics import ProxyMetrics
 from semcache.adapters.proxy.settings import ProxySettings
 
@@ -23,15 +25,16 @@ QUEUE_METRIC = "vllm:num_requests_waiting"
 
 
 def parse_queue_depth(text: str) -> float | None:
-    """Sum of ``vllm:num_requests_waiting`` samples in a Prometheus exposition text."""
+    """Sum of ``vllm:num_requests_waiting`` samples in a Prometheus exposition text (None if absent)."""
     total, seen = 0.0, False
-    for line in text.splitlines():
-        if line.startswith(QUEUE_METRIC) and (len(line) == len(QUEUE_METRIC) or line[len(QUEUE_METRIC)] in "{ "):
-            try:
-                total += float(line.rsplit(None, 1)[-1])
-                seen = True
-            except ValueError:
-                continue
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == QUEUE_METRIC:
+                    total += sample.value
+                    seen = True
+    except ValueError:  # not exposition text
+        return None
     return total if seen else None
 
 
@@ -51,6 +54,8 @@ class LoadMonitor:
         self._queue: float | None = None
         self._queue_at = -float("inf")
         self._task: asyncio.Task[None] | None = None
+        self._misses = 0  # consecutive polls without metrics
+        self.polling_stopped = False
 
     # -------------------------------------------------------------- inputs
     def record_latency(self, latency_ms: float) -> None:
@@ -63,16 +68,17 @@ class LoadMonitor:
         self.metrics.upstream_queue.set(depth)
         self.refresh()
 
-    async def poll_once(self, client: httpx.AsyncClient) -> None:
-        """Read the upstream's ``/metrics`` once (silently skipped if it has none)."""
+    async def poll_once(self, client: httpx.AsyncClient) -> bool:
+        """Read the upstream's ``/metrics`` once; False when it has none (404, no queue metric, no answer)."""
         try:
             response = await client.get("/metrics", timeout=self.settings.connect_timeout_s)
         except httpx.HTTPError:
-            return
-        if response.status_code == 200:
-            depth = parse_queue_depth(response.text)
-            if depth is not None:
-                self.record_queue(depth)
+            return False
+        depth = parse_queue_depth(response.text) if response.status_code == 200 else None
+        if depth is None:
+            return False
+        self.record_queue(depth)
+        return True
 
     def start(self, client: httpx.AsyncClient) -> None:
         """Start polling the upstream's queue depth in the background."""
@@ -90,8 +96,12 @@ class LoadMonitor:
 
     async def _poll_loop(self, client: httpx.AsyncClient) -> None:
         while True:
-            await self.poll_once(client)
+            self._misses = 0 if await self.poll_once(client) else self._misses + 1
             self.refresh()
+            if self._misses >= self.settings.load_poll_give_up:
+                log.info("upstream has no queue metrics at /metrics; load adaptation uses time to first token")
+                self.polling_stopped = True
+                return
             await asyncio.sleep(self.settings.load_poll_interval_s)
 
     # ------------------------------------------------------------- outputs
@@ -120,15 +130,8 @@ class LoadMonitor:
         """Recompute the load and publish it (and what it implies) as gauges."""
         value = self.load()
         self.metrics.load_factor.set(value)
-        self.metrics.threshold_relax.set(value * self.settings.load_max_threshold_relax)
         self.metrics.ttl_factor.set(self.ttl_factor(value))
         return value
-
-    def relaxed_threshold(self, threshold: float, min_threshold: float, load: float | None = None) -> float:
-        """``threshold`` lowered for the current load, never below ``min_threshold``."""
-        value = self.refresh() if load is None else load
-        relaxed = threshold - value * self.settings.load_max_threshold_relax
-        return max(min(min_threshold, threshold), relaxed)
 
     def ttl_factor(self, load: float | None = None) -> float:
         value = self.load() if load is None else load

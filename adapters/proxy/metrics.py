@@ -51,9 +51,6 @@ class ProxyMetrics:
         self.upstream_queue = Gauge(
             "semcache_upstream_queue_depth", "Requests waiting upstream (vLLM num_requests_waiting)", registry=r
         )
-        self.threshold_relax = Gauge(
-            "semcache_threshold_relaxation", "How much similarity thresholds are lowered under load", registry=r
-        )
         self.ttl_factor = Gauge("semcache_ttl_factor", "Multiplier applied to TTLs under load", registry=r)
         self.ttl_factor.set(1.0)
         # Scale-out (docs/deploy.md): the change feed, the Redis tier, cross-replica single-flight.
@@ -66,32 +63,44 @@ class ProxyMetrics:
         self.feed_lag = Gauge("semcache_feed_lag_seconds", "Commit-to-apply delay of the newest applied change",
                               registry=r)
         self.feed_position = Gauge("semcache_feed_position", "Change-log id applied up to", registry=r)
-        self.feed_applied = Gauge("semcache_feed_changes_applied", "Changes read from the change log", registry=r)
-        self.feed_resyncs = Gauge("semcache_feed_resyncs", "Full resynchronisations (log pruned past us)",
-                                  registry=r)
+        # counters copied from the feed's and the tier's own totals (increments of the difference)
+        self.feed_applied = Counter("semcache_feed_changes_applied", "Changes read from the change log", registry=r)
+        self.feed_resyncs = Counter("semcache_feed_resyncs", "Full resynchronisations (log pruned past us)",
+                                    registry=r)
         self.redis_up = Gauge("semcache_redis_up", "1 while the Redis tier answers (absent without Redis)",
                               registry=r)
-        self.redis_errors = Gauge("semcache_redis_errors", "Redis calls that failed", registry=r)
+        self.redis_errors = Counter("semcache_redis_errors", "Redis calls that failed", registry=r)
+        self.entries = Gauge("semcache_entries", "Entries in this replica's cache (in memory)", registry=r)
+        self.tokens_saved = Counter(
+            "semcache_tokens_saved", "Upstream tokens saved by hits (usage of the cached answers)", registry=r)
+        self._totals: dict[str, float] = {}
         self.degraded = Gauge(
             "semcache_degraded", "1 while a configured shared tier (Redis) is down: SQL store alone", registry=r
         )
 
     def refresh_scaleout(self, cache: SemanticCache) -> None:
-        """Copy the change feed's and the Redis tier's state into the gauges."""
+        """Copy the entry count, the change feed's and the Redis tier's state into the metrics."""
+        self.entries.set(len(cache.mirror))
         feed = cache.feed
         if feed is not None:
             status = feed.status()
             self.feed_connected.set(1.0 if status["connected"] else 0.0)
             self.feed_lag.set(status["lag_s"])
             self.feed_position.set(status["position"])
-            self.feed_applied.set(status["applied"])
-            self.feed_resyncs.set(status["resyncs"])
+            self._advance(self.feed_applied, "applied", status["applied"])
+            self._advance(self.feed_resyncs, "resyncs", status["resyncs"])
         shared = cache.shared
         if shared is not None:
             up = bool(shared.status()["up"])
             self.redis_up.set(1.0 if up else 0.0)
-            self.redis_errors.set(shared.status()["errors"])
+            self._advance(self.redis_errors, "redis_errors", shared.status()["errors"])
             self.degraded.set(0.0 if up else 1.0)
+
+    def _advance(self, counter: Counter, name: str, total: float) -> None:
+        last = self._totals.get(name, 0.0)
+        if total > last:
+            counter.inc(total - last)
+        self._totals[name] = max(last, total)
 
     def render(self) -> bytes:
         """The exposition text of this registry."""

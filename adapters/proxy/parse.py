@@ -10,12 +10,14 @@ sampling, a last turn not the user's, non-text content) is bypassed with a reaso
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from semcache.adapters.proxy.body_cache import BodyControls, split_cache_field
 from semcache.adapters.proxy.settings import ProxySettings
 from semcache.adapters.server.errors import bad_request
 
@@ -36,6 +38,8 @@ class Controls:
     no_cache: bool = False  # skip the lookup (still store)
     no_store: bool = False  # do not store the answer
     threshold: float | None = None  # x-semcache-threshold, clamped to policy bounds by the core
+    ttl_seconds: int | None = None  # body cache.ttl: this answer's TTL
+    max_age_seconds: int | None = None  # body cache.s-maxage: older cached answers are not served
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,14 @@ def parse_controls(headers: Mapping[str, str]) -> Controls:
         if not (0.0 < threshold <= 1.0) or math.isnan(threshold):
             raise bad_request(f"{THRESHOLD_HEADER} must be in (0, 1], got {raw!r}", code="invalid_threshold")
     return Controls(no_cache="no-cache" in tokens, no_store="no-store" in tokens, threshold=threshold)
+
+
+def _with_body(controls: Controls, asked: BodyControls) -> Controls:
+    """Header controls with the body's ``cache`` field added (either can switch one on)."""
+    return dataclasses.replace(
+        controls, no_cache=controls.no_cache or asked.no_cache or asked.max_age_seconds == 0,
+        no_store=controls.no_store or asked.no_store, ttl_seconds=asked.ttl_seconds,
+        max_age_seconds=asked.max_age_seconds)
 
 
 def _text(content: Any, where: str) -> str | None:
@@ -198,7 +210,8 @@ def parse_request(
 ) -> ParsedRequest:
     """Validate an OpenAI body (400 on malformed input) and work out its cache scope."""
     _validate(endpoint, body)
-    controls = parse_controls(headers)
+    body, asked = split_cache_field(body)  # LiteLLM's body field; never forwarded
+    controls = _with_body(parse_controls(headers), asked)
     stream = bool(body.get("stream"))
     stream_options = body.get("stream_options")
     include_usage = bool(isinstance(stream_options, dict) and stream_options.get("include_usage"))
@@ -208,9 +221,14 @@ def parse_request(
         user = None
 
     temperature = body.get("temperature")
-    if temperature is None:
-        temperature = settings.default_temperature
     params = generation_params(body, endpoint=endpoint, default_temperature=settings.default_temperature)
+    if temperature is None and settings.cache_unset_temperature:
+        # the scope says "not given": apart from every explicit value, 1.0 included
+        temperature, params["temperature"] = 0.0, "unset"
+    elif temperature is None:
+        temperature = settings.default_temperature
+    if asked.namespace is not None:
+        params["_namespace"] = asked.namespace
     bypass: str | None = None
     if (body.get("n") or 1) > 1:
         bypass = "n > 1"

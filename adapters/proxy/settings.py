@@ -2,12 +2,15 @@
 
 ``ProxySettings`` extends the core's ``CoreSettings``, so every field can come from the
 environment with the prefix ``SEMCACHE_`` (e.g. ``SEMCACHE_UPSTREAM_URL``); no other
-proxy module reads the environment. Sampled requests (``temperature > 0``, a missing
-temperature counting as ``default_temperature``) are bypassed unless ``cache_sampled``;
-``n > 1`` always is (docs/design/core.md)."""
+proxy module reads the environment; ``semcache serve --config FILE`` adds a YAML file below
+both (``config.py``). A request without ``temperature`` is cached under its own scope
+("temperature not given") unless ``cache_unset_temperature`` is off; an explicit
+``temperature > 0`` is bypassed unless ``cache_sampled``; ``n > 1`` always is. Listening
+beyond loopback needs ``require_keys`` or an explicit ``insecure_no_keys``."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +18,16 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from semcache.settings import CoreSettings
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine (localhost or a loopback address)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class ProxySettings(CoreSettings):
@@ -41,6 +54,8 @@ class ProxySettings(CoreSettings):
     max_connections: int = Field(default=256, ge=1)
 
     require_keys: bool = False
+    insecure_no_keys: bool = Field(
+        default=False, description="allow a non-loopback host without require_keys (anyone may read and write)")
     protect_ops: bool = Field(
         default=False, description="/metrics, /openapi.json and /docs need an API key or the admin token")
     default_tenant: str = "default"
@@ -48,6 +63,8 @@ class ProxySettings(CoreSettings):
 
     scope_by_user: bool = Field(default=True, description="a request's user field / x-semcache-user scopes it")
     cache_sampled: bool = False
+    cache_unset_temperature: bool = Field(
+        default=True, description="cache requests that send no temperature (the OpenAI SDK's default)")
     default_temperature: float = Field(default=1.0, ge=0)
     singleflight_timeout_s: float = Field(default=300.0, gt=0)
     shared_singleflight: Literal["auto", "on", "off"] = Field(
@@ -68,20 +85,26 @@ class ProxySettings(CoreSettings):
     load_latency_high_ms: float = Field(default=10_000.0, gt=0)
     load_queue_low: float = Field(default=1.0, ge=0)
     load_queue_high: float = Field(default=16.0, gt=0)
-    load_max_threshold_relax: float = Field(default=0.05, ge=0, le=0.5)
     load_max_ttl_factor: float = Field(default=2.0, ge=1.0, le=100.0)
     load_poll_interval_s: float = Field(default=2.0, gt=0, description="period of upstream /metrics polls")
     load_poll_metrics: bool = True
+    load_poll_give_up: int = Field(default=3, ge=1, description="polls answered 404 (or not at all) before stopping")
+
+    access_log: bool = Field(default=True, description="one line per request, with its request id")
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = Field(default="info", pattern="^(critical|error|warning|info|debug|trace)$")
 
     shutdown_grace_s: float = Field(default=30.0, ge=0)
-    admin_token: SecretStr | None = Field(default=None, description="reserved for the admin API; >= 16 chars if set")
+    admin_token: SecretStr | None = Field(default=None, description="mounts the admin API and pages at /admin; >= 16 chars if set")
 
     @field_validator("upstream_url")
     @classmethod
     def _check_upstream(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"upstream_url must start with http:// or https://, got {value!r}")
-        return value.rstrip("/")
+        value = value.rstrip("/")
+        # the proxy adds /v1/... itself: vLLM's documented base URL ends in /v1 already
+        return value[: -len("/v1")] if value.endswith("/v1") else value
 
     @field_validator("default_tenant")
     @classmethod
@@ -108,6 +131,10 @@ class ProxySettings(CoreSettings):
             raise ValueError(
                 f"load_queue_high ({self.load_queue_high}) must exceed load_queue_low ({self.load_queue_low})"
             )
+        if not (self.require_keys or self.insecure_no_keys or is_loopback(self.host)):
+            raise ValueError(
+                f"host {self.host!r} is reachable beyond this machine: pass --require-keys (and issue keys "
+                "with `semcache admin keys create`), or --insecure-no-keys to serve it open on purpose")
         if self.policies is not None and not Path(self.policies).is_file():
             raise ValueError(f"policies file {self.policies} does not exist")
         return self

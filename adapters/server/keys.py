@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cachetools import TTLCache
 from semcache.adapters.server.tenant_tables import ROLES, ApiKey, Tenant
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +29,7 @@ from semcache.storage.schema import utcnow
 
 KEY_PREFIX = "sk-sc-"
 _MAX_CACHED = 10_000
+_MISSING = object()
 
 
 def log_revocation(session: Session, key_hash: str) -> None:
@@ -56,7 +59,9 @@ class KeyStore:
         self.engine = engine
         self.ttl_s = ttl_s
         self.clock = clock
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        # resolutions (negative ones too), least recently used evicted one at a time when full
+        self._cache: TTLCache[str, Principal | None] = TTLCache(_MAX_CACHED, ttl=max(ttl_s, 1e-9), timer=clock)
+        self._lock = threading.Lock()  # resolve runs in worker threads
 
     def create_tenant(self, name: str, *, retention_days: int | None = None) -> int:
         """Create a tenant; ValueError if the name is empty or taken."""
@@ -101,12 +106,14 @@ class KeyStore:
                 return False
             row.revoked_at = utcnow()
             log_revocation(session, row.key_hash)
-        self._cache.pop(hash_key(key), None)
+        with self._lock:
+            self._cache.pop(hash_key(key), None)
         return True
 
     def forget(self, key_hash: str) -> None:
         """Drop one key's remembered resolution (it was revoked elsewhere)."""
-        self._cache.pop(key_hash, None)
+        with self._lock:
+            self._cache.pop(key_hash, None)
 
     def on_change(self, change: object) -> None:
         """Change-feed listener: forget revoked keys; forget everything after a resync."""
@@ -114,27 +121,28 @@ class KeyStore:
         if kind == "key.revoke":
             self.forget(str(getattr(change, "payload", {}).get("key_hash", "")))
         elif kind == "resync":
-            self._cache.clear()
+            with self._lock:
+                self._cache.clear()
 
     def is_cached(self, key: str) -> bool:
         """True when :meth:`resolve` would answer from memory (no SQL query)."""
-        cached = self._cache.get(hash_key(key))
-        return cached is not None and self.clock() - cached[0] < self.ttl_s
+        with self._lock:
+            return hash_key(key) in self._cache
 
     def resolve(self, key: str) -> Principal | None:
         """The tenant and role of a valid, unrevoked key; None otherwise."""
         digest = hash_key(key)
-        now = self.clock()
-        cached = self._cache.get(digest)
-        if cached is not None and now - cached[0] < self.ttl_s:
-            return cached[1]
+        with self._lock:
+            cached = self._cache.get(digest, _MISSING)
+        if cached is not _MISSING:
+            return cached  # type: ignore[return-value]
         stmt = (select(ApiKey.id, ApiKey.role, Tenant.name)
                 .join(Tenant, Tenant.id == ApiKey.tenant_id)
                 .where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)))
         with self.engine.connect() as conn:
             row = conn.execute(stmt).first()
         principal = Principal(tenant=row.name, role=row.role, key_id=row.id) if row else None
-        if len(self._cache) >= _MAX_CACHED:
-            self._cache.clear()
-        self._cache[digest] = (now, principal)
+        if self.ttl_s > 0:
+            with self._lock:
+                self._cache[digest] = principal
         return principal

@@ -226,7 +226,7 @@ async def test_readyz_when_upstream_down(make_cache: Any) -> None:
     assert ready.status_code == 503 and "unreachable" in ready.json()["error"]["message"]
 
 
-async def test_load_adaptation_relaxes_and_returns(make_cache: Any) -> None:
+async def test_load_adaptation_keeps_thresholds_and_lengthens_ttls(make_cache: Any) -> None:
     class Clock:
         now = 0.0
 
@@ -234,25 +234,22 @@ async def test_load_adaptation_relaxes_and_returns(make_cache: Any) -> None:
             return self.now
 
     clock = Clock()
-    fake = FakeUpstream(delay_s=0.3)  # slower than load_latency_high_ms: full load
-    settings = {"load_latency_low_ms": 50.0, "load_latency_high_ms": 250.0, "load_window_s": 30.0,
-                "load_max_threshold_relax": 0.05}
+    fake = FakeUpstream(delay_s=0.3)  # slower than load_latency_high_ms to the first byte: full load
+    settings = {"load_latency_low_ms": 50.0, "load_latency_high_ms": 250.0, "load_window_s": 30.0}
     async with proxy_client(make_cache(), fake.app, load_clock=clock, **settings) as client:
         state = client.app.state.proxy  # type: ignore[attr-defined]
+        # a slow answer without a stream is no sign of load: its length may be the reason
         first = await client.post(CHAT, json=chat_body(QUESTION))
+        assert "semcache_load_factor 0.0" in (await client.get("/metrics")).text
         policy = state.cache.policy(first.headers["x-semcache-category"])
-        assert float(first.headers["x-semcache-threshold"]) == pytest.approx(policy.threshold)
-        await client.post(CHAT, json=chat_body("Who painted the Mona Lisa?"))
+        for q in ("Who painted the Mona Lisa?", "Who wrote Hamlet?"):
+            async with client.stream("POST", CHAT, json=chat_body(q, stream=True)) as streamed:
+                await streamed.aread()
         loaded = await client.post(CHAT, json=chat_body("How tall is Mount Everest?"))
-        relaxed = float(loaded.headers["x-semcache-threshold"])
-        expected = max(policy.min_threshold, policy.threshold - 0.05)
-        assert relaxed == pytest.approx(expected) and relaxed < policy.threshold
+        assert float(loaded.headers["x-semcache-threshold"]) == pytest.approx(policy.threshold)
         metrics = (await client.get("/metrics")).text
         assert "semcache_load_factor 1.0" in metrics and "semcache_ttl_factor 2.0" in metrics
         clock.now += 31  # the slow samples leave the window
-        fake.delay_s = 0.0
-        calm = await client.post(CHAT, json=chat_body("What is the boiling point of water at sea level?"))
-        assert float(calm.headers["x-semcache-threshold"]) == pytest.approx(policy.threshold)
         assert "semcache_load_factor 0.0" in (await client.get("/metrics")).text
 
 

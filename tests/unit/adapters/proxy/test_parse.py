@@ -69,7 +69,6 @@ def test_system_prompt_and_documents_change_partition() -> None:
 
 @pytest.mark.parametrize(("body", "reason"), [
     (chat(n=2), "n > 1"),
-    ({"model": "m", "messages": [{"role": "user", "content": "hi"}]}, "temperature"),
     (chat(temperature=0.7), "temperature"),
     ({"model": "m", "temperature": 0, "messages": [{"role": "user", "content": "hi"},
                                                     {"role": "assistant", "content": "Hel"}]}, "not the user"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from semcache.adapters.proxy.load import LoadMonitor, parse_queue_depth
 from semcache.adapters.proxy.metrics import ProxyMetrics
@@ -62,27 +63,31 @@ class Clock:
 
 def monitor(**kw: object) -> tuple[LoadMonitor, Clock, ProxyMetrics]:
     settings = ProxySettings(upstream_url="http://u", load_latency_low_ms=100, load_latency_high_ms=1100,
-                             load_window_s=10, load_max_threshold_relax=0.1, load_max_ttl_factor=3, **kw)
+                             load_window_s=10, load_max_ttl_factor=3, **kw)
     clock, metrics = Clock(), ProxyMetrics()
     return LoadMonitor(settings, metrics, clock=clock), clock, metrics
 
 
-def test_latency_relaxes_within_bounds_and_recovers() -> None:
+def test_load_lengthens_ttls_and_recovers() -> None:
     load, clock, metrics = monitor()
-    assert load.refresh() == 0.0 and load.relaxed_threshold(0.9, 0.8) == 0.9
+    assert load.refresh() == 0.0 and load.ttl_factor() == 1.0
     for _ in range(5):
         load.record_latency(600)  # halfway between low and high
     assert load.refresh() == pytest.approx(0.5)
-    assert load.relaxed_threshold(0.9, 0.8) == pytest.approx(0.85)
     assert load.ttl_factor() == pytest.approx(2.0)
     for _ in range(5):
         load.record_latency(50_000)
-    assert load.refresh() == 1.0
-    assert load.relaxed_threshold(0.9, 0.85) == pytest.approx(0.85)  # floor: min_threshold
+    assert load.refresh() == 1.0 and load.ttl_factor() == pytest.approx(3.0)
     assert metrics.registry.get_sample_value("semcache_load_factor") == 1.0
     clock.now += 11  # samples age out of the window
-    assert load.refresh() == 0.0 and load.relaxed_threshold(0.9, 0.8) == 0.9 and load.ttl_factor() == 1.0
-    assert metrics.registry.get_sample_value("semcache_threshold_relaxation") == 0.0
+    assert load.refresh() == 0.0 and load.ttl_factor() == 1.0
+
+
+def test_load_has_no_threshold_knob() -> None:
+    """Similarity thresholds never move under load: neither a setting nor a gauge offers it."""
+    assert not any("threshold" in name for name in ProxySettings.model_fields if name.startswith("load_"))
+    _, _, metrics = monitor()
+    assert "threshold" not in metrics.render().decode().replace("x-semcache-threshold", "")
 
 
 def test_queue_depth_counts_while_fresh() -> None:
@@ -104,6 +109,26 @@ def test_parse_queue_depth() -> None:
             'vllm:num_requests_waiting_total 99\nvllm:num_requests_waiting{engine="1"} 2\n')
     assert parse_queue_depth(text) == 5.0
     assert parse_queue_depth("other_metric 1\n") is None
+    assert parse_queue_depth("<html>not found</html>") is None
+
+
+class NoMetrics(httpx.AsyncBaseTransport):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        return httpx.Response(404, text="not found")
+
+
+async def test_polling_stops_when_the_upstream_has_no_metrics() -> None:
+    transport = NoMetrics()
+    load, _, _ = monitor(load_poll_interval_s=0.001, load_poll_give_up=3)
+    async with httpx.AsyncClient(transport=transport, base_url="http://u") as client:
+        load.start(client)
+        await asyncio.sleep(0.2)
+        assert load.polling_stopped and transport.calls == 3
+        await load.stop()
 
 
 def test_settings_refuse_inverted_bounds() -> None:
