@@ -12,6 +12,7 @@ and ``load_clock`` (the monotonic clock of the load monitor).
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import logging
 import socket
@@ -47,7 +48,12 @@ DESCRIPTION = ("OpenAI-compatible semantic caching proxy. Response headers: x-se
 def _build_cache(settings: ProxySettings) -> SemanticCache:
     from semcache.build import build_cache
 
-    return build_cache(settings)
+    cache = build_cache(settings)
+    # Everything built so far (model, mirror, libraries) lives as long as the process: keep it out
+    # of the collector's full passes, which otherwise walk it all and stall every request meanwhile.
+    gc.collect()
+    gc.freeze()
+    return cache
 
 
 def _shared_flights(settings: ProxySettings, cache: SemanticCache) -> SharedFlights | None:
