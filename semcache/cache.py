@@ -325,7 +325,7 @@ class SemanticCache:
             self.shared.stored(key, entry_id, policy.ttl_seconds)
         self.recorder.count(scope.tenant, category, stores=1)
         if policy.max_entries is not None:
-            evicted = self.db.evict_for_quota(category, policy.max_entries)
+            evicted = self.db.evict_for_quota(category, policy.max_entries, tenant=scope.tenant)
             if evicted:
                 self._forget(evicted)
         return entry_id

@@ -41,7 +41,7 @@ class Policy:
     min_threshold: float = 0.78
     max_threshold: float = 0.99
     ttl_seconds: int | None = 604800
-    max_entries: int | None = None
+    max_entries: int | None = None  # per tenant: one tenant's stores never evict another's entries
     enabled: bool = True
     personal: bool = False  # answers depend on the user: always user-scoped
     document_order: DocumentOrder = "set"  # "exact": a request's documents count in their order

@@ -364,14 +364,17 @@ class Store(AdminTables):
                 return sorted(conn.execute(select(ENTRIES.c.id).where(where)).scalars())
         return self._delete(where)
 
-    def evict_for_quota(self, category: str, max_entries: int) -> list[int]:
-        """Delete the least valuable entries of ``category`` beyond ``max_entries``.
+    def evict_for_quota(self, category: str, max_entries: int, *, tenant: str | None = None) -> list[int]:
+        """Delete the least valuable entries of ``category`` beyond ``max_entries``, counting only
+        ``tenant``'s entries when given (so one tenant's stores never evict another's).
 
         Least valuable: fewest hits, then the oldest last use (last hit, else creation).
         """
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 0:
             raise ValueError(f"max_entries must be an int >= 0, got {max_entries!r}")
         in_category = ENTRIES.c.category == category
+        if tenant is not None:
+            in_category = and_(in_category, ENTRIES.c.tenant == tenant)
         last_use = func.coalesce(ENTRIES.c.last_hit_at, ENTRIES.c.created_at)
         with db.write_transaction(self._engine) as conn:
             total = conn.execute(select(func.count()).select_from(ENTRIES).where(in_category))

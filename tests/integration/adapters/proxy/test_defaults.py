@@ -93,3 +93,30 @@ async def test_metric_names_and_gauges(make_cache: Any) -> None:
             assert line.split()[2].startswith("semcache_")
         if line.startswith("# TYPE ") and line.endswith(" gauge"):
             assert not line.split()[2].endswith(("_resyncs", "_errors", "_applied")), line
+
+
+async def test_quota_counts_each_tenant_apart(make_cache: Any, tmp_path: Any) -> None:
+    policies = tmp_path / "p.yaml"
+    policies.write_text("defaults: {max_entries: 2}\n")
+    cache = make_cache(policies=policies)
+    async with proxy_client(cache, FakeUpstream().app) as client:
+        questions = [f"What is the capital of {c}?" for c in ("France", "Spain", "Peru")]
+        mine = []
+        for q in questions[:2]:  # the default tenant fills its quota through the proxy
+            stored = await client.post(CHAT, json=chat_body(q))
+            mine.append(int(stored.headers["x-semcache-entry"]))
+        # another tenant's three stores may evict only its own entries
+        for q in questions:
+            cache.store(_request(q, "other"), {"choices": [{"message": {"content": q}}]})
+        assert all(cache.db.get_entry(i) is not None for i in mine)
+        assert sum(1 for e in _entries(cache) if e.tenant == "other") == 2
+
+
+def _request(prompt: str, tenant: str) -> Any:
+    from semcache.types import CacheRequest, Scope
+
+    return CacheRequest(prompt=prompt, scope=Scope.of(tenant=tenant, model="fake-model", params={"temperature": 0}))
+
+
+def _entries(cache: Any) -> list[Any]:
+    return [row for batch in cache.db.iter_entries() for row in batch]
