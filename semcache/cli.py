@@ -24,6 +24,20 @@ app = typer.Typer(
 db_app = typer.Typer(help="Manage the store's schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"semcache {version('semcache')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """semcache: a semantic response cache for LLM apps."""
+
 DbOpt = Annotated[str, typer.Option("--db", envvar="SEMCACHE_DB_URL",
                                     help="SQLAlchemy URL of the store, e.g. sqlite:///semcache.db or postgresql://...")]
 PoliciesOpt = Annotated[Optional[Path], typer.Option("--policies", help="YAML/TOML policy file (defaults built in)")]  # noqa: UP045

@@ -103,3 +103,10 @@ def test_serve_honours_env_host_and_port(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_inline_policies_become_a_file(tmp_path: Path) -> None:
     out = read_config(write(tmp_path, "policies:\n  categories:\n    factual: {threshold: 0.91}\n"))
     assert "factual" in Path(out["policies"]).read_text()
+
+
+def test_semcache_version() -> None:
+    from semcache.cli import app
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("semcache ")
