@@ -65,6 +65,10 @@ class PairModel:
         # in hand-off than they save, and the cores are shared with the server.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # The weights are stored int8 behind DequantizeLinear nodes; without QDQ fusion
+        # onnxruntime folds them into fp32 weights at load, so a score never depends on
+        # the other pairs of its batch (dynamic activation quantisation would).
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
         self._session = ort.InferenceSession(str(model_path), options,
                                              providers=["CPUExecutionProvider"])
         self._tokenizer = make_tokenizer(tokenizer_path, config.max_len)

@@ -1,0 +1,39 @@
+"""``train.py --tiny`` and ``export_onnx.py`` run end to end on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from semcache.verify.pair_model import PairModel
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _run(*args: str) -> str:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_tiny_training_and_export(tmp_path: Path) -> None:
+    out, pkg = tmp_path / "out", tmp_path / "pkg"
+    summary = json.loads(_run("training/verifier/train.py", "--tiny", "--out", str(out),
+                              "--extra").strip().splitlines()[-1])
+    assert summary["best_epoch"] == 1 and 0.0 <= summary["wrong"] <= 0.01
+    _run("training/verifier/export_onnx.py", "--model", str(out), "--dest", str(pkg),
+         "--report", str(tmp_path / "report.json"))
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["int8_mb"] < report["fp32_mb"] / 2
+    model = PairModel.load(pkg)
+    scores = model.score([("How do I reset my password?", "how do i rest my pasword")] * 2)
+    assert scores.shape == (2,) and abs(float(scores[0] - scores[1])) < 1e-6
