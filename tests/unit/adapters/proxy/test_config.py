@@ -93,6 +93,7 @@ def test_serve_honours_env_host_and_port(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr("uvicorn.run", fake_run)
     monkeypatch.setattr("semcache.adapters.proxy.create_app", lambda settings: object())
+    monkeypatch.setattr("semcache.adapters.proxy.logs.configure_logging", lambda fmt, level: {})  # keep root's handlers
     monkeypatch.setenv("SEMCACHE_HOST", "127.0.0.2")
     monkeypatch.setenv("SEMCACHE_PORT", "9191")
     result = CliRunner().invoke(serve_app(), ["--upstream", "http://u"])
