@@ -78,3 +78,21 @@ def test_admin_pages_and_api_send_security_headers(client: TestClient) -> None:
         response = client.get(path, headers=AS_ADMIN)
         assert "default-src 'none'" in response.headers["content-security-policy"]
         assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_entry_page_shows_each_earlier_turn_with_its_role(client: TestClient, db_url: str) -> None:
+    from semcache import CacheRequest, Scope, SemanticCache
+
+    cache = SemanticCache(db_url)
+    try:
+        history = ("My Streamly plan renews tomorrow",
+                   {"role": "assistant", "content": "Shall I cancel it <before> then?"})
+        entry_id = cache.store(CacheRequest("yes please", Scope.of(tenant="acme"), history=history),
+                               {"answer": "Cancelled."})
+    finally:
+        cache.close()
+    page = client.get(f"/admin/entries/{entry_id}", headers=AS_ADMIN)
+    assert page.status_code == 200
+    assert "<b>user</b>: My Streamly plan renews tomorrow" in page.text
+    assert "<b>assistant</b>: Shall I cancel it &lt;before&gt; then?" in page.text
+    assert "{&#39;role&#39;" not in page.text and "'role'" not in page.text
