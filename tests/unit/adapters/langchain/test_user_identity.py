@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from pydantic import ValidationError
-
 from semcache.adapters.langchain import SemcacheCache, SemcacheChatModel
 
 pytestmark = pytest.mark.unit
