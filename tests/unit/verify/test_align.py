@@ -2,15 +2,9 @@
 
 import pytest
 
-from semcache.verify import HardNegativeVerifier
 from semcache.verify.align import analyse, correct_typos, diff, is_typo, typo_distance
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(scope="module")
-def verifier() -> HardNegativeVerifier:
-    return HardNegativeVerifier()
 
 
 @pytest.mark.parametrize(

@@ -2,15 +2,9 @@
 
 import pytest
 
-from semcache.verify import HardNegativeVerifier
 from semcache.verify.entities import entity_class, looks_like_entity
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(scope="module")
-def verifier() -> HardNegativeVerifier:
-    return HardNegativeVerifier()
 
 
 @pytest.mark.parametrize(

@@ -2,15 +2,9 @@
 
 import pytest
 
-from semcache.verify import HardNegativeVerifier
 from semcache.verify.negation import antonym_pair, negation_change
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(scope="module")
-def verifier() -> HardNegativeVerifier:
-    return HardNegativeVerifier()
 
 
 @pytest.mark.parametrize(

@@ -2,15 +2,9 @@
 
 import pytest
 
-from semcache.verify import HardNegativeVerifier
 from semcache.verify.numbers import normalize_numbers
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(scope="module")
-def verifier() -> HardNegativeVerifier:
-    return HardNegativeVerifier()
 
 
 @pytest.mark.parametrize(

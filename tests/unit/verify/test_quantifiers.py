@@ -2,14 +2,7 @@
 
 import pytest
 
-from semcache.verify import HardNegativeVerifier
-
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(scope="module")
-def verifier() -> HardNegativeVerifier:
-    return HardNegativeVerifier()
 
 
 @pytest.mark.parametrize(

@@ -2,15 +2,9 @@
 
 import pytest
 
-from semcache.verify import HardNegativeVerifier
 from semcache.verify.time import time_expressions
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(scope="module")
-def verifier() -> HardNegativeVerifier:
-    return HardNegativeVerifier()
 
 
 @pytest.mark.parametrize(
