@@ -6,10 +6,9 @@ from typing import Any
 
 from semcache.cache import SemanticCache
 from semcache.lookup.context import ContextMatcher
-from semcache.parts import build_parts, default_verifier
+from semcache.parts import build_parts, make_verifier
 from semcache.replication.redis_tier import RedisTier
 from semcache.settings import CoreSettings
-from semcache.verify.base import PassThroughVerifier
 
 
 def build_cache(settings: CoreSettings | None = None, **overrides: Any) -> SemanticCache:
@@ -32,12 +31,11 @@ def _from_settings(settings: CoreSettings, overrides: dict[str, Any]) -> dict[st
         "policies": settings.policies, "candidates": settings.candidates,
         "progress_min": settings.rebuild_progress_min, "feed": settings.feed_enabled(),
         "feed_poll_s": settings.feed_poll_s, "index_kind": settings.index,
-        "embedder_kind": settings.embedder,
+        "embedder_kind": settings.embedder, "candidate_floor": settings.candidate_floor,
     }
     verifier = overrides.get("verifier")
     if verifier is None:
-        verifier = default_verifier() if settings.verifier == "hardneg" else PassThroughVerifier()
-        args["verifier"] = verifier
+        args["verifier"] = make_verifier(settings.verifier, rules=settings.verifier_rules)
     if "context" not in overrides:
         args["context"] = ContextMatcher(threshold=settings.context_threshold,
                                          max_turns=settings.context_max_turns)

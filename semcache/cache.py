@@ -4,8 +4,8 @@
    refers back to (``followup.context_key``), answered from memory, before any embedding.
 2. **Semantic path**: categorise (policy), embed the question (with its referent in
    front when it refers back), search the HNSW index *inside* the request's partition,
-   then for each candidate above the category's threshold: expiry, conversation
-   context, verifier. The first candidate that passes all three is the hit.
+   then judge the candidates (expiry, conversation context, verifier) as
+   ``lookup.candidates`` says; the first (or best scored) that passes is the hit.
 
 Store: validate, commit to SQL, then make the entry visible in the local state.
 """
@@ -24,6 +24,7 @@ import numpy as np
 from semcache.embed.base import Embedder, aembed_one
 from semcache.index.base import VectorIndex
 from semcache.lookup.adaptive import AdaptiveThresholds, Adjustment
+from semcache.lookup.candidates import CandidateSearch, Outcome
 from semcache.lookup.categories import Categoriser
 from semcache.lookup.context import ContextMatcher, search_text, stored_history
 from semcache.lookup.followup import reply_act
@@ -59,7 +60,7 @@ class SemanticCache:
         policies: PolicySet | str | Path | None = None,
         categoriser: Categoriser | None = None,
         context: ContextMatcher | None = None,
-        candidates: int = 5,
+        candidates: int = 5, candidate_floor: float = 0.5,
         adaptive: AdaptiveThresholds | None = None,
         clock: Callable[[], datetime] | None = None,
         stats_interval: float = 1.0,
@@ -68,13 +69,14 @@ class SemanticCache:
         feed_poll_s: float = 1.0,
         shared: RedisTier | None = None,
     ) -> None:
-        """``feed``: follow the store's change log (other processes' writes), by
-        default on PostgreSQL only; ``feed_poll_s`` is its poll period.
+        """``candidate_floor``: the cosine a candidate needs with a batch verifier. ``feed``: follow
+        the store's change log (default: on PostgreSQL only) every ``feed_poll_s``.
         ``shared``: an optional shared tier (``RedisTier``), told of every local
         store and deletion; closed by ``close()``."""
         self._wire(build_parts(
             store, embedder=embedder, index=index, verifier=verifier, policies=policies,
-            categoriser=categoriser, context=context, candidates=candidates, adaptive=adaptive,
+            categoriser=categoriser, context=context, candidates=candidates,
+            candidate_floor=candidate_floor, adaptive=adaptive,
             clock=clock, stats_interval=stats_interval, progress_min=rebuild_progress_min,
             feed=feed, feed_poll_s=feed_poll_s, shared=shared))
         self.start()
@@ -92,6 +94,8 @@ class SemanticCache:
         self.index, self.mirror = parts.state.index, parts.state.mirror
         self._base_policies = self.policies = parts.policies
         self.categoriser, self.candidates = parts.categoriser, parts.candidates
+        self.search = CandidateSearch(self.index, self.mirror, self.verifier, k=parts.candidates,
+                                      floor=parts.candidate_floor, text_index=parts.text_index)
         self.adaptive = parts.adaptive or AdaptiveThresholds(on_change=self._persist_adjustment)
         self._clock, self.recorder = parts.clock, parts.recorder
         self.feed, self.shared = parts.feed, parts.shared
@@ -205,50 +209,50 @@ class SemanticCache:
         if bypass is not None:
             self.recorder.count(tenant, category, lookups=1, misses=1)
             return LookupResult(None, category, policy.threshold, bypass_reason=bypass)
-        threshold, now = self.threshold_for(request, category), self._clock()
-        found = self.index.search(request.partition(policy.document_order), vector, self.candidates)
-        gate = self.context.search_gate(request.prompt, request.history, threshold)
-        best = found[0][1] if found else None
-        rejections: list[Rejection] = []
-        expired: list[int] = []
-        for entry_id, similarity in found:
-            if similarity < gate:
-                if not rejections:
-                    rejections.append(Rejection(entry_id, similarity,
-                                                f"similarity {similarity:.3f} below threshold {gate:.2f}",
-                                                "threshold"))
-                break
-            meta = self.mirror.get(entry_id)
-            if meta is None:
-                continue
-            if meta.expired(now):
-                expired.append(entry_id)
-                continue
-            # the query's turns are embedded lazily, only those the context comparison needs
-            rejection = self.judge(request, None, meta.prompt, meta.history, meta.history_vecs,
-                                   category=category, entry_id=entry_id, similarity=similarity)
-            if rejection is not None:
-                rejections.append(rejection)
-                continue
-            response = self._response(entry_id)
+        threshold, out = self.threshold_for(request, category), Outcome()
+        found = self.search.accepted(  # the query's turns are embedded lazily, only when needed
+            request.partition(policy.document_order), vector, request.prompt, out=out, now=self._clock(),
+            gate=self.context.search_gate(request.prompt, request.history, threshold),
+            judge=lambda m, sim: self.judge(request, None, m.prompt, m.history, m.history_vecs,
+                                            category=category, entry_id=m.entry_id, similarity=sim),
+            prejudge=lambda m, sim: self.prejudge(request, None, m.prompt, m.history, m.history_vecs,
+                                                  category=category, entry_id=m.entry_id, similarity=sim),
+            category=category, in_context=bool(request.history))
+        for meta, similarity in found:
+            response = self._response(meta.entry_id)
             if response is None:
                 continue
             self.recorder.count(tenant, category, lookups=1, semantic_hits=1)
-            self.recorder.hit(entry_id)
-            self.adaptive.observe_hit(category, entry_id, similarity)
-            hit = Hit(entry_id, response, "semantic", float(similarity), category, meta.prompt)
-            return LookupResult(hit, category, threshold, best, tuple(rejections))
-        if expired:
-            self._drop(expired)
+            self.recorder.hit(meta.entry_id)
+            self.adaptive.observe_hit(category, meta.entry_id, similarity)
+            hit = Hit(meta.entry_id, response, "semantic", float(similarity), category, meta.prompt)
+            return LookupResult(hit, category, threshold, out.best, tuple(out.rejections))
+        if out.expired:
+            self._drop(out.expired)
         self.recorder.count(tenant, category, lookups=1, misses=1)
-        return LookupResult(None, category, threshold, best, tuple(rejections))
+        return LookupResult(None, category, threshold, out.best, tuple(out.rejections))
 
     def judge(self, request: CacheRequest, query_vecs: np.ndarray | None, cached_prompt: str,
               cached_history: Sequence[TurnLike], cached_history_vecs: np.ndarray | None, *,
               category: str, entry_id: int = 0, similarity: float = 0.0) -> Rejection | None:
-        """After the threshold: the conversation context (final turns that refer back at the
-        category's threshold), then the verifier (two bare replies by their act); why the
-        candidate is rejected, or None. Calibration and evaluation judge through this too."""
+        """After the threshold: ``prejudge``, then the verifier; why the candidate is rejected,
+        or None. Calibration and evaluation judge through this too."""
+        early = self.prejudge(request, query_vecs, cached_prompt, cached_history, cached_history_vecs,
+                              category=category, entry_id=entry_id, similarity=similarity)
+        if early is not None:
+            return None if early is True else early
+        verdict = self.verifier.verify(request.prompt, cached_prompt, category=category,
+                                       in_context=bool(request.history))
+        if not verdict.accepted:
+            return Rejection(entry_id, similarity, str(verdict.reason), verdict.rule)
+        return None
+
+    def prejudge(self, request: CacheRequest, query_vecs: np.ndarray | None, cached_prompt: str,
+                 cached_history: Sequence[TurnLike], cached_history_vecs: np.ndarray | None, *,
+                 category: str, entry_id: int = 0, similarity: float = 0.0) -> Rejection | bool | None:
+        """What is judged before the verifier: the conversation context (final turns that refer
+        back at the category's threshold), then two bare replies by their act. A rejection,
+        True when that decides the pair, None when the verifier must."""
         if request.history or cached_history:
             ctx = self.context.match(request.prompt, request.history, query_vecs, cached_prompt, cached_history,
                                      cached_history_vecs, embed=self.embedder.embed,
@@ -258,11 +262,7 @@ class SemanticCache:
         acts = reply_act(request.prompt), reply_act(cached_prompt)
         if acts[0] is not None and acts[1] is not None:
             same = acts[0] == acts[1]
-            return None if same else Rejection(entry_id, similarity, f"reply {acts[0]} vs {acts[1]}", "reply")
-        verdict = self.verifier.verify(request.prompt, cached_prompt, category=category,
-                                       in_context=bool(request.history))
-        if not verdict.accepted:
-            return Rejection(entry_id, similarity, str(verdict.reason), verdict.rule)
+            return True if same else Rejection(entry_id, similarity, f"reply {acts[0]} vs {acts[1]}", "reply")
         return None
 
     def _response(self, entry_id: int) -> Any | None:

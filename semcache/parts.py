@@ -16,7 +16,9 @@ from typing import Any
 
 from semcache.embed.base import Embedder
 from semcache.index.base import VectorIndex
+from semcache.index.chargram import CharGramIndex
 from semcache.lookup.adaptive import AdaptiveThresholds
+from semcache.lookup.candidates import TextIndexedMirror
 from semcache.lookup.categories import Categoriser
 from semcache.lookup.context import ContextMatcher
 from semcache.lookup.policies import PolicySet
@@ -44,6 +46,8 @@ class CacheParts:
     recorder: Recorder
     clock: Clock
     candidates: int = 5
+    candidate_floor: float = 0.5  # the cosine a candidate needs with a batch verifier
+    text_index: CharGramIndex | None = None  # misspelled repeats, with a batch verifier
     adaptive: AdaptiveThresholds | None = None
     feed: ChangeFeed | None = None
     shared: RedisTier | None = None
@@ -56,6 +60,7 @@ def build_parts(store: Store | str = "sqlite:///semcache.db", *, embedder: Embed
                 index: VectorIndex | None = None, verifier: Verifier | None = None,
                 policies: PolicySet | str | Path | None = None, categoriser: Categoriser | None = None,
                 context: ContextMatcher | None = None, candidates: int = 5,
+                candidate_floor: float = 0.5, text_index: CharGramIndex | None = None,
                 adaptive: AdaptiveThresholds | None = None, clock: Clock | None = None,
                 stats_interval: float = 1.0, progress_min: int = 5000, feed: bool | None = None,
                 feed_poll_s: float = 1.0, shared: RedisTier | None = None,
@@ -64,7 +69,8 @@ def build_parts(store: Store | str = "sqlite:///semcache.db", *, embedder: Embed
 
     ``feed``: follow the store's change log (default: on PostgreSQL only).
     ``index_kind`` (hnsw or faiss) and ``embedder_kind`` (int8, fp32 or torch) pick the
-    default index and embedder when none is given.
+    default index and embedder when none is given. A verifier with ``verify_many`` (learned)
+    gets a character n-gram index (``text_index``) kept in step by the entry mirror.
     A store given as a URL is closed again when a later part fails.
     """
     owns_store = not isinstance(store, Store)
@@ -73,8 +79,11 @@ def build_parts(store: Store | str = "sqlite:///semcache.db", *, embedder: Embed
         the_clock = clock or _utcnow
         the_embedder = embedder if embedder is not None else default_embedder(embedder_kind)
         the_verifier = verifier if verifier is not None else default_verifier()
+        if text_index is None and callable(getattr(the_verifier, "verify_many", None)):
+            text_index = CharGramIndex()
         state = LocalState(index if index is not None else default_index(the_embedder.dim, index_kind),
-                           clock=the_clock)
+                           clock=the_clock,
+                           mirror=None if text_index is None else TextIndexedMirror(text_index))
         follow = feed or (feed is None and db.engine.dialect.name == "postgresql")
         return CacheParts(
             store=db, embedder=the_embedder, verifier=the_verifier,
@@ -82,7 +91,8 @@ def build_parts(store: Store | str = "sqlite:///semcache.db", *, embedder: Embed
             categoriser=categoriser or Categoriser(the_embedder.embed),
             context=context or ContextMatcher(), state=state,
             recorder=Recorder(db, interval=stats_interval, clock=the_clock), clock=the_clock,
-            candidates=candidates, adaptive=adaptive, progress_min=progress_min,
+            candidates=candidates, candidate_floor=candidate_floor, text_index=text_index,
+            adaptive=adaptive, progress_min=progress_min,
             feed=ChangeFeed(db, state, poll_s=feed_poll_s) if follow else None, shared=shared,
             owns_store=owns_store, owns_embedder=embedder is None)
     except BaseException:
@@ -131,3 +141,18 @@ def default_verifier() -> Verifier:
     from semcache.verify import HardNegativeVerifier
 
     return HardNegativeVerifier()
+
+
+def make_verifier(kind: str = "hardneg", *, rules: bool = True) -> Verifier:
+    """``kind``: hardneg (rules), learned (the shipped pair model; ``rules``: principled
+    vetoes) or none (similarity alone)."""
+    from semcache.verify.base import PassThroughVerifier
+    from semcache.verify.learned import LearnedVerifier
+
+    if kind == "hardneg":
+        return default_verifier()
+    if kind == "learned":
+        return LearnedVerifier(rules=rules).load()  # now, not on the first lookup
+    if kind == "none":
+        return PassThroughVerifier()
+    raise ValueError(f"unknown verifier {kind!r}; expected 'hardneg', 'learned' or 'none'")

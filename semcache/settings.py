@@ -31,8 +31,14 @@ class CoreSettings(BaseSettings):
         description="how alike the assistant turn and topic must be for a referring follow-up to match")
     context_max_turns: int = Field(8, ge=1, le=64, description="earlier turns (all roles) kept per request")
     candidates: int = Field(5, ge=1, le=100, description="HNSW candidates verified per lookup")
-    verifier: Literal["hardneg", "none"] = Field(
-        "hardneg", description="hardneg: rule-based hard-negative verifier; none: similarity alone")
+    verifier: Literal["hardneg", "learned", "none"] = Field(
+        "hardneg", description="hardneg: rule-based hard-negative verifier; learned: the shipped "
+        "pair model, judging candidates down to candidate_floor plus misspelled repeats; none: "
+        "similarity alone")
+    verifier_rules: bool = Field(
+        True, description="learned verifier: number, negation and time rules may veto a pair")
+    candidate_floor: float = Field(
+        0.5, ge=0.0, le=1.0, description="learned verifier: the cosine a candidate needs to be judged")
     rebuild_progress_min: int = Field(5000, ge=0, description="show a progress bar above this many entries")
 
     # Scale-out: several processes sharing one database (see docs/deploy.md).
