@@ -240,7 +240,7 @@ class SemanticCache:
         early = self.prejudge(request, query_vecs, cached_prompt, cached_history, cached_history_vecs,
                               category=category, entry_id=entry_id, similarity=similarity)
         if early is not None:
-            return None if early is True else early
+            return early if isinstance(early, Rejection) else None
         verdict = self.verifier.verify(request.prompt, cached_prompt, category=category,
                                        in_context=bool(request.history))
         if not verdict.accepted:

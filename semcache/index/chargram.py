@@ -149,8 +149,9 @@ class CharGramIndex:
                 return []
             n_docs = len(self._where) + 1
             q_idf = np.log(n_docs / (self._df[query] + 1.0)) + 1.0
-            lists = [(part.postings.get(g), w) for g, w in zip(query.tolist(), (q_idf ** 2).tolist(), strict=True)]
-            lists = [(np.frombuffer(rows, dtype=np.int32), w) for rows, w in lists if rows]
+            lists = [(np.frombuffer(rows, dtype=np.int32), w)
+                     for rows, w in ((part.postings.get(g), w) for g, w in zip(
+                         query.tolist(), (q_idf ** 2).tolist(), strict=True)) if rows]
             if not lists:
                 return []
             rows = np.concatenate([r for r, _ in lists])

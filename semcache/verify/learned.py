@@ -11,6 +11,7 @@ model call. Scores are kept in a small LRU (repeated questions are common).
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -57,6 +58,7 @@ class LearnedVerifier:
         self._rules = HardNegativeVerifier()
         self._scores: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._cache_size = int(cache_size)
+        self._lock = threading.Lock()  # lookups run on several threads
 
     @property
     def model(self) -> Any:
@@ -84,19 +86,17 @@ class LearnedVerifier:
     def scores(self, query: str, cached: Sequence[str]) -> list[float]:
         """The model's score of each (cached, query) pair, in one call for those not in the LRU."""
         keys = [(c, query) for c in cached]
-        missing = list(dict.fromkeys(k for k in keys if k not in self._scores))
-        if missing:
-            for key, score in zip(missing, self.model.score(missing).tolist(), strict=True):
-                self._remember(key, float(score))
-        out = []
-        for key in keys:
-            score = self._scores.get(key)
-            if score is None:  # evicted already: an LRU smaller than one batch
-                score = float(self.model.score([key])[0])
-            else:
+        with self._lock:
+            known = {k: self._scores[k] for k in keys if k in self._scores}
+            for key in known:
                 self._scores.move_to_end(key)
-            out.append(score)
-        return out
+        missing = list(dict.fromkeys(k for k in keys if k not in known))
+        if missing:
+            known.update(zip(missing, map(float, self.model.score(missing).tolist()), strict=True))
+            with self._lock:
+                for key in missing:
+                    self._remember(key, known[key])
+        return [known[k] for k in keys]
 
     def _remember(self, key: tuple[str, str], score: float) -> None:
         if self._cache_size == 0:
