@@ -1,6 +1,6 @@
 """From the raw bytes of a completion request to a :class:`ParsedRequest`, and header helpers.
 
-``read_request`` parses the JSON, applies the identity and sampling checks (``validate``) and
+``read_request`` parses the JSON, validates it (``validate``, from ``models``) and
 works out the cache scope (``parse``); the handler runs it in a thread for large bodies.
 """
 
@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from semcache.adapters.proxy.parse import ParsedRequest, parse_request
-from semcache.adapters.proxy.validate import check_body
 from semcache.adapters.server.errors import bad_request
 
 from semcache.types import CacheRequest
@@ -38,7 +37,6 @@ def parse_json(raw: bytes) -> Any:
 def read_request(endpoint: str, raw: bytes, tenant: str, headers: Mapping[str, str], settings: Any) -> ParsedRequest:
     """Parse, check and scope a request body (400 on anything malformed)."""
     body = parse_json(raw)
-    check_body(body)  # user and sampling fields, as OpenAI checks them
     return parse_request(endpoint, body, tenant=tenant, headers=headers, settings=settings)  # type: ignore[arg-type]
 
 

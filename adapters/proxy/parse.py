@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from semcache.adapters.proxy.body_cache import BodyControls, split_cache_field
+from semcache.adapters.proxy.models import ChatBody, ContentPart, DocumentObject, Message
 from semcache.adapters.proxy.settings import ProxySettings
+from semcache.adapters.proxy.validate import validate_body
 from semcache.adapters.server.errors import bad_request
 
 from semcache.lookup.partition import generation_params, stable_hash
@@ -92,50 +94,29 @@ def _with_body(controls: Controls, asked: BodyControls) -> Controls:
         max_age_seconds=asked.max_age_seconds)
 
 
-def _text(content: Any, where: str) -> str | None:
+def _text(content: str | list[ContentPart] | None) -> str | None:
     """Plain text of a message content; None if it holds non-text parts."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not isinstance(part, dict):
-                raise bad_request(f"{where}: content parts must be objects", param=where)
-            if part.get("type") != "text":
-                return None
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise bad_request(f"{where}: a text part needs a string 'text'", param=where)
-            parts.append(text)
-        return "\n".join(parts)
-    raise bad_request(f"{where}: content must be a string or a list of parts", param=where)
+    if content is None or isinstance(content, str):
+        return content or ""
+    if any(part.type != "text" for part in content):
+        return None
+    return "\n".join(part.text or "" for part in content)
 
 
-def _documents(raw: Any) -> list[Document]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise bad_request("'documents' must be a list", param="documents")
+def _documents(raw: list[str | DocumentObject] | None) -> list[Document]:
     docs = []
-    for i, doc in enumerate(raw):
+    for doc in raw or ():
         if isinstance(doc, str):
             docs.append(Document(doc))
-        elif isinstance(doc, dict):
-            text = doc.get("text", doc.get("content"))
-            if not isinstance(text, str):
-                raise bad_request(f"documents[{i}] needs a string 'text' or 'content'", param="documents")
-            title = doc.get("title")
-            source = doc.get("source", doc.get("id"))
-            full = f"{title}\n{text}" if isinstance(title, str) and title else text
-            docs.append(Document(full, str(source) if source not in (None, "") else None))
-        else:
-            raise bad_request(f"documents[{i}] must be a string or an object", param="documents")
+            continue
+        text = doc.text if doc.text is not None else doc.content or ""
+        source = doc.source if doc.source is not None else doc.id
+        full = f"{doc.title}\n{text}" if doc.title else text
+        docs.append(Document(full, str(source) if source not in (None, "") else None))
     return docs
 
 
-def _chat_parts(messages: list[Any]) -> tuple[str | None, tuple[Turn, ...], str, list[Document], str | None]:
+def _chat_parts(messages: list[Message]) -> tuple[str | None, tuple[Turn, ...], str, list[Document], str | None]:
     """(prompt, history, system, extra documents, bypass reason) of a chat conversation.
 
     Tool calls and results become documents tagged with their position, so their order
@@ -146,9 +127,8 @@ def _chat_parts(messages: list[Any]) -> tuple[str | None, tuple[Turn, ...], str,
     tool_docs: list[Document] = []
     bypass: str | None = None
     for i, msg in enumerate(messages):
-        where = f"messages[{i}]"
-        role = msg.get("role")
-        text = _text(msg.get("content"), where)
+        role = msg.role
+        text = _text(msg.content)
         if text is None:
             bypass = bypass or "non-text content"
             continue
@@ -156,48 +136,19 @@ def _chat_parts(messages: list[Any]) -> tuple[str | None, tuple[Turn, ...], str,
             system.append(text)
         elif role in ("user", "assistant"):
             turns.append(Turn(role, text))
-            if role == "assistant" and msg.get("tool_calls"):
-                calls = [{k: v for k, v in c.items() if k != "id"} if isinstance(c, dict) else c
-                         for c in msg["tool_calls"]] if isinstance(msg["tool_calls"], list) else msg["tool_calls"]
+            if role == "assistant" and msg.tool_calls:
+                calls = [{k: v for k, v in c.items() if k != "id"} for c in msg.tool_calls]
                 tool_docs.append(Document(f"#{i} tool_calls\n{json.dumps(calls, sort_keys=True, default=str)}"))
         elif role in ("tool", "function"):
             turns.append(Turn("tool", text))
-            tool_docs.append(Document(f"#{i} {role}:{msg.get('tool_call_id') or msg.get('name') or ''}\n{text}"))
-    last = messages[-1].get("role")
+            tool_docs.append(Document(f"#{i} {role}:{msg.tool_call_id or msg.name or ''}\n{text}"))
+    last = messages[-1].role
     if last != "user":
         bypass = bypass or f"last message is from {last!r}, not the user"
     prompt = turns[-1].content if turns and turns[-1].role == "user" else None
     if prompt is not None and not prompt.strip():
         bypass = bypass or "empty prompt"
     return prompt, tuple(turns[:-1]), "\n\n".join(system), tool_docs, bypass
-
-
-def _validate(endpoint: Endpoint, body: Any) -> None:
-    if not isinstance(body, dict):
-        raise bad_request("request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise bad_request("missing required field 'model' (a non-empty string)", param="model")
-    if "stream" in body and not isinstance(body["stream"], bool | None):
-        raise bad_request("'stream' must be a boolean", param="stream")
-    for name in ("temperature", "top_p"):
-        value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise bad_request(f"'{name}' must be a number", param=name)
-    n = body.get("n")
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise bad_request("'n' must be a positive integer", param="n")
-    if endpoint == "chat":
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise bad_request("missing required field 'messages' (a non-empty list)", param="messages")
-        for i, msg in enumerate(messages):
-            if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
-                raise bad_request(f"messages[{i}] must be an object with a string 'role'", param="messages")
-    else:
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str | list) or (isinstance(prompt, list) and not prompt):
-            raise bad_request("missing required field 'prompt' (a string or a non-empty list)", param="prompt")
 
 
 def parse_request(
@@ -208,15 +159,15 @@ def parse_request(
     headers: Mapping[str, str],
     settings: ProxySettings,
 ) -> ParsedRequest:
-    """Validate an OpenAI body (400 on malformed input) and work out its cache scope."""
-    _validate(endpoint, body)
+    """Validate an OpenAI body (400 on malformed input) and work out its cache scope.
+
+    The model checks the body; the client's own dict, not the model, is what is forwarded."""
+    checked = validate_body(endpoint, body)
     body, asked = split_cache_field(body)  # LiteLLM's body field; never forwarded
     controls = _with_body(parse_controls(headers), asked)
-    stream = bool(body.get("stream"))
-    stream_options = body.get("stream_options")
-    include_usage = bool(isinstance(stream_options, dict) and stream_options.get("include_usage"))
-    user = body.get("user") if isinstance(body.get("user"), str) else None
-    user = headers.get(USER_HEADER) or user
+    stream = bool(checked.stream)
+    include_usage = bool(checked.stream_options and checked.stream_options.include_usage)
+    user = headers.get(USER_HEADER) or checked.user
     if not settings.scope_by_user:
         user = None
 
@@ -230,19 +181,19 @@ def parse_request(
     if asked.namespace is not None:
         params["_namespace"] = asked.namespace
     bypass: str | None = None
-    if (body.get("n") or 1) > 1:
+    if (checked.n or 1) > 1:
         bypass = "n > 1"
-    elif isinstance(body.get("best_of"), int) and body["best_of"] > 1:
+    elif (checked.best_of or 1) > 1:
         bypass = "best_of > 1"
     elif temperature > 0 and not settings.cache_sampled:
         bypass = f"temperature {temperature} > 0 (cache_sampled is off)"
 
-    documents = _documents(body.get("documents"))
+    documents = _documents(checked.documents)
     system = None
     history: tuple[Turn, ...] = ()
     prompt: str | None
-    if endpoint == "chat":
-        prompt, history, sys_text, tool_docs, reason = _chat_parts(body["messages"])
+    if isinstance(checked, ChatBody):
+        prompt, history, sys_text, tool_docs, reason = _chat_parts(checked.messages)
         system = sys_text or None
         documents += tool_docs
         bypass = bypass or reason

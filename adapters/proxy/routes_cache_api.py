@@ -17,6 +17,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 from semcache.adapters.proxy.deps import PrincipalDep, StateDep
 from semcache.adapters.proxy.intake import header_value, oversized
+from semcache.adapters.proxy.models import User
 from semcache.adapters.server.errors import bad_request
 
 from semcache.lookup.partition import generation_params
@@ -46,7 +47,7 @@ class LookupIn(BaseModel):
     prompt: str = Field(min_length=1, description="the question (last user turn)")
     model: str = ""
     params: dict[str, Any] = Field(default_factory=dict, description="generation parameters that change the answer")
-    user: str | None = None
+    user: User = None
     history: list[TurnIn | str] = Field(
         default_factory=list,
         description="earlier turns, oldest first: {role, content} objects or strings (user turns)")

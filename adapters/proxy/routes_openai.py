@@ -6,7 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from semcache.adapters.proxy.deps import PrincipalDep, StateDep
 from semcache.adapters.proxy.handler import CompletionHandler
-from semcache.adapters.proxy.schemas import CHAT_BODY, COMPLETIONS_BODY, openapi_body
+from semcache.adapters.proxy.models import ChatBody, CompletionsBody
+from semcache.adapters.proxy.schemas import openapi_body
 from semcache.adapters.server.errors import ProxyError
 
 router = APIRouter(tags=["openai"])
@@ -19,14 +20,14 @@ PASSTHROUGH = frozenset({
 })
 
 
-@router.post("/v1/chat/completions", openapi_extra=openapi_body(CHAT_BODY),
+@router.post("/v1/chat/completions", openapi_extra=openapi_body(ChatBody),
              summary="Chat completion through the cache")
 async def chat_completions(request: Request, state: StateDep, principal: PrincipalDep) -> Response:
     """OpenAI chat completions: exact, then semantic lookup; on a miss the upstream answers."""
     return await CompletionHandler(state).handle("chat", request, principal)
 
 
-@router.post("/v1/completions", openapi_extra=openapi_body(COMPLETIONS_BODY),
+@router.post("/v1/completions", openapi_extra=openapi_body(CompletionsBody),
              summary="Text completion through the cache")
 async def completions(request: Request, state: StateDep, principal: PrincipalDep) -> Response:
     """OpenAI (legacy) completions, cached like chat completions."""

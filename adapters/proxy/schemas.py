@@ -1,77 +1,43 @@
-"""JSON schemas of the OpenAI request bodies, for the OpenAPI spec.
+"""OpenAPI request schemas of the OpenAI routes, generated from the models that validate them.
 
-The handlers validate bodies themselves (see ``scope.py``) and forward every
-field unchanged, so these schemas document the fields the proxy reads and
-allow any others (``additionalProperties``), as the upstream may accept more.
-"""
+The handlers read and validate their bodies themselves (``validate.py``, off the event loop
+for large ones) and forward every field unchanged, so the spec is attached with
+``openapi_extra``. ``model_json_schema()`` gives the schema; its ``$defs`` are inlined, as a
+``$ref`` inside a path item would resolve against the whole document."""
 
 from __future__ import annotations
 
 from typing import Any
 
-_CONTENT: dict[str, Any] = {
-    "anyOf": [
-        {"type": "string"},
-        {"type": "array", "items": {"type": "object", "properties": {"type": {"type": "string"},
-                                                                      "text": {"type": "string"}}}},
-        {"type": "null"},
-    ]
-}
-_COMMON: dict[str, Any] = {
-    "model": {"type": "string", "minLength": 1},
-    "stream": {"type": "boolean"},
-    "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
-    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-    "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-    "max_tokens": {"type": "integer", "minimum": 1},
-    "n": {"type": "integer", "minimum": 1},
-    "seed": {"type": "integer"},
-    "stop": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-    "user": {"type": "string"},
-}
-
-CHAT_BODY: dict[str, Any] = {
-    "type": "object",
-    "required": ["model", "messages"],
-    "properties": {
-        **_COMMON,
-        "messages": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["role"],
-                "properties": {"role": {"type": "string", "enum": ["system", "developer", "user", "assistant",
-                                                                    "tool"]},
-                               "content": _CONTENT, "name": {"type": "string"}},
-            },
-        },
-        "documents": {"type": "array", "items": {"type": "object", "properties": {
-            "text": {"type": "string"}, "title": {"type": "string"}, "source": {"type": "string"}}}},
-    },
-    "additionalProperties": True,
-}
-
-COMPLETIONS_BODY: dict[str, Any] = {
-    "type": "object",
-    "required": ["model", "prompt"],
-    "properties": {
-        **_COMMON,
-        "prompt": {"anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}]},
-        "echo": {"type": "boolean"},
-    },
-    "additionalProperties": True,
-}
+from pydantic import BaseModel
 
 _ERROR = {"description": "OpenAI-format error", "content": {"application/json": {"schema": {
     "type": "object", "properties": {"error": {"type": "object", "properties": {
         "message": {"type": "string"}, "type": {"type": "string"}, "code": {"type": ["string", "null"]}}}}}}}}
 
 
-def openapi_body(schema: dict[str, Any]) -> dict[str, Any]:
-    """``openapi_extra`` for a route whose JSON body the handler reads itself."""
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """``node`` with every ``{"$ref": "#/$defs/X"}`` replaced by ``X`` (the models do not recurse)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of ``model``, self-contained."""
+    schema = model.model_json_schema()
+    return dict(_inline(schema, schema.get("$defs", {})))
+
+
+def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` for a route whose JSON body (``model``) the handler reads itself."""
     return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body_schema(model)}}},
         "responses": {
             "200": {"description": "A completion (JSON), or an SSE stream with stream=true",
                     "content": {"application/json": {"schema": {"type": "object"}},
@@ -79,3 +45,4 @@ def openapi_body(schema: dict[str, Any]) -> dict[str, Any]:
             **{str(code): _ERROR for code in (400, 401, 413, 502, 503, 504)},
         },
     }
+

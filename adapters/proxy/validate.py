@@ -1,77 +1,90 @@
-"""Checks of a request's identity and sampling fields, as OpenAI makes them (400 otherwise).
+"""Validation of request bodies against ``models.py``, answered as OpenAI does (400 otherwise).
 
 ``user`` must be a string: any other value would be left out of the cache scope, and one
 user's answer served to another. Sampling values out of OpenAI's ranges (a negative or NaN
-``temperature``, ``max_tokens`` of -5) are refused rather than passed on and cached.
-The same checks run on the OpenAI routes (the body) and on the cache API (``user`` and
-``params``)."""
+``temperature``, ``max_tokens`` of -5) are refused rather than passed on and cached. The
+models only check: callers keep and forward the client's own dict. The same field types run
+on the OpenAI routes (the body) and on the cache API (``user`` and ``params``)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
-from collections.abc import Mapping
+import reprlib
 from typing import Any
 
 from fastapi import Request
+from pydantic import ValidationError
+from semcache.adapters.proxy.models import (
+    BODIES,
+    CacheApiFields,
+    ContentPart,
+    DocumentObject,
+    Message,
+    OpenAIBody,
+    StreamOptions,
+)
 from semcache.adapters.server.body_guard import OFF_LOOP_BYTES
-from semcache.adapters.server.errors import bad_request
-
-MAX_INT = 2**63 - 1
-# name: (low, high) for numbers; OpenAI's documented ranges.
-NUMBER_RANGES: dict[str, tuple[float, float]] = {
-    "temperature": (0.0, 2.0),
-    "top_p": (0.0, 1.0),
-    "presence_penalty": (-2.0, 2.0),
-    "frequency_penalty": (-2.0, 2.0),
-}
-INT_RANGES: dict[str, tuple[int, int]] = {
-    "max_tokens": (1, 2**31 - 1),
-    "max_completion_tokens": (1, 2**31 - 1),
-    "n": (1, 128),
-    "best_of": (1, 128),
-    "top_logprobs": (0, 20),
-    "seed": (-(2**63), MAX_INT),
-}
+from semcache.adapters.server.errors import ProxyError, bad_request
 
 
-def check_user(value: Any, where: str = "user") -> None:
-    """400 unless ``value`` is a string or absent (None)."""
-    if value is not None and not isinstance(value, str):
-        raise bad_request(f"'{where}' must be a string, got {type(value).__name__}", param=where,
-                          code="invalid_user")
+class _ShortRepr(reprlib.Repr):
+    """A bounded repr of an offending value, for the error message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxstring, self.maxother, self.maxlist, self.maxdict, self.maxlevel = 60, 60, 4, 4, 2
 
 
-def check_sampling(fields: Mapping[str, Any], prefix: str = "") -> None:
-    """400 for a sampling field of the wrong type or out of OpenAI's range (None means default)."""
-    for name, (low, high) in NUMBER_RANGES.items():
-        value = fields.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise bad_request(f"'{prefix}{name}' must be a finite number, got {value!r}", param=prefix + name)
-        if not low <= value <= high:
-            raise bad_request(f"'{prefix}{name}' must be in [{low:g}, {high:g}], got {value!r}",
-                              param=prefix + name)
-    for name, (ilow, ihigh) in INT_RANGES.items():
-        value = fields.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or not ilow <= value <= ihigh:
-            raise bad_request(f"'{prefix}{name}' must be an integer in [{ilow}, {ihigh}], got {value!r}",
-                              param=prefix + name)
-    stop = fields.get("stop")
-    if stop is not None and not isinstance(stop, str) and not (
-            isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
-        raise bad_request(f"'{prefix}stop' must be a string or a list of strings", param=prefix + "stop")
+_SHORT = _ShortRepr()
 
 
-def check_body(body: Any) -> None:
-    """The identity and sampling checks of an OpenAI request body (other checks: ``parse``)."""
+# Field names of every model: a location's other parts are union tags ("str", "list[str]").
+_FIELDS = frozenset(name for model in (*BODIES.values(), CacheApiFields, ContentPart, DocumentObject, Message,
+                                       StreamOptions) for name in model.model_fields)
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    """``('messages', 0, 'content', 'str')`` -> ``messages[0].content`` (union tags dropped)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in _FIELDS:
+            out += f".{part}" if out else part
+    return out
+
+
+def as_bad_request(exc: ValidationError) -> ProxyError:
+    """A 400 naming the field of the first error (the deepest member of a union that failed)."""
+    errors = exc.errors(include_url=False)
+    field = errors[0]["loc"][0] if errors[0]["loc"] else None
+    same_field = [e for e in errors if (e["loc"][0] if e["loc"] else None) == field]
+    param = max((_param(e["loc"]) for e in same_field), key=len)
+    chosen = [e for e in same_field if _param(e["loc"]) == param]
+    messages = " or ".join(dict.fromkeys(e["msg"].removeprefix("Value error, ") for e in chosen))
+    got = "" if chosen[0]["type"] == "missing" else f", got {_SHORT.repr(chosen[0]['input'])}"
+    return bad_request(f"'{param or 'body'}': {messages}{got}", param=param or None,
+                       code="invalid_user" if param == "user" else "invalid_request")
+
+
+def validate_body(endpoint: str, body: Any) -> OpenAIBody:
+    """The OpenAI body of ``endpoint`` ("chat" or "completions") as its model (400 if malformed)."""
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    try:
+        return BODIES[endpoint].model_validate(body)
+    except ValidationError as exc:
+        raise as_bad_request(exc) from None
+
+
+def check_cache_fields(body: Any) -> None:
+    """The ``user`` and ``params`` checks of a cache API body (400 if malformed)."""
     if isinstance(body, dict):
-        check_user(body.get("user"))
-        check_sampling(body)
+        try:
+            CacheApiFields.model_validate(body)
+        except ValidationError as exc:
+            raise as_bad_request(exc) from None
 
 
 async def check_cache_api(request: Request) -> None:
@@ -79,11 +92,10 @@ async def check_cache_api(request: Request) -> None:
     if request.method != "POST":
         return
     raw = await request.body()
-    try:  # a large body is parsed in a thread, off the event loop
-        body = await asyncio.to_thread(json.loads, raw) if len(raw) > OFF_LOOP_BYTES else json.loads(raw)
+    try:  # a large body is parsed and checked in a thread, off the event loop
+        if len(raw) > OFF_LOOP_BYTES:
+            await asyncio.to_thread(lambda: check_cache_fields(json.loads(raw)))
+        else:
+            check_cache_fields(json.loads(raw))
     except (ValueError, RecursionError):
         return  # FastAPI answers malformed JSON itself
-    if isinstance(body, dict):
-        check_user(body.get("user"))
-        if isinstance(body.get("params"), dict):
-            check_sampling(body["params"], prefix="params.")
