@@ -114,11 +114,13 @@ def eval_cmd(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write the report here")] = None,  # noqa: UP045
     trust_category: Annotated[bool, typer.Option("--trust-category", help="use each row's category instead of the categoriser")] = False,
     no_verifier: Annotated[bool, typer.Option("--no-verifier", help="disable the verifier (baseline)")] = False,
+    verifier: Annotated[Optional[str], typer.Option("--verifier", help="hardneg, learned or none; default: SEMCACHE_VERIFIER, else hardneg")] = None,  # noqa: UP045
 ) -> None:
     """Evaluate hit/miss decisions on labelled pairs through the production lookup path."""
     from semcache.cache import SemanticCache
+    from semcache.parts import make_verifier
+    from semcache.settings import CoreSettings
     from semcache.tools.evaluate import evaluate, format_table, load_rows
-    from semcache.verify.base import PassThroughVerifier
 
     try:
         rows = load_rows(pairs)
@@ -127,8 +129,10 @@ def eval_cmd(
     with tempfile.TemporaryDirectory(prefix="semcache-eval-") as tmp:
         url = f"sqlite:///{os.path.join(tmp, 'eval.db')}"
         try:
-            cache = SemanticCache(url, policies=policies, stats_interval=0,
-                                  verifier=PassThroughVerifier() if no_verifier else None)
+            core = CoreSettings()
+            kind = "none" if no_verifier else verifier or core.verifier
+            cache = SemanticCache(url, policies=policies, stats_interval=0, candidate_floor=core.candidate_floor,
+                                  verifier=make_verifier(kind, rules=core.verifier_rules))
         except ValueError as exc:
             _fail(str(exc))
         with cache:
