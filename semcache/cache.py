@@ -217,7 +217,7 @@ class SemanticCache:
                                             category=category, entry_id=m.entry_id, similarity=sim),
             prejudge=lambda m, sim: self.prejudge(request, None, m.prompt, m.history, m.history_vecs,
                                                   category=category, entry_id=m.entry_id, similarity=sim),
-            category=category, in_context=bool(request.history))
+            category=category, in_context=bool(request.history), floor=request.threshold is None)
         for meta, similarity in found:
             response = self._response(meta.entry_id)
             if response is None:

@@ -11,6 +11,7 @@ index's; it is derived state, rebuilt from the store with it. Costs and recall:
 from __future__ import annotations
 
 import re
+import zlib
 from array import array
 from collections.abc import Iterable, Sequence
 
@@ -22,7 +23,8 @@ _WORD = re.compile(r"[^\W_]+")
 
 
 def char_grams(text: str, sizes: tuple[int, ...] = (3, 4), bits: int = 18) -> np.ndarray:
-    """The distinct hashed n-grams of ``text`` (lower-cased words padded with spaces), int32."""
+    """The distinct hashed n-grams of ``text`` (lower-cased words padded with spaces), int32.
+    CRC-32, not ``hash``: the same buckets in every process, so results repeat."""
     mask = (1 << bits) - 1
     grams: set[int] = set()
     for word in _WORD.findall(text.lower()):
@@ -30,7 +32,7 @@ def char_grams(text: str, sizes: tuple[int, ...] = (3, 4), bits: int = 18) -> np
         for n in sizes:
             # a word shorter than n still counts once, whole
             for i in range(max(1, len(padded) - n + 1)):
-                grams.add(hash(padded[i:i + n]) & mask)
+                grams.add(zlib.crc32(padded[i:i + n].encode()) & mask)
     return np.fromiter(grams, dtype=np.int32, count=len(grams))
 
 
@@ -38,6 +40,9 @@ class _Partition:
     """One partition: each row's n-grams (flat, for deletes and norms) and the inverted postings."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.grams = np.zeros(1024, dtype=np.int32)
         self.used = 0  # filled length of grams
         self.row_ids: list[int] = []  # row -> entry id (-1 once deleted)
@@ -74,7 +79,7 @@ class _Partition:
     def compact(self) -> None:
         live = [(i, self.grams[s:e].copy()) for i, (s, e) in zip(self.row_ids, self.spans, strict=True)
                 if i >= 0]
-        self.__init__()  # type: ignore[misc]
+        self.reset()
         for entry_id, grams in live:
             self.append(entry_id, grams)
 

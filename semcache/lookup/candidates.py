@@ -83,14 +83,19 @@ class CandidateSearch:
 
     def accepted(self, partition: str, vector: np.ndarray, prompt: str, *, gate: float, now: datetime,
                  out: Outcome, judge: Judge, prejudge: PreJudge, category: str,
-                 in_context: bool) -> Iterator[tuple[EntryMeta, float]]:
-        """The candidates every check accepts, best first, as (entry, similarity)."""
+                 in_context: bool, floor: bool = True) -> Iterator[tuple[EntryMeta, float]]:
+        """The candidates every check accepts, best first, as (entry, similarity). ``floor``
+        False holds a batch verifier to the vector candidates at ``gate`` too (a request that
+        names its own threshold)."""
         found = self.index.search(partition, vector, self.k)
         out.best = found[0][1] if found else None
         if not self.batch:
             yield from self._one_by_one(found, gate, now, out, judge)
             return
-        candidates = self.merge(found, partition, prompt, min(gate, self.floor), out)
+        if floor:
+            candidates = self.merge(found, partition, prompt, min(gate, self.floor), out)
+        else:
+            candidates = [Candidate(i, s) for i, s in found if s >= gate][: self.k]
         yield from self._batched(candidates, prompt, now, out, prejudge, category, in_context)
 
     def _one_by_one(self, found: Sequence[tuple[int, float]], gate: float, now: datetime,

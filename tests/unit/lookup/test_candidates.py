@@ -149,3 +149,17 @@ def test_batch_records_rejections_and_takes_prejudged_pairs_first() -> None:
                                category="other", in_context=False))
     assert [m.entry_id for m, _ in got] == [3, 2]
     assert [(r.entry_id, r.rule) for r in out.rejections] == [(1, "model")]
+
+
+def test_a_request_threshold_holds_the_batch_to_the_gate() -> None:
+    state = LocalState(HnswIndex(dim=8), clock=lambda: NOW, mirror=TextIndexedMirror(CharGramIndex()))
+    query = unit(0)
+    state.add_local(meta(1, "How do I reset my password?"), at_cosine(query, unit(1), 0.7), {})
+    verifier = FixedScores({"How do I reset my password?": 0.9})
+    search = search_with(state, verifier, floor=0.5)
+    kw = {"gate": 0.9, "now": NOW, "judge": lambda m, s: None, "prejudge": lambda m, s: None,
+          "category": "other", "in_context": False}
+    assert list(search.accepted("p", query, "how do i rest my pasword", out=Outcome(), floor=False, **kw)) == []
+    assert verifier.calls == []
+    got = list(search.accepted("p", query, "how do i rest my pasword", out=Outcome(), **kw))
+    assert [m.entry_id for m, _ in got] == [1] and verifier.calls == [["How do I reset my password?"]]
