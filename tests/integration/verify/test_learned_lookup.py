@@ -47,7 +47,7 @@ def cosine(minilm: Any, a: str, b: str) -> float:
 
 def test_misspelled_repeat_below_the_floor_reaches_the_model(make_cache: Any, minilm: Any,
                                                              pair_model: PairModel) -> None:
-    cache = make_cache(verifier=LearnedVerifier(pair_model))
+    cache = make_cache(verifier=LearnedVerifier(pair_model), candidate_floor=0.5)
     assert cosine(minilm, *TYPO) < cache.search.floor  # only the n-gram index can bring it
     entry = cache.store(CacheRequest(TYPO[0], SCOPE), {"a": 1})
     result = cache.lookup_detailed(CacheRequest(TYPO[1], SCOPE))
@@ -71,7 +71,7 @@ def test_paraphrase_between_floor_and_threshold_is_scored(make_cache: Any, minil
 
 def test_one_model_call_per_lookup_and_the_best_accepted_wins(make_cache: Any, pair_model: PairModel) -> None:
     counting = CountingModel(pair_model)
-    cache = make_cache(verifier=LearnedVerifier(counting, threshold=0.0, rules=False))
+    cache = make_cache(verifier=LearnedVerifier(counting, threshold=0.0, rules=False), candidate_floor=0.5)
     cached = ["How do I reset my router?", "How do I reset my password?", "How do I reset my phone?",
               "How do I change my password?", "Where do I reset my email password?", "Who wrote Hamlet?"]
     ids = {cache.store(CacheRequest(q, SCOPE), {"q": q}): q for q in cached}
@@ -88,10 +88,10 @@ def test_one_model_call_per_lookup_and_the_best_accepted_wins(make_cache: Any, p
 def test_text_index_is_rebuilt_from_the_store_and_follows_invalidation(make_cache: Any, tmp_path: Any,
                                                                        pair_model: PairModel) -> None:
     url = f"sqlite:///{tmp_path / 'kept.db'}"
-    first = make_cache(url, verifier=LearnedVerifier(pair_model))
+    first = make_cache(url, verifier=LearnedVerifier(pair_model), candidate_floor=0.5)
     entry = first.store(CacheRequest(TYPO[0], SCOPE), {"a": 1})
     first.close()
-    again = make_cache(url, verifier=LearnedVerifier(pair_model))
+    again = make_cache(url, verifier=LearnedVerifier(pair_model), candidate_floor=0.5)
     assert entry in again.parts.text_index
     hit = again.lookup_detailed(CacheRequest(TYPO[1], SCOPE)).hit
     assert hit is not None and hit.entry_id == entry

@@ -21,11 +21,11 @@ pytestmark = pytest.mark.unit
 def test_environment_selects_the_learned_verifier(monkeypatch: pytest.MonkeyPatch) -> None:
     assert CoreSettings().verifier == "hardneg"  # the default stays the rule verifier
     monkeypatch.setenv("SEMCACHE_VERIFIER", "learned")
-    monkeypatch.setenv("SEMCACHE_CANDIDATE_FLOOR", "0.4")
+    monkeypatch.setenv("SEMCACHE_CANDIDATE_FLOOR", "0.35")
     monkeypatch.setenv("SEMCACHE_VERIFIER_RULES", "false")
     args = _from_settings(CoreSettings(), {})
     assert isinstance(args["verifier"], LearnedVerifier) and not args["verifier"].rules
-    assert args["candidate_floor"] == 0.4
+    assert args["candidate_floor"] == 0.35
 
 
 def test_yaml_config_accepts_learned(tmp_path: Path) -> None:
