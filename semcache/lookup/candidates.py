@@ -92,10 +92,8 @@ class CandidateSearch:
         if not self.batch:
             yield from self._one_by_one(found, gate, now, out, judge)
             return
-        if floor:
-            candidates = self.merge(found, partition, prompt, min(gate, self.floor), out)
-        else:
-            candidates = [Candidate(i, s) for i, s in found if s >= gate][: self.k]
+        bar = min(gate, self.floor) if floor else gate
+        candidates = self.merge(found, partition, prompt, bar, out, chars=floor)
         yield from self._batched(candidates, prompt, now, out, prejudge, category, in_context)
 
     def _one_by_one(self, found: Sequence[tuple[int, float]], gate: float, now: datetime,
@@ -115,18 +113,18 @@ class CandidateSearch:
             yield meta, similarity
 
     def merge(self, found: Sequence[tuple[int, float]], partition: str, prompt: str, bar: float,
-              out: Outcome) -> list[Candidate]:
-        """Vector candidates at or above ``bar`` and n-gram candidates at or above
-        ``char_floor``, taken alternately (each list best first), without repeats, at most ``k``."""
+              out: Outcome, *, chars: bool = True) -> list[Candidate]:
+        """Vector candidates at or above ``bar`` and (with ``chars``) n-gram candidates at or
+        above ``char_floor``, alternately (each best first), without repeats, at most ``k``."""
         vector = [Candidate(i, s) for i, s in found if s >= bar]
-        chars: list[Candidate] = []
-        if self.text_index is not None:
-            chars = [Candidate(i, s, "chargram") for i, s in self.text_index.search(partition, prompt, self.k)
-                     if s >= self.char_floor]
-        if found and not vector and not chars:
+        by_chars: list[Candidate] = []
+        if chars and self.text_index is not None:
+            by_chars = [Candidate(i, s, "chargram") for i, s in self.text_index.search(partition, prompt, self.k)
+                        if s >= self.char_floor]
+        if found and not vector and not by_chars:
             out.rejections.append(_below(found[0][0], found[0][1], bar))
         merged: dict[int, Candidate] = {}
-        for pair in zip(vector + [None] * len(chars), chars + [None] * len(vector), strict=False):
+        for pair in zip(vector + [None] * len(by_chars), by_chars + [None] * len(vector), strict=True):
             for cand in pair:
                 if cand is not None and cand.entry_id not in merged and len(merged) < self.k:
                     merged[cand.entry_id] = cand

@@ -163,3 +163,6 @@ def test_a_request_threshold_holds_the_batch_to_the_gate() -> None:
     assert verifier.calls == []
     got = list(search.accepted("p", query, "how do i rest my pasword", out=Outcome(), **kw))
     assert [m.entry_id for m, _ in got] == [1] and verifier.calls == [["How do I reset my password?"]]
+    below = Outcome()
+    list(search.accepted("p", query, "how do i rest my pasword", out=below, floor=False, **kw))
+    assert [(r.entry_id, r.rule) for r in below.rejections] == [(1, "threshold")]
