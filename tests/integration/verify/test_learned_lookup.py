@@ -98,3 +98,18 @@ def test_text_index_is_rebuilt_from_the_store_and_follows_invalidation(make_cach
     again.invalidate([entry])
     assert entry not in again.parts.text_index
     assert again.lookup_detailed(CacheRequest(TYPO[1], SCOPE)).hit is None
+
+
+def test_text_index_follows_another_process_through_the_change_feed(make_cache: Any, tmp_path: Any,
+                                                                    pair_model: PairModel) -> None:
+    from tests.fixtures.polling import wait_for
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    writer = make_cache(url, verifier=LearnedVerifier(pair_model))
+    reader = make_cache(url, verifier=LearnedVerifier(pair_model), feed=True, feed_poll_s=0.1)
+    entry = writer.store(CacheRequest(TYPO[0], SCOPE), {"a": 1})
+    assert wait_for(lambda: entry in reader.parts.text_index, 20.0)
+    hit = reader.lookup_detailed(CacheRequest(TYPO[1], SCOPE)).hit
+    assert hit is not None and hit.entry_id == entry
+    writer.invalidate([entry])
+    assert wait_for(lambda: entry not in reader.parts.text_index, 20.0)
