@@ -126,7 +126,7 @@ def lookup_times(embedder, texts: list[str], queries: list[str]) -> dict:
     """Whole semantic lookups (query embeddings cached) over ``texts`` in one partition."""
     from semcache.cache import SemanticCache
     from semcache.types import CacheRequest, Scope
-    from semcache.verify.learned import LearnedVerifier, shipped_thresholds
+    from semcache.verify.learned import LearnedVerifier
     from semcache.verify.pair_model import PairModel
 
     class Counted(PairModel):  # the shipped model, counting the pairs it scores
@@ -138,7 +138,7 @@ def lookup_times(embedder, texts: list[str], queries: list[str]) -> dict:
 
     scope, out = Scope(tenant="bench", model="m"), {}
     embedder.embed(texts + queries)
-    learned = LearnedVerifier(Counted.load(), thresholds=shipped_thresholds() or None, cache_size=0)
+    learned = LearnedVerifier(Counted.load(), cache_size=0)
     for name, verifier in (("rules", None), ("learned", learned)):
         with tempfile.TemporaryDirectory() as tmp, SemanticCache(
                 f"sqlite:///{tmp}/l.db", embedder=embedder, stats_interval=0, verifier=verifier) as cache:

@@ -110,3 +110,16 @@ def test_shipped_model_loads_by_default() -> None:
     verifier = LearnedVerifier().load()
     assert 0.0 < verifier.threshold() < 1.0
     assert verifier.verify(TYPO[1], TYPO[0]).accepted
+
+
+def test_per_category_thresholds_come_from_the_model_config() -> None:
+    from dataclasses import replace
+
+    model = PairModel.load()
+    score = float(model.score([PARAPHRASE])[0])
+    model.config = replace(model.config, thresholds={"factual": score - 0.01})
+    verifier = LearnedVerifier(model)
+    assert verifier.threshold("factual") == pytest.approx(score - 0.01)
+    assert verifier.threshold("code") == pytest.approx(model.threshold)
+    assert verifier.verify(PARAPHRASE[1], PARAPHRASE[0], category="factual").accepted
+    assert not verifier.verify(PARAPHRASE[1], PARAPHRASE[0], category="code").accepted
