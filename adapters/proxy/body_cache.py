@@ -6,18 +6,17 @@
 category's TTL of the stored answer, ``s-maxage`` (seconds) refuses cached answers older than
 that, ``namespace`` splits the cache scope. The field is removed before the body is forwarded,
 and only ``namespace`` enters the scope, so the other controls never split it. Headers
-(``x-semcache-control``, ``Cache-Control``) keep working; either source can switch a control on."""
+(``x-semcache-control``, ``Cache-Control``) keep working; either source can switch a control on.
+The field's rules are ``models.CacheControls``, checked with the rest of the body."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from semcache.adapters.server.errors import bad_request
+from semcache.adapters.proxy.models import CacheControls
 
 FIELD = "cache"
-_KNOWN = {"no-cache", "no-store", "ttl", "s-maxage", "namespace"}
-MAX_SECONDS = 10 * 365 * 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,38 +30,14 @@ class BodyControls:
     namespace: str | None = None
 
 
-def _seconds(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not minimum <= value <= MAX_SECONDS:
-        raise bad_request(f"cache.{name} must be a number of seconds in [{minimum}, {MAX_SECONDS}]",
-                          param=f"{FIELD}.{name}")
-    return int(value)
-
-
-def _flag(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise bad_request(f"cache.{name} must be a boolean", param=f"{FIELD}.{name}")
-    return value
-
-
-def split_cache_field(body: dict[str, Any]) -> tuple[dict[str, Any], BodyControls]:
-    """The body without its ``cache`` field, and the controls that field holds (400 if malformed)."""
-    if FIELD not in body:
-        return body, BodyControls()
-    raw = body[FIELD]
-    rest = {k: v for k, v in body.items() if k != FIELD}
-    if raw is None:
+def split_cache_field(body: dict[str, Any], checked: CacheControls | None) -> tuple[dict[str, Any], BodyControls]:
+    """The body without its ``cache`` field, and the controls ``checked`` (the field as
+    ``validate_body`` validated it) holds."""
+    rest = {k: v for k, v in body.items() if k != FIELD} if FIELD in body else body
+    if checked is None:
         return rest, BodyControls()
-    if not isinstance(raw, dict):
-        raise bad_request("'cache' must be an object, e.g. {\"no-cache\": true}", param=FIELD)
-    unknown = sorted(str(k) for k in raw if k not in _KNOWN)
-    if unknown:
-        raise bad_request(f"unknown cache control(s) {unknown}; known: {sorted(_KNOWN)}", param=FIELD)
-    namespace = raw.get("namespace")
-    if namespace is not None and (not isinstance(namespace, str) or not 0 < len(namespace) <= 128):
-        raise bad_request("cache.namespace must be a string of 1 to 128 characters", param=f"{FIELD}.namespace")
     return rest, BodyControls(
-        no_cache=_flag(raw.get("no-cache", False), "no-cache"),
-        no_store=_flag(raw.get("no-store", False), "no-store"),
-        ttl_seconds=_seconds(raw["ttl"], "ttl", 1) if raw.get("ttl") is not None else None,
-        max_age_seconds=_seconds(raw["s-maxage"], "s-maxage", 0) if raw.get("s-maxage") is not None else None,
-        namespace=namespace)
+        no_cache=checked.no_cache, no_store=checked.no_store,
+        ttl_seconds=int(checked.ttl) if checked.ttl is not None else None,
+        max_age_seconds=int(checked.s_maxage) if checked.s_maxage is not None else None,
+        namespace=checked.namespace)

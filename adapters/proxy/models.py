@@ -104,6 +104,23 @@ class StreamOptions(BaseModel):
     include_usage: Annotated[bool, Strict()] | None = None
 
 
+MAX_SECONDS = 10 * 365 * 86400
+Seconds = Annotated[float, Strict(), Field(allow_inf_nan=False, le=MAX_SECONDS)]
+
+
+class CacheControls(BaseModel):
+    """LiteLLM's per-request controls, the body's ``cache`` field (``body_cache.py``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    no_cache: Annotated[bool, Strict()] = Field(False, alias="no-cache", description="skip the lookup")
+    no_store: Annotated[bool, Strict()] = Field(False, alias="no-store", description="skip storing")
+    ttl: Annotated[Seconds, Field(ge=1)] | None = Field(None, description="seconds the stored answer lives")
+    s_maxage: Annotated[Seconds, Field(ge=0)] | None = Field(
+        None, alias="s-maxage", description="refuse cached answers older than this many seconds")
+    namespace: Annotated[Text, Field(min_length=1, max_length=128)] | None = Field(
+        None, description="splits the cache scope")
+
+
 class OpenAIBody(SamplingParams):
     """The fields both completion routes share."""
 
@@ -113,9 +130,7 @@ class OpenAIBody(SamplingParams):
     user: User = None
     documents: list[Text | DocumentObject] | None = Field(
         default=None, description="retrieved context: exact context of the cache scope (a set)")
-    cache: dict[str, Any] | None = Field(
-        default=None, description="LiteLLM-style controls: no-cache, no-store, ttl, s-maxage, namespace; "
-                                  "removed before forwarding")
+    cache: CacheControls | None = Field(default=None, description="removed before forwarding")
 
 
 class ChatBody(OpenAIBody):

@@ -163,7 +163,7 @@ def parse_request(
 
     The model checks the body; the client's own dict, not the model, is what is forwarded."""
     checked = validate_body(endpoint, body)
-    body, asked = split_cache_field(body)  # LiteLLM's body field; never forwarded
+    body, asked = split_cache_field(body, checked.cache)  # LiteLLM's body field; never forwarded
     controls = _with_body(parse_controls(headers), asked)
     stream = bool(checked.stream)
     include_usage = bool(checked.stream_options and checked.stream_options.include_usage)

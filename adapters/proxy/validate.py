@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from semcache.adapters.proxy.models import (
     BODIES,
     CacheApiFields,
+    CacheControls,
     ContentPart,
     DocumentObject,
     Message,
@@ -40,18 +41,20 @@ _SHORT = _ShortRepr()
 
 
 # Field names of every model: a location's other parts are union tags ("str", "list[str]").
-_FIELDS = frozenset(name for model in (*BODIES.values(), CacheApiFields, ContentPart, DocumentObject, Message,
-                                       StreamOptions) for name in model.model_fields)
+_FIELDS = frozenset(field.alias or name
+                    for model in (*BODIES.values(), CacheApiFields, CacheControls, ContentPart, DocumentObject,
+                                  Message, StreamOptions) for name, field in model.model_fields.items())
 
 
-def _param(loc: tuple[int | str, ...]) -> str:
-    """``('messages', 0, 'content', 'str')`` -> ``messages[0].content`` (union tags dropped)."""
+def _param(loc: tuple[int | str, ...], unknown: bool = False) -> str:
+    """``('messages', 0, 'content', 'str')`` -> ``messages[0].content`` (union tags dropped);
+    ``unknown``: the last part is a field the model forbids, and is named too."""
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in _FIELDS:
-            out += f".{part}" if out else part
+        elif part in _FIELDS or (unknown and i == len(loc) - 1):
+            out += f".{part}" if out else str(part)
     return out
 
 
@@ -60,8 +63,9 @@ def as_bad_request(exc: ValidationError) -> ProxyError:
     errors = exc.errors(include_url=False)
     field = errors[0]["loc"][0] if errors[0]["loc"] else None
     same_field = [e for e in errors if (e["loc"][0] if e["loc"] else None) == field]
-    param = max((_param(e["loc"]) for e in same_field), key=len)
-    chosen = [e for e in same_field if _param(e["loc"]) == param]
+    named = [(_param(e["loc"], e["type"] == "extra_forbidden"), e) for e in same_field]
+    param = max((p for p, _ in named), key=len)
+    chosen = [e for p, e in named if p == param]
     messages = " or ".join(dict.fromkeys(e["msg"].removeprefix("Value error, ") for e in chosen))
     got = "" if chosen[0]["type"] == "missing" else f", got {_SHORT.repr(chosen[0]['input'])}"
     return bad_request(f"'{param or 'body'}': {messages}{got}", param=param or None,

@@ -55,11 +55,24 @@ def test_body_cache_field_is_removed_and_only_namespace_splits() -> None:
     assert plain.flight_key() == scoped(body(temperature=0, cache={"ttl": 5})).flight_key()
 
 
-@pytest.mark.parametrize("bad", [{"ttl": -1}, {"ttl": "x"}, {"no-cache": "yes"}, {"namespace": ""}, {"bogus": 1}, 5])
-def test_body_cache_field_rejects_malformed(bad: object) -> None:
+@pytest.mark.parametrize(("bad", "param"), [({"ttl": -1}, "cache.ttl"), ({"ttl": "x"}, "cache.ttl"),
+                                            ({"no-cache": "yes"}, "cache.no-cache"),
+                                            ({"s-maxage": True}, "cache.s-maxage"),
+                                            ({"namespace": ""}, "cache.namespace"),
+                                            ({"bogus": 1}, "cache.bogus"), (5, "cache")])
+def test_body_cache_field_rejects_malformed(bad: object, param: str) -> None:
     with pytest.raises(ProxyError) as exc:
         scoped(body(temperature=0, cache=bad))
-    assert exc.value.status == 400
+    assert exc.value.status == 400 and exc.value.param == param, exc.value.body()
+
+
+def test_body_cache_field_schema_lists_the_controls() -> None:
+    from semcache.adapters.proxy.models import ChatBody
+
+    schema = ChatBody.model_json_schema()
+    controls = schema["$defs"]["CacheControls"]
+    assert set(controls["properties"]) == {"no-cache", "no-store", "ttl", "s-maxage", "namespace"}
+    assert controls["additionalProperties"] is False
 
 
 @pytest.mark.parametrize("url", ["http://h:8000", "http://h:8000/", "http://h:8000/v1", "http://h:8000/v1/"])
