@@ -60,7 +60,7 @@ class SemanticCache:
         policies: PolicySet | str | Path | None = None,
         categoriser: Categoriser | None = None,
         context: ContextMatcher | None = None,
-        candidates: int = 5, candidate_floor: float = 0.4,
+        candidates: int = 5, candidate_floor: float = 0.6,
         adaptive: AdaptiveThresholds | None = None,
         clock: Callable[[], datetime] | None = None,
         stats_interval: float = 1.0,

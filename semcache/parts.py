@@ -46,7 +46,7 @@ class CacheParts:
     recorder: Recorder
     clock: Clock
     candidates: int = 5
-    candidate_floor: float = 0.4  # the cosine a candidate needs with a batch verifier
+    candidate_floor: float = 0.6  # the cosine a candidate needs with a batch verifier
     text_index: CharGramIndex | None = None  # misspelled repeats, with a batch verifier
     adaptive: AdaptiveThresholds | None = None
     feed: ChangeFeed | None = None
@@ -60,7 +60,7 @@ def build_parts(store: Store | str = "sqlite:///semcache.db", *, embedder: Embed
                 index: VectorIndex | None = None, verifier: Verifier | None = None,
                 policies: PolicySet | str | Path | None = None, categoriser: Categoriser | None = None,
                 context: ContextMatcher | None = None, candidates: int = 5,
-                candidate_floor: float = 0.4, text_index: CharGramIndex | None = None,
+                candidate_floor: float = 0.6, text_index: CharGramIndex | None = None,
                 adaptive: AdaptiveThresholds | None = None, clock: Clock | None = None,
                 stats_interval: float = 1.0, progress_min: int = 5000, feed: bool | None = None,
                 feed_poll_s: float = 1.0, shared: RedisTier | None = None,

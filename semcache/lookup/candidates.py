@@ -72,7 +72,7 @@ class CandidateSearch:
     """
 
     def __init__(self, index: VectorIndex, mirror: EntryMirror, verifier: Any, *, k: int = 5,
-                 floor: float = 0.4, text_index: CharGramIndex | None = None,
+                 floor: float = 0.6, text_index: CharGramIndex | None = None,
                  char_floor: float = 0.25) -> None:
         if not 0.0 <= floor <= 1.0 or not 0.0 <= char_floor <= 1.0:
             raise ValueError(f"floor and char_floor must lie in [0, 1], got {floor!r}, {char_floor!r}")
