@@ -9,6 +9,9 @@
   under the same earlier turns. Traps that lie only in the earlier turns are the context
   logic's, and their identical final turns would teach the model nothing true.
 - ``benchmarks/data/hardneg_dev.jsonl``: older hand-written pairs, training only.
+- Misspelled questions against other questions (``typo_negatives``): each side of a training
+  typo hit, paired with a question of another group of the same domain, is a miss, so
+  misspellings never make two different questions look the same.
 
 Never reads a held-out split or ``../shared/data``.
 """
@@ -16,6 +19,7 @@ Never reads a held-out split or ``../shared/data``.
 from __future__ import annotations
 
 import json
+import random
 import re
 import zlib
 from pathlib import Path
@@ -62,6 +66,32 @@ def written_rows() -> tuple[list[dict], list[dict]]:
     return train, dev
 
 
+TYPO_KINDS = frozenset({"typo", "typo_paraphrase", "paraphrase_typo"})
+
+
+def typo_negatives(rows: list[dict], seed: int = 23) -> list[dict]:
+    """Misses: both sides of every typo hit, each against a question of another group."""
+    rng = random.Random(seed)
+    groups = _groups(rows)
+    by_domain: dict[str, list[tuple[str, str]]] = {}
+    for r, g in zip(rows, groups, strict=True):
+        by_domain.setdefault(r.get("domain") or "?", []).append((g, r["cached"]))
+    out = []
+    for r, g in zip(rows, groups, strict=True):
+        if not r["should_hit"] or r.get("kind") not in TYPO_KINDS:
+            continue
+        pool = by_domain[r.get("domain") or "?"]
+        for side in ("cached", "query"):
+            for _ in range(10):
+                other_group, other = rng.choice(pool)
+                if other_group != g:
+                    out.append({"cached": other, "query": r[side], "should_hit": False,
+                                "category": r.get("category", "other"), "kind": "typo_other_question",
+                                "domain": r.get("domain")})
+                    break
+    return out
+
+
 def conversation_rows() -> list[dict]:
     out = []
     for r in read_jsonl(CONVERSATIONS):
@@ -74,7 +104,7 @@ def conversation_rows() -> list[dict]:
 
 
 def load(written: bool = True, conversations: bool = True, hardneg: bool = True,
-         pairs: Path = PAIRS) -> tuple[list[dict], list[dict]]:
+         typo_misses: bool = True, pairs: Path = PAIRS) -> tuple[list[dict], list[dict]]:
     """(train, dev) rows in the ``semcache eval`` format."""
     templated = read_jsonl(pairs)
     train = [r for r in templated if r.get("split", "train") == "train"]
@@ -86,4 +116,6 @@ def load(written: bool = True, conversations: bool = True, hardneg: bool = True,
         train += conversation_rows()
     if hardneg:
         train += read_jsonl(HARDNEG)
+    if typo_misses:
+        train += typo_negatives(train)
     return train, dev
