@@ -20,11 +20,21 @@ from MeanCache's data, and vLLM Semantic Router's cache cases (positives only).
 
     python benchmarks/precision.py --out benchmarks/results/precision.json
 
+Every pair gets its own scope, hence its own index partition: the caches here use the faiss
+index, because an hnswlib graph costs about 2.6 MB however few entries it holds.
+
 It also times the conversation logic (``conversation_latency``): the labelled conversations of
 ``datasets/conversations`` looked up with their history and without it, in the same run.
 ``--only-conversations`` runs that part alone:
 
     python benchmarks/precision.py --only-conversations --out benchmarks/results/precision_conversations.json
+
+``--issue23`` runs issue 23's report instead (``precision_peers``): the learned verifier as
+shipped beside the rule verifier, a global threshold set on dev at <= 1% wrong, GPTCache's
+default and "last user message only", on held-out and dev pairs and conversations and the
+shared sets, plus the verifier's added latency through the proxy:
+
+    python benchmarks/precision.py --issue23 --out benchmarks/results/precision_learned.json
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from semcache.cache import SemanticCache
+from semcache.index import FaissIndex
 from semcache.lookup.context import ContextMatcher, search_text
 from semcache.lookup.followup import clear_memos, context_key
 from semcache.tools.calibrate import calibrate, calibrate_context, score_rows
@@ -219,15 +230,27 @@ def plot(curves: dict, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/precision.json"))
+    ap.add_argument("--out", type=Path, default=None,
+                    help="default: benchmarks/results/precision.json (--issue23: precision_learned.json)")
     ap.add_argument("--target-precision", type=float, default=0.98)
     ap.add_argument("--mock", type=int, default=999, help="GPTCache mock pairs to use")
     ap.add_argument("--no-gptcache", action="store_true")
     ap.add_argument("--only-conversations", action="store_true", help="only the conversation latency")
+    ap.add_argument("--issue23", action="store_true", help="issue 23's report (precision_peers)")
+    ap.add_argument("--no-latency", action="store_true", help="--issue23 without the proxy latency")
     args = ap.parse_args()
+    args.out = args.out or ROOT / "benchmarks/results" / ("precision_learned.json" if args.issue23 else "precision.json")
+    if args.issue23:
+        from precision_peers import run
+
+        report = run(gptcache=not args.no_gptcache, latency=not args.no_latency)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        print(json.dumps(report["targets_check"], indent=2))
+        return
     if args.only_conversations:
         with tempfile.TemporaryDirectory(prefix="semcache-precision-") as tmp, \
-                SemanticCache(f"sqlite:///{tmp}/conv.db", stats_interval=0) as cache:
+                SemanticCache(f"sqlite:///{tmp}/conv.db", stats_interval=0, index=FaissIndex(384)) as cache:
             latency = {"embedder": cache.embedder_id, **conversation_latency(cache, conversation_rows())}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"conversation_latency": latency}, indent=2))
@@ -240,11 +263,11 @@ def main() -> None:
     ctx_calibration = [r for r, s in zip(data["contextual"], ctx_split, strict=True) if s == "calibration"]
     result: dict = {"target_precision": args.target_precision, "datasets": {k: len(v) for k, v in data.items()}}
     with tempfile.TemporaryDirectory(prefix="semcache-precision-") as tmp:
-        with SemanticCache(f"sqlite:///{tmp}/a.db", stats_interval=0) as cache:
+        with SemanticCache(f"sqlite:///{tmp}/a.db", stats_interval=0, index=FaissIndex(384)) as cache:
             policies, cal_report = calibrate(cache, data["dev"], target_precision=args.target_precision)
             result["calibration"] = cal_report
             embedder = cache.embedder
-        with SemanticCache(f"sqlite:///{tmp}/b.db", stats_interval=0, embedder=embedder,
+        with SemanticCache(f"sqlite:///{tmp}/b.db", stats_interval=0, embedder=embedder, index=FaissIndex(384),
                            verifier=PassThroughVerifier()) as plain:
             _, global_report = calibrate(plain, data["dev"], target_precision=args.target_precision,
                                          pooled_only=True)
@@ -259,14 +282,14 @@ def main() -> None:
         result["global_threshold"] = {"calibrated_for_precision": global_t, "best_accuracy": best_acc_t,
                                       "best_accuracy_value": max(accs)}
         # the context threshold, on the calibration half of the contextual rows only
-        with SemanticCache(f"sqlite:///{tmp}/ctx.db", stats_interval=0, embedder=embedder,
+        with SemanticCache(f"sqlite:///{tmp}/ctx.db", stats_interval=0, embedder=embedder, index=FaissIndex(384),
                            policies=policies) as cache:
             context_t, context_report = calibrate_context(cache, ctx_calibration)
         result["context_calibration"] = {"default_threshold": ContextMatcher().threshold,
                                          "threshold": context_t, **context_report}
         curves: dict = {}
         verifier = HardNegativeVerifier()
-        with SemanticCache(f"sqlite:///{tmp}/c.db", stats_interval=0, embedder=embedder,
+        with SemanticCache(f"sqlite:///{tmp}/c.db", stats_interval=0, embedder=embedder, index=FaissIndex(384),
                            policies=policies, verifier=verifier,
                            context=ContextMatcher(threshold=context_t)) as cache:
             for name, rows in data.items():
