@@ -7,7 +7,8 @@ sequentially over one keep-alive connection per proxy, interleaved query by quer
 machine's load falls on every configuration alike. Timed requests carry ``no-store``, so the
 cache never grows and every lookup sees the same candidates; a miss still calls the upstream.
 Warm-up queries are not counted. The candidates the learned verifier scores per lookup are
-counted in process, on a cache holding the same questions (the proxy does not report them).
+counted in process, on a cache holding the same questions (the proxy does not report them),
+with the time ``verify_many`` takes per lookup there (score LRU off).
 """
 
 from __future__ import annotations
@@ -96,14 +97,19 @@ def candidate_counts(stored: list[str], asked: list[str]) -> dict[str, Any]:
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.calls: list[int] = []
+            self.ms: list[float] = []
 
         def verify_many(self, query, cached, **kwargs):  # type: ignore[no-untyped-def]
-            self.calls.append(len(cached))
-            return super().verify_many(query, cached, **kwargs)
+            start = time.perf_counter()
+            try:
+                return super().verify_many(query, cached, **kwargs)
+            finally:
+                self.ms.append((time.perf_counter() - start) * 1e3)
+                self.calls.append(len(cached))
 
     core = CoreSettings()
-    verifier = Counting(rules=core.verifier_rules).load()
-    per_lookup = []
+    verifier = Counting(rules=core.verifier_rules, cache_size=0).load()  # no score LRU: every pair scored
+    per_lookup, verify_ms = [], []
     with tempfile.TemporaryDirectory(prefix="semcache-cands-") as tmp, \
             SemanticCache(f"sqlite:///{tmp}/c.db", stats_interval=0, verifier=verifier,
                           candidate_floor=core.candidate_floor) as cache:
@@ -114,9 +120,15 @@ def candidate_counts(stored: list[str], asked: list[str]) -> dict[str, Any]:
             before = len(verifier.calls)
             cache.lookup_detailed(CacheRequest(text, scope))
             per_lookup.append(sum(verifier.calls[before:]))
+            verify_ms.append(sum(verifier.ms[before:]))
     hist = Counter(per_lookup)
+    by_count = {str(k): _pct([m for m, n in zip(verify_ms, per_lookup, strict=True) if n == k], 50)
+                for k in sorted(hist) if k}
     return {"mean": round(statistics.fmean(per_lookup), 3), "max": max(per_lookup),
-            "histogram": {str(k): hist[k] for k in sorted(hist)}}
+            "histogram": {str(k): hist[k] for k in sorted(hist)},
+            "in_process_verify_ms": {"p50_ms": _pct(verify_ms, 50), "p99_ms": _pct(verify_ms, 99),
+                                     "p50_ms_by_candidates": by_count,
+                                     "note": "verify_many time per lookup in process, score LRU off"}}
 
 
 def _report(times: dict[str, list[tuple[float, str]]]) -> dict[str, Any]:
