@@ -2,7 +2,8 @@
 
 ``torch.onnx.export`` writes the fp32 graph (inputs ``input_ids``,
 ``attention_mask``, ``token_type_ids``: int64 ``[B, T]``; output
-``probability``: float32 ``[B]``), then quantised to dynamic int8 (per-channel weights).
+``probability``: float32 ``[B]``), then its large weights are stored as int8 (weight-only,
+per channel).
 The script checks int8 against fp32 on the dev rows of ``data.py``, sets the thresholds
 (overall and per category) on the int8 scores, then writes
 ``model.onnx``, ``tokenizer.json`` and ``config.json`` to ``--dest``
@@ -62,18 +63,43 @@ def export_fp32(classifier: torch.nn.Module, path: Path) -> None:
     wrapper.eval()  # export restores the training flag it found
 
 
-def quantize(src: Path, dst: Path) -> None:
-    """Dynamic int8: weights int8 per channel, activations quantised at run time.
+def quantize(src: Path, dst: Path, min_size: int = 100_000) -> None:
+    """Weight-only int8: each large weight becomes int8 + per-channel scale + DequantizeLinear.
 
-    Activations get one scale per run, so the scorer runs each pair alone (no padding, no
-    neighbours): a pair's score then never depends on the other candidates of a lookup.
-    Integer matrix products (VNNI) make it about 2.5x faster than fp32 on this CPU.
+    ``quantize_dynamic`` also quantises activations, with one scale per run: scored one pair
+    per run it still moved scores up to 0.6 from fp32 (mean 0.03) and lost a sixth of the
+    dev hits at 1% wrong, for 2x speed. Weight-only int8 keeps the file small; the scorer
+    folds the DequantizeLinear nodes at load and computes in fp32.
     """
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnx import helper, numpy_helper
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    graph_model = onnx.load(str(src))
+    graph = graph_model.graph
+    users: dict[str, set[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, set()).add(node.op_type)
+    dequantize = []
+    for init in list(graph.initializer):
+        w = numpy_helper.to_array(init)
+        if w.dtype != np.float32 or w.ndim != 2 or w.size < min_size:
+            continue
+        axis = 0 if users.get(init.name) == {"Gather"} else 1  # per row of a table, per column
+        scale = (np.abs(w).max(axis=1 - axis) / 127.0).astype(np.float32)
+        scale[scale == 0] = 1.0
+        q = np.clip(np.round(w / np.expand_dims(scale, 1 - axis)), -127, 127).astype(np.int8)
+        graph.initializer.remove(init)
+        graph.initializer.extend([numpy_helper.from_array(q, init.name + "_int8"),
+                                  numpy_helper.from_array(scale, init.name + "_scale"),
+                                  numpy_helper.from_array(np.zeros_like(q[0] if axis else q[:, 0]),
+                                                          init.name + "_zero")])
+        dequantize.append(helper.make_node(
+            "DequantizeLinear", [init.name + "_int8", init.name + "_scale", init.name + "_zero"],
+            [init.name], axis=axis))
+    for node in reversed(dequantize):
+        graph.node.insert(0, node)
+    onnx.save(graph_model, str(dst))
 
 
 def _write_package(folder: Path, onnx_file: Path, meta: dict, threshold: float,
