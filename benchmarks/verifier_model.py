@@ -1,9 +1,9 @@
 """Served / wrong figures of the learned pair verifier, beside a global cosine threshold.
 
 Scores every labelled set with the shipped int8 ONNX cross-encoder
-(``semcache.verify.pair_model``) at its shipped threshold (chosen on the
-training split's dev slice), and with all-MiniLM-L6-v2 cosine at the global
-threshold that keeps dev wrong <= 1%. "served" is recall on should-hit pairs,
+(``semcache.verify.pair_model``) at its shipped thresholds (per category where
+calibrated, chosen on the dev rows of ``training/verifier/data.py``), and with
+all-MiniLM-L6-v2 cosine at the global threshold that keeps dev wrong <= 1%. "served" is recall on should-hit pairs,
 "wrong" the false-hit rate on traps. ``oracle_*`` figures pick each set's own
 best threshold at wrong <= 1%: they describe separability, nothing was tuned on
 them. Also times one lookup's scoring of 1 and 5 candidates. Writes
@@ -62,11 +62,19 @@ def shared_sets(shared: Path) -> dict[str, list[dict]]:
 
 
 def load_sets(root: Path, shared: Path = SHARED) -> dict[str, list[dict]]:
+    import sys
+
+    sys.path.insert(0, str(root / "training/verifier"))
+    import data as pair_data
+
     pairs = root / "datasets/pairs"
     heldout = _jsonl(pairs / "heldout.jsonl")
     dev = _jsonl(pairs / "train.jsonl", "dev")
+    _, all_dev = pair_data.load()
     sets = {
+        "dev_all": all_dev,
         "pairs_dev": dev,
+        "written_dev": pair_data.written_rows()[1],
         "pairs_heldout": heldout,
         "pairs_heldout_typo_2plus": [r for r in heldout
                                      if r["kind"] == "typo" and r.get("typo_edits", 0) >= 2],
@@ -79,11 +87,13 @@ def load_sets(root: Path, shared: Path = SHARED) -> dict[str, list[dict]]:
     return sets
 
 
-def figures(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
+def figures(scores: np.ndarray, labels: np.ndarray, threshold: float | np.ndarray) -> dict:
+    """Served / wrong at ``threshold`` (one value, or one per row)."""
+    accept = scores >= threshold
     pos, neg = scores[labels == 1], scores[labels == 0]
     out = {"n": int(len(labels)), "hits": int(len(pos)), "misses": int(len(neg)),
-           "served": round(float((pos >= threshold).mean()), 4) if len(pos) else None,
-           "wrong": round(float((neg >= threshold).mean()), 4) if len(neg) else None}
+           "served": round(float(accept[labels == 1].mean()), 4) if len(pos) else None,
+           "wrong": round(float(accept[labels == 0].mean()), 4) if len(neg) else None}
     if len(neg) and len(pos):
         cut = np.sort(neg)[::-1][int(np.floor(MAX_WRONG * len(neg)))]
         out["oracle_served_at_wrong_1pct"] = round(float((pos > cut).mean()), 4)
@@ -108,10 +118,8 @@ def cosine_scores(sets: dict[str, list[dict]]) -> dict[str, np.ndarray]:
                             for r in rows]) for name, rows in sets.items()}
 
 
-# Rules of the hard-negative verifier kept beside the model: the principled ones
-# (numbers and units, negation, word order, time, scope); entity and single-word
-# content rules are left out.
-PRINCIPLED_RULES = frozenset({"number", "negation", "order", "time", "scope"})
+# The rules the shipped LearnedVerifier keeps beside the model (verify/learned.py).
+from semcache.verify.learned import PRINCIPLED_RULES  # noqa: E402
 
 
 def rule_vetoes(sets: dict[str, list[dict]]) -> dict[str, np.ndarray]:
@@ -131,8 +139,7 @@ def model_scores(pair_model, sets: dict[str, list[dict]]) -> dict[str, np.ndarra
     out = {}
     for name, rows in sets.items():
         pairs = [(r["cached"], r["query"]) for r in rows]
-        out[name] = np.concatenate([pair_model.score(pairs[i : i + 64])
-                                    for i in range(0, len(pairs), 64)])
+        out[name] = pair_model.score(pairs)
     return out
 
 
@@ -153,11 +160,11 @@ def latency(pair_model, rows: list[dict], repeats: int) -> dict:
     return out
 
 
-def per_kind(scores: np.ndarray, rows: list[dict], threshold: float) -> dict:
+def per_kind(scores: np.ndarray, rows: list[dict], threshold: np.ndarray) -> dict:
     kinds: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
         kinds.setdefault(r.get("kind") or "?", []).append(i)
-    return {k: round(float(np.mean([(scores[i] >= threshold) == rows[i]["should_hit"]
+    return {k: round(float(np.mean([(scores[i] >= threshold[i]) == rows[i]["should_hit"]
                                     for i in idx])), 4) for k, idx in sorted(kinds.items())}
 
 
@@ -176,20 +183,23 @@ def main(argv: list[str] | None = None) -> int:
     cosine = cosine_scores(sets)
     labels = {n: np.array([r["should_hit"] for r in rows], dtype=np.int64)
               for n, rows in sets.items()}
-    cos_threshold = dev_threshold(cosine["pairs_dev"], labels["pairs_dev"])
+    cos_threshold = dev_threshold(cosine["dev_all"], labels["dev_all"])
     vetoes = rule_vetoes(sets)
     combined = {n: np.where(vetoes[n], 0.0, learned[n]) for n in sets}
-    combo_threshold = dev_threshold(combined["pairs_dev"], labels["pairs_dev"])
-    result = {"model_threshold": pair_model.threshold, "cosine_threshold": cos_threshold,
+    combo_threshold = dev_threshold(combined["dev_all"], labels["dev_all"])
+    cuts = {n: np.array([pair_model.threshold_for(r.get("category") or "other") for r in rows])
+            for n, rows in sets.items()}
+    result = {"model_threshold": pair_model.threshold, "model_thresholds": pair_model.config.thresholds,
+              "cosine_threshold": cos_threshold,
               "model_plus_rules_threshold": combo_threshold,
               "principled_rules": sorted(PRINCIPLED_RULES),
               "machine": f"{platform.machine()} {os.cpu_count()} cores", "sets": {}}
     for name in sets:
         result["sets"][name] = {
-            "model": figures(learned[name], labels[name], pair_model.threshold),
+            "model": figures(learned[name], labels[name], cuts[name]),
             "model_plus_rules": figures(combined[name], labels[name], combo_threshold),
             "cosine": figures(cosine[name], labels[name], cos_threshold),
-            "model_accuracy_per_kind": per_kind(learned[name], sets[name], pair_model.threshold),
+            "model_accuracy_per_kind": per_kind(learned[name], sets[name], cuts[name]),
         }
         m, c = result["sets"][name]["model"], result["sets"][name]["cosine"]
         mr = result["sets"][name]["model_plus_rules"]
