@@ -115,6 +115,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="more training rows (JSON Lines, semcache eval format)")
     ap.add_argument("--no-written", action="store_true", help="leave out datasets/pairs/written")
     ap.add_argument("--no-conversations", action="store_true", help="leave out conversation turns")
+    ap.add_argument("--no-typo-misses", action="store_true",
+                    help="leave out the misspelled questions paired with other questions")
     ap.add_argument("--train-embeddings", action="store_true",
                     help="update the word-embedding table too (frozen by default)")
     ap.add_argument("--out", type=Path, default=ROOT / "training/verifier/.cache/out",
@@ -145,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     train_rows, dev_rows = pair_data.load(written=not args.no_written and not args.tiny,
-                                          conversations=not args.no_conversations, pairs=args.data)
+                                          conversations=not args.no_conversations,
+                                          typo_misses=not args.no_typo_misses, pairs=args.data)
     for extra in args.extra:
         train_rows += load_rows(extra, None)
     if args.tiny:
