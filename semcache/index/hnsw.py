@@ -27,7 +27,8 @@ class HnswIndex(PartitionedIndex):
     """hnswlib, one cosine-space graph per partition, created lazily and grown by doubling.
 
     Deletes mark elements deleted; a partition whose deleted elements outnumber its
-    live ones (and exceed ``compact_min``) is rebuilt from the live vectors.
+    live ones (and exceed ``compact_min``) is rebuilt from the live vectors, and one left
+    empty is dropped (each graph holds about 2.6 MB, however few elements it has).
     """
 
     kind = "hnsw"
@@ -127,7 +128,9 @@ class HnswIndex(PartitionedIndex):
                 part.graph.mark_deleted(id_)
                 part.dead.add(id_)
                 del self._where[id_]
-            if len(part.dead) > max(part.live, self.compact_min):
+            if part.live == 0:
+                del self._parts[name]  # a graph holds ~2.6 MB whatever its size: free it
+            elif len(part.dead) > max(part.live, self.compact_min):
                 self._compact(name, part)
 
     def _compact(self, name: str, part: _HnswPartition) -> None:

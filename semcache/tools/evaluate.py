@@ -135,6 +135,8 @@ def evaluate(cache: SemanticCache, rows: list[EvalRow], *, trust_category: bool 
         result = cache.lookup_detailed(query)
         did_hit = result.hit is not None and result.hit.entry_id == entry_id
         results.append((row, did_hit, result))
+        if entry_id is not None:
+            cache.invalidate([entry_id])  # a scope per row: its index partition is freed
     report: dict[str, Any] = metrics((r.should_hit, hit) for r, hit, _ in results)
     for key, attr in (("per_category", "category"), ("per_kind", "kind")):
         groups: dict[str, list[tuple[bool, bool]]] = defaultdict(list)

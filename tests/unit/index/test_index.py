@@ -261,3 +261,17 @@ def test_hnsw_scaled_breadth_survives_save_and_load(tmp_path: Path) -> None:
     loaded = load_index(tmp_path / "idx")
     assert isinstance(loaded, HnswIndex) and loaded.ef_search is None
     assert loaded._parts["p"].graph.ef == 64 * 3
+
+
+def test_hnsw_frees_a_partition_left_empty() -> None:
+    """Each hnswlib graph holds megabytes however small: an emptied partition is dropped,
+    and adding to its name again starts a fresh graph."""
+    index = HnswIndex(dim=DIM)
+    for n in range(50):
+        index.add(f"row-{n}", np.array([n]), unit_vectors(1, seed=n))
+        index.delete([n])
+    index.add("kept", np.array([100, 101]), unit_vectors(2, seed=100))
+    index.delete([100])
+    assert len(index._parts) == 1 and index.partitions() == ["kept"]  # noqa: SLF001
+    index.add("row-3", np.array([3]), unit_vectors(1, seed=3))
+    assert ids_of(index.search("row-3", unit_vectors(1, seed=3)[0], k=5)) == [3]
