@@ -30,11 +30,6 @@ SHARED = ROOT.parent / "shared" / "data"
 MAX_WRONG = 0.01
 
 
-def _jsonl(path: Path, split: str | None = None) -> list[dict]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if split is None or r.get("split") == split]
-
-
 def _pair(cached: str, query: str, hit: bool, kind: str) -> dict:
     return {"cached": cached, "query": query, "should_hit": hit, "kind": kind}
 
@@ -68,19 +63,19 @@ def load_sets(root: Path, shared: Path = SHARED) -> dict[str, list[dict]]:
     import data as pair_data
 
     pairs = root / "datasets/pairs"
-    heldout = _jsonl(pairs / "heldout.jsonl")
-    dev = _jsonl(pairs / "train.jsonl", "dev")
-    _, all_dev = pair_data.load()
+    heldout = pair_data.read_jsonl(pairs / "heldout.jsonl")
+    dev = pair_data.templated_rows(pairs / "train.jsonl")[1]
+    written_dev = pair_data.written_rows()[1]
     sets = {
-        "dev_all": all_dev,
+        "dev_all": dev + written_dev,  # the dev rows of data.py, in its order
         "pairs_dev": dev,
-        "written_dev": pair_data.written_rows()[1],
+        "written_dev": written_dev,
         "pairs_heldout": heldout,
         "pairs_heldout_typo_2plus": [r for r in heldout
                                      if r["kind"] == "typo" and r.get("typo_edits", 0) >= 2],
         "pairs_dev_typo_2plus": [r for r in dev
                                  if r["kind"] == "typo" and r.get("typo_edits", 0) >= 2],
-        "hardneg_heldout": _jsonl(root / "benchmarks/data/hardneg_heldout.jsonl"),
+        "hardneg_heldout": pair_data.read_jsonl(root / "benchmarks/data/hardneg_heldout.jsonl"),
     }
     if shared.is_dir():
         sets.update(shared_sets(shared))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import zip_longest
 from typing import Any
 
 import numpy as np
@@ -124,7 +125,7 @@ class CandidateSearch:
         if found and not vector and not by_chars:
             out.rejections.append(_below(found[0][0], found[0][1], bar))
         merged: dict[int, Candidate] = {}
-        for pair in zip(vector + [None] * len(by_chars), by_chars + [None] * len(vector), strict=True):
+        for pair in zip_longest(vector, by_chars):
             for cand in pair:
                 if cand is not None and cand.entry_id not in merged and len(merged) < self.k:
                     merged[cand.entry_id] = cand

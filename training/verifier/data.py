@@ -103,12 +103,23 @@ def conversation_rows() -> list[dict]:
     return out
 
 
+def templated_rows(pairs: Path = PAIRS) -> tuple[list[dict], list[dict]]:
+    """(train, dev) of the templated pairs, by their ``split``."""
+    rows = read_jsonl(pairs)
+    return ([r for r in rows if r.get("split", "train") == "train"],
+            [r for r in rows if r.get("split") == "dev"])
+
+
+def dev_rows(written: bool = True, pairs: Path = PAIRS) -> list[dict]:
+    """The dev rows alone (what export and benchmarks calibrate on): templated, then written."""
+    dev = templated_rows(pairs)[1]
+    return dev + written_rows()[1] if written and WRITTEN.is_dir() else dev
+
+
 def load(written: bool = True, conversations: bool = True, hardneg: bool = True,
          typo_misses: bool = True, pairs: Path = PAIRS) -> tuple[list[dict], list[dict]]:
     """(train, dev) rows in the ``semcache eval`` format."""
-    templated = read_jsonl(pairs)
-    train = [r for r in templated if r.get("split", "train") == "train"]
-    dev = [r for r in templated if r.get("split") == "dev"]
+    train, dev = templated_rows(pairs)
     if written and WRITTEN.is_dir():
         w_train, w_dev = written_rows()
         train, dev = train + w_train, dev + w_dev

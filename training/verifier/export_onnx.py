@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import model as pair_model  # noqa: E402
 import data as pair_data  # noqa: E402
+import model as pair_model  # noqa: E402
 from train import MAX_WRONG, category_thresholds, threshold_at  # noqa: E402
 
 from semcache.verify.pair_model.scorer import PairModel  # noqa: E402
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, default=ROOT / "training/verifier/export_report.json")
     args = ap.parse_args(argv)
     classifier, meta = pair_model.load(args.model)
-    _, dev = pair_data.load()
+    dev = pair_data.dev_rows()
     labels = np.array([r["should_hit"] for r in dev], dtype=np.int64)
     pairs = [(r["cached"], r["query"]) for r in dev]
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,11 +36,6 @@ ROOT = Path(__file__).resolve().parents[2]
 MAX_WRONG = 0.01
 
 
-def load_rows(path: Path, splits: set[str] | None) -> list[dict]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if splits is None or r.get("split", "train") in splits]
-
-
 def threshold_at(probs: np.ndarray, labels: np.ndarray, max_wrong: float) -> dict:
     """Lowest threshold whose false-hit rate on misses is <= max_wrong, and its figures."""
     neg = np.sort(probs[labels == 0])[::-1]
@@ -150,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                                           conversations=not args.no_conversations,
                                           typo_misses=not args.no_typo_misses, pairs=args.data)
     for extra in args.extra:
-        train_rows += load_rows(extra, None)
+        train_rows += pair_data.read_jsonl(extra)
     if args.tiny:
         train_rows = rng.sample(train_rows, min(160, len(train_rows)))
         dev_rows = rng.sample(dev_rows, min(96, len(dev_rows)))

@@ -16,8 +16,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import from_onnx  # noqa: E402
 import model as pair_model  # noqa: E402
