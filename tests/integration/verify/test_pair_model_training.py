@@ -28,6 +28,7 @@ def _run(*args: str) -> str:
 def test_tiny_training_and_export(tmp_path: Path) -> None:
     out, pkg = tmp_path / "out", tmp_path / "pkg"
     summary = json.loads(_run("training/verifier/train.py", "--tiny", "--out", str(out),
+                              "--noise", "0.3", "--synth-traps", "0.5",
                               "--extra").strip().splitlines()[-1])
     assert summary["best_epoch"] == 1 and 0.0 <= summary["wrong"] <= 0.01
     _run("training/verifier/export_onnx.py", "--model", str(out), "--dest", str(pkg),
@@ -37,3 +38,12 @@ def test_tiny_training_and_export(tmp_path: Path) -> None:
     model = PairModel.load(pkg)
     scores = model.score([("How do I reset my password?", "how do i rest my pasword")] * 2)
     assert scores.shape == (2,) and abs(float(scores[0] - scores[1])) < 1e-6
+
+
+def test_tiny_distillation_into_fewer_layers(tmp_path: Path) -> None:
+    teacher, student = tmp_path / "teacher", tmp_path / "student"
+    _run("training/verifier/train.py", "--tiny", "--out", str(teacher))
+    _run("training/verifier/train.py", "--tiny", "--init", str(teacher), "--layers", "1",
+         "--distill", str(teacher), "--out", str(student))
+    meta = json.loads((student / "pair_head.json").read_text())
+    assert meta["layers"] == 1 and meta["distill"] == str(teacher)

@@ -21,9 +21,11 @@ DOMAINS = {
              "workplace", "legal_public"},
     "assistant": {"science", "history", "geography", "people", "companies", "arts", "sports",
                   "language", "writing", "explain", "recommend", "chat"},
+    "hobbies": {"gaming", "music", "movies_tv", "photography", "fitness", "outdoors"},
+    "services": {"shipping_post", "utilities", "social_media", "school_admin", "device_repair"},
 }
 # writers whose every domain holds at least half of an even share of the rows
-EVEN_DOMAINS = {"life"}
+EVEN_DOMAINS = {"life", "services"}
 
 
 @pytest.fixture(scope="module", params=sorted(DOMAINS))
