@@ -1,0 +1,92 @@
+"""``PairModel.score`` runs one lookup's pairs as one padded batch and scores them as one run per
+pair on one thread did (the scorer before batching), to within 1e-4."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pytest
+
+from semcache.verify.pair_model import PairModel
+from semcache.verify.pair_model.scorer import encode_pairs, make_tokenizer
+
+pytestmark = pytest.mark.unit
+
+QUERY = "how do i rest my pasword"
+LOOKUP = [("How do I reset my password?", QUERY), ("Reset password", QUERY),
+          ("Where can I find the page to reset the password of my online banking account?", QUERY),
+          ("How do I reset my router?", QUERY), ("Who wrote Hamlet?", QUERY)]
+LONG = ("Explain, step by step and with an example for each, how compound interest differs from simple "
+        "interest over ten years when the rate changes every year and fees are taken monthly " * 2)
+PAIRS = [*LOOKUP, (LONG, "What is compound interest?"), ("Hi", LONG), ("Is it open on Sunday?", "Open sundays?"),
+         ("Can I bring a folding bike on the train?", "Can I not bring a folding bike on the train?"),
+         ("What is the maximum dose of ibuprofen for a 10 kg child?", "max ibuprofen dose 30 kg child")]
+
+
+@pytest.fixture(scope="module")
+def model() -> PairModel:
+    return PairModel.load()
+
+
+@pytest.fixture(scope="module")
+def one_by_one(model: PairModel) -> np.ndarray:
+    """The scores of the scorer before batching: one run per pair, one thread, default options."""
+    import onnxruntime as ort
+
+    root = resources.files("semcache.verify.pair_model")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    session = ort.InferenceSession(str(root / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    tokenizer = make_tokenizer(str(root / "tokenizer.json"), model.config.max_len)
+    return np.array([session.run(None, encode_pairs(tokenizer, [p]))[0].reshape(-1)[0] for p in PAIRS],
+                    dtype=np.float32)
+
+
+class CountingSession:
+    def __init__(self, session: Any) -> None:
+        self.session, self.batches = session, []
+
+    def run(self, names: Any, feeds: dict[str, np.ndarray]) -> Any:
+        self.batches.append(feeds["input_ids"].shape)
+        return self.session.run(names, feeds)
+
+
+def test_one_lookup_is_one_run_and_scores_as_one_run_per_pair(model: PairModel, one_by_one: np.ndarray) -> None:
+    counting = CountingSession(model._session)
+    model._session = counting  # type: ignore[assignment]
+    try:
+        got = model.score(LOOKUP)
+    finally:
+        model._session = counting.session
+    assert len(counting.batches) == 1 and counting.batches[0][0] == len(LOOKUP)
+    np.testing.assert_allclose(got, one_by_one[:len(LOOKUP)], atol=1e-4, rtol=0)
+    assert got.dtype == np.float32 and len(set(np.round(got, 3))) > 1
+
+
+def test_truncated_and_mixed_lengths_score_as_before(model: PairModel, one_by_one: np.ndarray) -> None:
+    np.testing.assert_allclose(model.score(PAIRS), one_by_one, atol=1e-4, rtol=0)
+    # each pair alone, and in reverse order: the batch around a pair does not change its score
+    np.testing.assert_allclose([model.score([p])[0] for p in PAIRS], one_by_one, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(model.score(PAIRS[::-1])[::-1], one_by_one, atol=1e-4, rtol=0)
+
+
+def test_more_pairs_than_a_batch_run_in_chunks_of_similar_length(one_by_one: np.ndarray) -> None:
+    small = PairModel.load(threads=1)
+    small.batch_size = 3
+    counting = CountingSession(small._session)
+    small._session = counting  # type: ignore[assignment]
+    np.testing.assert_allclose(small.score(PAIRS), one_by_one, atol=1e-4, rtol=0)
+    assert [b[0] for b in counting.batches] == [3, 3, 3, 1]
+    widths = [b[1] for b in counting.batches]
+    assert widths == sorted(widths)  # shortest first: each run pads to its own longest pair
+
+
+def test_threads_default_to_two_at_most_the_cores() -> None:
+    assert PairModel.load().threads == min(2, os.cpu_count() or 1)
+    assert PairModel.load(threads=1).threads == 1
+    with pytest.raises(ValueError, match="threads"):
+        PairModel.load(threads=0)
