@@ -6,11 +6,16 @@ per category, else the global ``threshold``). With ``rules`` on, a pair that a p
 rule of ``HardNegativeVerifier`` rejects (a changed number, unit or date, a negation or an
 antonym) is refused whatever its score. ``verify_many`` scores all of one lookup's
 candidates in one model call. Scores are kept in a small LRU (repeated questions are common).
+
+A pair whose two questions are the same words once case, Unicode compatibility forms,
+spacing and punctuation are set aside (``same_text_key``) is accepted without the model
+(``precheck``); the principled rules still judge it.
 """
 
 from __future__ import annotations
 
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,6 +28,41 @@ from semcache.verify.hardneg import HardNegativeVerifier
 # for served 0.359 -> 0.348 (number and negation alone removed no trap: the time rule caught
 # "monthly plan" -> "annual plan"). Entity, scope and single-word rules fit the old sets.
 PRINCIPLED_RULES = frozenset({"number", "negation", "time"})
+
+# The score ``verify_many`` reports for a pair the pre-check accepted: the top of the model's range.
+SAME_TEXT_SCORE = 1.0
+SAME_TEXT_REASON = "same text up to case, spacing and punctuation"
+# Punctuation kept by ``same_text_key``: it names or quantifies something ("C#" is not "C",
+# "5%" not "5", "and/or" not "and or"). Punctuation between two digits is kept too
+# ("3.5", "1,000", "10:30", "3-5"). Symbols ("+", "$", "=") are not punctuation and stay.
+_KEPT_PUNCTUATION = frozenset("#%&@*/\\_")
+
+
+def same_text_key(text: str) -> str:
+    """``text`` after NFKC, case folding and stripping punctuation (each mark becomes a space,
+    so no two words merge), with whitespace collapsed. Two questions with equal keys ask the
+    same thing in the same words."""
+    if not text.isascii():
+        # NFKC turns "5²" into "52": a superscript or subscript keeps a mark ("5^2", "h_2o")
+        text = unicodedata.normalize("NFKC", "".join(_marked(ch) for ch in text))
+    chars = list(text.casefold())
+    last = len(chars) - 1
+    for i, ch in enumerate(chars):
+        if ch in _KEPT_PUNCTUATION or not unicodedata.category(ch).startswith("P"):
+            continue
+        if 0 < i < last and chars[i - 1].isdigit() and chars[i + 1].isdigit():
+            continue
+        chars[i] = " "
+    return " ".join("".join(chars).split())
+
+
+def _marked(ch: str) -> str:
+    form = unicodedata.decomposition(ch)
+    if form.startswith("<super>"):
+        return "^" + unicodedata.normalize("NFKC", ch)
+    if form.startswith("<sub>"):
+        return "_" + unicodedata.normalize("NFKC", ch)
+    return ch
 
 
 class LearnedVerifier:
@@ -96,18 +136,37 @@ class LearnedVerifier:
         while len(self._scores) > self._cache_size:
             self._scores.popitem(last=False)
 
+    def precheck(self, query: str, cached: str, *, category: str = "other",
+                 in_context: bool = False) -> Verdict | None:
+        """The verdict on a pair that needs no model, else None: the same text up to case,
+        compatibility forms, spacing and punctuation (``same_text_key``) is accepted unless a
+        principled rule vetoes it ("3.5" and "35" stay apart: punctuation between digits is kept)."""
+        if same_text_key(query) != same_text_key(cached):
+            return None
+        return self._ruled(query, cached, SAME_TEXT_REASON, category, in_context)
+
     def verify_many(self, query: str, cached: Sequence[str], *, category: str = "other",
                     in_context: bool = False) -> list[tuple[float, Verdict]]:
-        """(score, verdict) for each cached question, all scored in one model call."""
+        """(score, verdict) for each cached question: pairs the pre-check decides get
+        ``SAME_TEXT_SCORE`` and no model run, the others are scored in one model call."""
         if not isinstance(query, str) or not all(isinstance(c, str) for c in cached):
             raise TypeError("query and every cached question must be str")
         if not isinstance(category, str):
             raise TypeError(f"category must be a str, got {type(category).__name__}")
-        bar = self.threshold(category)
-        out = []
-        for text, score in zip(cached, self.scores(query, cached), strict=True):
-            out.append((score, self._decide(query, text, score, bar, category, in_context)))
-        return out
+        out: list[tuple[float, Verdict] | None] = [None] * len(cached)
+        rest = []
+        for i, text in enumerate(cached):
+            verdict = self.precheck(query, text, category=category, in_context=in_context)
+            if verdict is None:
+                rest.append(i)
+            else:
+                out[i] = (SAME_TEXT_SCORE, verdict)
+        if rest:
+            bar = self.threshold(category)
+            scores = self.scores(query, [cached[i] for i in rest])
+            for i, score in zip(rest, scores, strict=True):
+                out[i] = (score, self._decide(query, cached[i], score, bar, category, in_context))
+        return [r for r in out if r is not None]
 
     def verify(self, query: str, cached: str, *, category: str = "other",
                in_context: bool = False) -> Verdict:
@@ -118,11 +177,14 @@ class LearnedVerifier:
                 in_context: bool) -> Verdict:
         if score < bar:
             return Verdict(False, f"pair score {score:.3f} below {bar:.3f}", "model")
+        return self._ruled(query, cached, f"pair score {score:.3f} >= {bar:.3f}", category, in_context)
+
+    def _ruled(self, query: str, cached: str, reason: str, category: str, in_context: bool) -> Verdict:
+        """Accepted with ``reason``, unless a principled rule (with ``rules`` on) vetoes the pair."""
         if self.rules:
             # the hard-negative verifier runs these checks before its entity and content ones,
             # so a rejection naming one of them is that rule's own finding
             verdict = self._rules.verify(query, cached, category=category, in_context=in_context)
             if not verdict.accepted and verdict.rule in PRINCIPLED_RULES:
                 return verdict
-        return Verdict(True, f"pair score {score:.3f} >= {bar:.3f}", None)
-
+        return Verdict(True, reason, None)
