@@ -5,9 +5,15 @@ candidates are walked best first and stop at the first one below the similarity 
 category's threshold). With a batch verifier (``verify_many``: the learned pair model) the
 gate drops to ``floor``, so paraphrases at cosine 0.6-0.8 are judged too; the character
 n-gram index (``CharGramIndex``) adds misspelled repeats the embedding misses. At most ``k``
-candidates, alternately from either search, are scored in one call, and the accepted ones
-come out best score first. ``TextIndexedMirror`` keeps the n-gram index in step with the
-entries the lookup can see.
+candidates, alternately from either search, are judged: first those decided without the
+model (accepted by ``prejudge``, then by the verifier's ``precheck`` when it has one), in rank
+order; then, only if the lookup asks for more (none of those was served), the rest are scored
+in one call and the accepted ones come out best score first. That is the order scoring every
+candidate gives (a pre-checked pair counts as the top score), so stopping early never changes
+the entry served. Stopping at the first pair the model accepts in rank order would: the best
+score is served, and on the held-out questions that was not the first accepted in 30 of 96
+lookups (``benchmarks/verifier_latency.py``, ``rank_order_exit``).
+``TextIndexedMirror`` keeps the n-gram index in step with the entries the lookup can see.
 """
 
 from __future__ import annotations
@@ -133,7 +139,8 @@ class CandidateSearch:
 
     def _batched(self, candidates: list[Candidate], prompt: str, now: datetime, out: Outcome,
                  prejudge: PreJudge, category: str, in_context: bool) -> Iterator[tuple[EntryMeta, float]]:
-        ranked: list[tuple[float, Candidate, EntryMeta]] = []
+        precheck = getattr(self.verifier, "precheck", None)
+        sure: list[tuple[Candidate, EntryMeta]] = []  # accepted before any score, in rank order
         to_score: list[tuple[Candidate, EntryMeta]] = []
         for cand in candidates:
             meta = self._live(cand.entry_id, now, out)
@@ -143,19 +150,33 @@ class CandidateSearch:
             if isinstance(early, Rejection):
                 out.rejections.append(early)
             elif early is True:
-                ranked.append((2.0, cand, meta))  # accepted before any score: first
+                sure.append((cand, meta))
             else:
                 to_score.append((cand, meta))
-        if to_score:
-            verdicts = self.verifier.verify_many(prompt, [m.prompt for _, m in to_score],
-                                                 category=category, in_context=in_context)
-            for (cand, meta), (score, verdict) in zip(to_score, verdicts, strict=True):
-                if verdict.accepted:
-                    ranked.append((float(score), cand, meta))
+        if callable(precheck):  # pairs the verifier decides without its model, after the prejudged
+            unsure = []
+            for cand, meta in to_score:
+                verdict = precheck(prompt, meta.prompt, category=category, in_context=in_context)
+                if verdict is None:
+                    unsure.append((cand, meta))
+                elif verdict.accepted:
+                    sure.append((cand, meta))
                 else:
-                    out.rejections.append(Rejection(cand.entry_id, cand.similarity, str(verdict.reason),
-                                                    verdict.rule))
-        ranked.sort(key=lambda r: -r[0])
+                    out.rejections.append(_rejected(cand, verdict))
+            to_score = unsure
+        for cand, meta in sure:  # the caller stops at the first it can serve: no model call then
+            yield meta, cand.similarity
+        if not to_score:
+            return
+        verdicts = self.verifier.verify_many(prompt, [m.prompt for _, m in to_score],
+                                             category=category, in_context=in_context)
+        ranked: list[tuple[float, Candidate, EntryMeta]] = []
+        for (cand, meta), (score, verdict) in zip(to_score, verdicts, strict=True):
+            if verdict.accepted:
+                ranked.append((float(score), cand, meta))
+            else:
+                out.rejections.append(_rejected(cand, verdict))
+        ranked.sort(key=lambda r: -r[0])  # best score first; ties keep the rank order
         for _, cand, meta in ranked:
             yield meta, cand.similarity
 
@@ -170,3 +191,7 @@ class CandidateSearch:
 def _below(entry_id: int, similarity: float, gate: float) -> Rejection:
     return Rejection(entry_id, similarity, f"similarity {similarity:.3f} below threshold {gate:.2f}",
                      "threshold")
+
+
+def _rejected(cand: Candidate, verdict: Any) -> Rejection:
+    return Rejection(cand.entry_id, cand.similarity, str(verdict.reason), verdict.rule)

@@ -113,3 +113,17 @@ def test_text_index_follows_another_process_through_the_change_feed(make_cache: 
     assert hit is not None and hit.entry_id == entry
     writer.invalidate([entry])
     assert wait_for(lambda: entry not in reader.parts.text_index, 20.0)
+
+
+def test_the_same_text_up_to_punctuation_is_served_without_the_model(make_cache: Any, pair_model: PairModel) -> None:
+    counting = CountingModel(pair_model)
+    cache = make_cache(verifier=LearnedVerifier(counting), candidate_floor=0.5)
+    ids = {cache.store(CacheRequest(q, SCOPE), {"q": q}): q
+           for q in ("How do I reset my e-mail password?", "How do I reset my email password?",
+                     "How do I reset my router?")}
+    # not an exact hit: the exact path keeps the hyphen
+    result = cache.lookup_detailed(CacheRequest("how do i reset my e mail password", SCOPE))
+    assert result.hit is not None and ids[result.hit.entry_id] == "How do I reset my e-mail password?"
+    assert result.hit.match == "semantic" and counting.calls == []  # the other candidates were never scored
+    other = cache.lookup_detailed(CacheRequest("how do I reset my mail password?", SCOPE))
+    assert len(counting.calls) == 1 and other.best_similarity is not None
