@@ -8,8 +8,9 @@ antonym) is refused whatever its score. ``verify_many`` scores all of one lookup
 candidates in one model call. Scores are kept in a small LRU (repeated questions are common).
 
 A pair whose two questions are the same words once case, Unicode compatibility forms,
-spacing and punctuation are set aside (``same_text_key``) is accepted without the model
-(``precheck``); the principled rules still judge it.
+spacing and punctuation are set aside (``same_text_key``), or that differ only by misspelt
+words (``semcache.verify.typos``, against the model's vocabulary), is accepted without the
+model (``precheck``); the principled rules still judge it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from semcache.types import Verdict
 from semcache.verify.hardneg import HardNegativeVerifier
+from semcache.verify.typos import Misspellings
 
 # The rule families kept beside the model: numbers and units, negation and antonyms, dates
 # and time units. On the dev slice, at the model's threshold, they turn wrong 0.009 into 0.0
@@ -32,6 +34,7 @@ PRINCIPLED_RULES = frozenset({"number", "negation", "time"})
 # The score ``verify_many`` reports for a pair the pre-check accepted: the top of the model's range.
 SAME_TEXT_SCORE = 1.0
 SAME_TEXT_REASON = "same text up to case, spacing and punctuation"
+MISSPELT_REASON = "same words up to misspellings"
 # Punctuation kept by ``same_text_key``: it names or quantifies something ("C#" is not "C",
 # "5%" not "5", "and/or" not "and or"). Punctuation between two digits is kept too
 # ("3.5", "1,000", "10:30", "3-5"). Symbols ("+", "$", "=") are not punctuation and stay.
@@ -71,13 +74,15 @@ class LearnedVerifier:
     ``model``: a ``PairModel`` (default: the shipped one, loaded lazily on first use).
     ``rules``: let the principled rules (``PRINCIPLED_RULES``) veto. ``threshold`` and
     ``thresholds`` replace the model's global and per-category thresholds.
-    ``cache_size``: scored pairs kept (0: none).
+    ``cache_size``: scored pairs kept (0: none). ``misspellings``: accept pairs that differ
+    only by misspelt words without the model.
     """
 
     name = "learned"
 
     def __init__(self, model: Any | None = None, *, rules: bool = True, threshold: float | None = None,
-                 thresholds: Mapping[str, float] | None = None, cache_size: int = 4096) -> None:
+                 thresholds: Mapping[str, float] | None = None, cache_size: int = 4096,
+                 misspellings: bool = True) -> None:
         for value in (threshold, *(thresholds or {}).values()):
             if value is not None and not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"thresholds must lie in [0, 1], got {value!r}")
@@ -91,6 +96,8 @@ class LearnedVerifier:
         self._scores: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._cache_size = int(cache_size)
         self._lock = threading.Lock()  # lookups run on several threads
+        self.misspellings = bool(misspellings)
+        self._typos: Misspellings | None = None  # built from the model's vocabulary on first use
 
     @property
     def model(self) -> Any:
@@ -139,11 +146,20 @@ class LearnedVerifier:
     def precheck(self, query: str, cached: str, *, category: str = "other",
                  in_context: bool = False) -> Verdict | None:
         """The verdict on a pair that needs no model, else None: the same text up to case,
-        compatibility forms, spacing and punctuation (``same_text_key``) is accepted unless a
-        principled rule vetoes it ("3.5" and "35" stay apart: punctuation between digits is kept)."""
-        if same_text_key(query) != same_text_key(cached):
-            return None
-        return self._ruled(query, cached, SAME_TEXT_REASON, category, in_context)
+        compatibility forms, spacing and punctuation (``same_text_key``; "3.5" and "35" stay
+        apart), or the same words up to misspellings, is accepted unless a principled rule
+        vetoes it."""
+        if same_text_key(query) == same_text_key(cached):
+            return self._ruled(query, cached, SAME_TEXT_REASON, category, in_context)
+        if self.misspellings and self._misspelt(query, cached):
+            return self._ruled(query, cached, MISSPELT_REASON, category, in_context)
+        return None
+
+    def _misspelt(self, query: str, cached: str) -> bool:
+        if self._typos is None:  # the model's own word list tells real words from misspellings
+            self._typos = Misspellings(getattr(self.model, "vocabulary", ()))
+        # with no word list, "rest" / "reset" would pass for a typo: the model decides
+        return bool(self._typos.vocabulary) and self._typos.same_question(query, cached)
 
     def verify_many(self, query: str, cached: Sequence[str], *, category: str = "other",
                     in_context: bool = False) -> list[tuple[float, Verdict]]:

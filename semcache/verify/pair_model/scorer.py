@@ -142,6 +142,11 @@ class PairModel:
             out[rows] = np.asarray(prob, dtype=np.float32).reshape(-1)
         return out
 
+    @property
+    def vocabulary(self) -> frozenset[str]:
+        """The whole words of the model's vocabulary (no word pieces), lower case."""
+        return frozenset(w for w in self._tokenizer.get_vocab() if w.isalpha())
+
     def threshold_for(self, category: str) -> float:
         """The category's calibrated threshold, else the overall one."""
         return self.config.thresholds.get(category, self.config.threshold)

@@ -104,3 +104,23 @@ def test_the_real_rules_veto_a_pre_checked_pair() -> None:
     verifier = LearnedVerifier(NoModel())
     verdict = verifier.precheck("Why can t I log in?", "Why can't I log in?")
     assert verdict is not None and (verdict.accepted, verdict.rule) == (False, "negation")
+
+
+class NoModelWithWords(NoModel):
+    vocabulary = frozenset({"how", "do", "i", "reset", "rest", "my", "password", "not"})
+
+
+def test_precheck_accepts_misspelt_repeats_without_the_model() -> None:
+    model = NoModelWithWords()
+    verifier = LearnedVerifier(model)
+    verdict = verifier.precheck("how do i resett my pasword", "How do I reset my password?")
+    assert verdict is not None and verdict.accepted and "misspell" in str(verdict.reason)
+    # two real words ("rest" / "reset"), or a word added: the model decides
+    assert verifier.precheck("how do i rest my password", "How do I reset my password?") is None
+    assert verifier.precheck("how do i not reset my pasword", "How do I reset my password?") is None
+    assert model.calls == []
+    # switched off, or with no word list to tell real words from misspellings: the model decides
+    assert LearnedVerifier(model, misspellings=False).precheck("how do i resett my pasword",
+                                                              "How do I reset my password?") is None
+    assert LearnedVerifier(NoModel()).precheck("how do i resett my pasword",
+                                               "How do I reset my password?") is None
