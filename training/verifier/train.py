@@ -50,16 +50,16 @@ def threshold_at(probs: np.ndarray, labels: np.ndarray, max_wrong: float) -> dic
 
 
 def category_thresholds(probs: np.ndarray, rows: list[dict], overall: float,
-                        min_misses: int = 60) -> dict[str, float]:
-    """Per category, the 1%-wrong threshold of its own dev rows; categories with fewer than
-    ``min_misses`` dev traps keep the overall one (too few to place a 1% cut)."""
+                        min_misses: int = 60, max_wrong: float = MAX_WRONG) -> dict[str, float]:
+    """Per category, the ``max_wrong`` threshold of its own dev rows; categories with fewer
+    than ``min_misses`` dev traps keep the overall one (too few to place a 1% cut)."""
     cats = np.array([r.get("category", "other") for r in rows])
     labels = np.array([r["should_hit"] for r in rows], dtype=np.int64)
     out = {}
     for cat in sorted(set(cats)):
         sel = cats == cat
         if (labels[sel] == 0).sum() >= min_misses:
-            out[str(cat)] = threshold_at(probs[sel], labels[sel], MAX_WRONG)["threshold"]
+            out[str(cat)] = threshold_at(probs[sel], labels[sel], max_wrong)["threshold"]
     return {c: t for c, t in out.items() if abs(t - overall) > 1e-9}
 
 
@@ -81,7 +81,7 @@ def predict(model, tokenizer, rows: list[dict], batch: int = 64) -> np.ndarray:
 
 def train_epoch(model, tokenizer, rows, optimiser, scheduler, args, rng, bar, teacher=None) -> float:
     model.train()
-    order = augment.epoch_rows(rows, rng, args.noise, args.synth_traps)[: args.epoch_rows]
+    order = augment.epoch_rows(rows, rng, args.noise, args.synth_traps, args.opposites)[: args.epoch_rows]
     rng.shuffle(order)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.device.startswith("cuda"))
@@ -142,6 +142,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="share of rows given typos, a filler word or a casing change each epoch")
     ap.add_argument("--synth-traps", type=float, default=0.0,
                     help="share of hits that also yield a one-word or one-number trap each epoch")
+    ap.add_argument("--opposites", action="store_true",
+                    help="synthetic traps also from the hand-written pairs of opposites.txt")
     ap.add_argument("--distill", type=Path, default=None,
                     help="a trained --out folder whose probabilities the model also learns")
     ap.add_argument("--distill-weight", type=float, default=0.5)
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                         "layers": args.layers, "seed": args.seed, "dev": figures,
                         "train_rows": len(train_rows), "dev_rows": len(dev_rows),
                         "init": str(args.init) if args.init else None, "lr": args.lr,
-                        "noise": args.noise, "synth_traps": args.synth_traps,
+                        "noise": args.noise, "synth_traps": args.synth_traps, "opposites": args.opposites,
                         "distill": str(args.distill) if args.distill else None}
                 pair_model.save(model, args.out, meta)
             if args.time_budget is not None and time.time() - started > args.time_budget:

@@ -10,6 +10,10 @@ One lookup's pairs (at most ``batch_size``) go through the model in one padded r
 intra-op threads that sleep rather than spin between runs: on a 2-core machine that was the
 fastest way found to score 1 to 5 candidates (``benchmarks/verifier_latency.py``). Padding
 is masked, so a pair scores the same alone or in a batch (to float rounding, < 1e-5).
+
+A model whose activations are quantised at run time (``config.json``: ``"activations":
+"dynamic-int8"``) takes one scale per run, so a pair would score differently beside other
+pairs: such a model scores each pair in its own run.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class PairModelConfig:
     thresholds: dict[str, float]  # per category, where the dev rows had enough traps
     base_model: str
     layers: int
+    activations: str = "fp32"  # or "dynamic-int8": int8 activations, one scale per run
 
 
 class PairModel:
@@ -77,7 +82,10 @@ class PairModel:
             raise ValueError(f"threads and batch_size must be >= 1, got {threads!r}, {batch_size!r}")
         options = ort.SessionOptions()
         # The cores are shared with the server: at most two threads, and none past the cores.
-        self.threads = threads or min(DEFAULT_THREADS, os.cpu_count() or 1)
+        # One short pair per run (dynamic int8) is fastest on one thread: 5 candidates p50
+        # 9.4 ms on one, 12.9 ms on two (benchmarks/verifier_latency.py).
+        default = 1 if config.activations == "dynamic-int8" else DEFAULT_THREADS
+        self.threads = threads or min(default, os.cpu_count() or 1)
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         # A spinning worker keeps its core busy after each run. It saved 1-2 ms a lookup alone,
@@ -116,7 +124,10 @@ class PairModel:
         raw = json.loads(cfg_file.read_text())
         config = PairModelConfig(max_len=int(raw["max_len"]), threshold=float(raw["threshold"]),
                                  thresholds={str(k): float(v) for k, v in raw.get("thresholds", {}).items()},
-                                 base_model=str(raw["base_model"]), layers=int(raw["layers"]))
+                                 base_model=str(raw["base_model"]), layers=int(raw["layers"]),
+                                 activations=str(raw.get("activations", "fp32")))
+        if config.activations not in ("fp32", "dynamic-int8"):
+            raise ValueError(f"{cfg_file}: unknown activations {config.activations!r}")
         return cls(onnx_file, tok_file, config, threads)
 
     @property
@@ -133,11 +144,13 @@ class PairModel:
         encodings = self._tokenizer.encode_batch([(a, b) for a, b in pairs])
         out = np.empty(len(pairs), dtype=np.float32)
         # Up to batch_size pairs: one run. More: runs of similar lengths, so little is padded.
+        # Activations quantised per run: one pair per run, so no pair moves another's scale.
+        size = 1 if self.config.activations == "dynamic-int8" else self.batch_size
         order = list(range(len(pairs)))
-        if len(pairs) > self.batch_size:
+        if len(pairs) > size:
             order.sort(key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
+        for start in range(0, len(order), size):
+            rows = order[start:start + size]
             (prob,) = self._session.run(None, _padded([encodings[i] for i in rows]))
             out[rows] = np.asarray(prob, dtype=np.float32).reshape(-1)
         return out

@@ -1,10 +1,15 @@
-"""``PairModel.score`` runs one lookup's pairs as one padded batch and scores them as one run per
-pair on one thread did (the scorer before batching), to within 1e-4."""
+"""How ``PairModel.score`` runs its pairs. The shipped model quantises activations at run time
+(one scale per run), so it runs each pair alone and a pair scores the same whatever is beside
+it; a model with fp32 activations runs one lookup's pairs as one padded batch, and longer lists
+in chunks of similar length."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,8 +37,21 @@ def model() -> PairModel:
 
 
 @pytest.fixture(scope="module")
+def fp32_activations(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped folder with its config saying fp32 activations: for how runs are cut only
+    (the graph itself still quantises per run, so its batched scores are not compared)."""
+    folder = tmp_path_factory.mktemp("fp32")
+    root = resources.files("semcache.verify.pair_model")
+    for name in ("model.onnx", "tokenizer.json"):
+        shutil.copyfile(str(root / name), folder / name)
+    config = json.loads((root / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "activations": "fp32"}))
+    return folder
+
+
+@pytest.fixture(scope="module")
 def one_by_one(model: PairModel) -> np.ndarray:
-    """The scores of the scorer before batching: one run per pair, one thread, default options."""
+    """Each pair in its own run of the graph, one thread, default options."""
     import onnxruntime as ort
 
     root = resources.files("semcache.verify.pair_model")
@@ -55,38 +73,47 @@ class CountingSession:
         return self.session.run(names, feeds)
 
 
-def test_one_lookup_is_one_run_and_scores_as_one_run_per_pair(model: PairModel, one_by_one: np.ndarray) -> None:
+def test_the_shipped_model_runs_each_pair_alone(model: PairModel, one_by_one: np.ndarray) -> None:
+    assert model.config.activations == "dynamic-int8"
     counting = CountingSession(model._session)
     model._session = counting  # type: ignore[assignment]
     try:
         got = model.score(LOOKUP)
     finally:
         model._session = counting.session
-    assert len(counting.batches) == 1 and counting.batches[0][0] == len(LOOKUP)
-    np.testing.assert_allclose(got, one_by_one[:len(LOOKUP)], atol=1e-4, rtol=0)
+    assert [b[0] for b in counting.batches] == [1] * len(LOOKUP)
+    np.testing.assert_allclose(got, one_by_one[:len(LOOKUP)], atol=1e-6, rtol=0)
     assert got.dtype == np.float32 and len(set(np.round(got, 3))) > 1
 
 
-def test_truncated_and_mixed_lengths_score_as_before(model: PairModel, one_by_one: np.ndarray) -> None:
-    np.testing.assert_allclose(model.score(PAIRS), one_by_one, atol=1e-4, rtol=0)
-    # each pair alone, and in reverse order: the batch around a pair does not change its score
-    np.testing.assert_allclose([model.score([p])[0] for p in PAIRS], one_by_one, atol=1e-4, rtol=0)
-    np.testing.assert_allclose(model.score(PAIRS[::-1])[::-1], one_by_one, atol=1e-4, rtol=0)
+def test_a_pair_scores_the_same_whatever_is_beside_it(model: PairModel, one_by_one: np.ndarray) -> None:
+    np.testing.assert_allclose(model.score(PAIRS), one_by_one, atol=1e-6, rtol=0)
+    np.testing.assert_allclose([model.score([p])[0] for p in PAIRS], one_by_one, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(model.score(PAIRS[::-1])[::-1], one_by_one, atol=1e-6, rtol=0)
 
 
-def test_more_pairs_than_a_batch_run_in_chunks_of_similar_length(one_by_one: np.ndarray) -> None:
-    small = PairModel.load(threads=1)
+def test_fp32_activations_run_one_lookup_as_one_batch(fp32_activations: Path) -> None:
+    batched = PairModel.load(fp32_activations)
+    counting = CountingSession(batched._session)
+    batched._session = counting  # type: ignore[assignment]
+    assert batched.score(LOOKUP).shape == (len(LOOKUP),)
+    assert len(counting.batches) == 1 and counting.batches[0][0] == len(LOOKUP)
+
+
+def test_more_pairs_than_a_batch_run_in_chunks_of_similar_length(fp32_activations: Path) -> None:
+    small = PairModel.load(fp32_activations, threads=1)
     small.batch_size = 3
     counting = CountingSession(small._session)
     small._session = counting  # type: ignore[assignment]
-    np.testing.assert_allclose(small.score(PAIRS), one_by_one, atol=1e-4, rtol=0)
+    assert small.score(PAIRS).shape == (len(PAIRS),)
     assert [b[0] for b in counting.batches] == [3, 3, 3, 1]
     widths = [b[1] for b in counting.batches]
     assert widths == sorted(widths)  # shortest first: each run pads to its own longest pair
 
 
-def test_threads_default_to_two_at_most_the_cores() -> None:
-    assert PairModel.load().threads == min(2, os.cpu_count() or 1)
-    assert PairModel.load(threads=1).threads == 1
+def test_threads_default_to_one_per_pair_and_two_for_batches(fp32_activations: Path) -> None:
+    assert PairModel.load().threads == 1
+    assert PairModel.load(fp32_activations).threads == min(2, os.cpu_count() or 1)
+    assert PairModel.load(threads=2).threads == 2
     with pytest.raises(ValueError, match="threads"):
         PairModel.load(threads=0)
