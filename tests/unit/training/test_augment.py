@@ -41,10 +41,18 @@ def test_synthetic_trap_changes_one_word_or_number_and_flips_the_label() -> None
                               rng) is None
 
 
+def test_opposites_hold_no_held_out_trap_word() -> None:
+    rules = augment.opposite_rules()
+    assert len(rules) >= 300 and all(kind == "opposite" for kind, _, _ in rules)
+    held_out = {w.lower() for _, a, b in augment.traps.HELDOUT_RULES for w in (a, b)
+                if w.lower() not in {"my", "today", "this week", "this year", "last night", "tonight",
+                                      "hours", "minutes", "dollars", "first", "each"}}
+    assert not held_out & {w.lower() for _, a, b in rules for w in (a, b)}
+
+
 def test_my_and_our_make_no_trap() -> None:
     rng = random.Random(2)
-    row = {**HIT, "cached": "My dog ate chocolate, what should I do?",
-           "query": "help, my dog ate chocolate"}
+    row = {**HIT, "cached": "My dog ate chocolate, help", "query": "help, my dog ate chocolate"}
     assert all(augment.synth_trap(row, rng) is None for _ in range(20))
 
 
@@ -53,3 +61,10 @@ def test_epoch_rows_adds_traps_only_from_hits() -> None:
     miss = {**HIT, "should_hit": False, "kind": "negation"}
     assert len(augment.epoch_rows([miss] * 20, rng, 0.0, 1.0)) == 20
     assert len(augment.epoch_rows([HIT] * 20, rng, 0.0, 1.0)) == 40
+
+
+def test_opposites_only_when_asked() -> None:
+    row = {**HIT, "cached": "How do I open the file?", "query": "how to open the file"}
+    assert augment.epoch_rows([row] * 10, random.Random(4), 0.0, 1.0) == [row] * 10
+    made = augment.epoch_rows([row] * 10, random.Random(4), 0.0, 1.0, opposites=True)
+    assert len(made) == 20 and any("close" in r["cached"] + r["query"] for r in made)
