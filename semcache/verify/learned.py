@@ -72,8 +72,9 @@ class LearnedVerifier:
     """Accepts a candidate when the pair model scores it at or above its category's threshold.
 
     ``model``: a ``PairModel`` (default: the shipped one, loaded lazily on first use).
-    ``rules``: let the principled rules (``PRINCIPLED_RULES``) veto. ``threshold`` and
-    ``thresholds`` replace the model's global and per-category thresholds.
+    ``rules``: let the principled rules (``PRINCIPLED_RULES``) veto. ``threshold`` replaces
+    the model's global and per-category thresholds (unless ``thresholds`` is given too);
+    ``thresholds`` its per-category ones.
     ``cache_size``: scored pairs kept (0: none). ``misspellings``: accept pairs that differ
     only by misspelt words without the model.
     """
@@ -114,8 +115,9 @@ class LearnedVerifier:
 
     def threshold(self, category: str = "other") -> float:
         """The score a pair of ``category`` needs to be accepted."""
-        if self._thresholds is None:  # the model's calibration (config.json), if it has one
-            found = getattr(getattr(self.model, "config", None), "thresholds", None) or {}
+        if self._thresholds is None:  # the model's calibration (config.json), unless a threshold was given
+            found = {} if self._threshold is not None else (
+                getattr(getattr(self.model, "config", None), "thresholds", None) or {})
             self._thresholds = {str(k): float(v) for k, v in found.items()}
         if category in self._thresholds:
             return self._thresholds[category]

@@ -14,7 +14,7 @@ from semcache.verify.pair_model import PairModel
 
 pytestmark = pytest.mark.unit
 
-TYPO = ("How can I change my delivery address?", "how can i chnage my delivry adress")
+TYPO = ("How can I change my delivery address?", "how can i change my delivry address")
 NUMBER = ("How many calories are in 2 boiled eggs?", "How many calories are in 5 boiled eggs?")
 NEGATED = ("Can I bring a folding bike on the train?", "Can I not bring a folding bike on the train?")
 PARAPHRASE = ("How long should I boil an egg for a runny yolk?",
@@ -81,6 +81,11 @@ def test_category_threshold_then_the_global_one(pair_model: PairModel) -> None:
     refused = verifier.verify(PARAPHRASE[1], PARAPHRASE[0], category="code")
     assert not refused.accepted and refused.rule == "model" and "below" in str(refused.reason)
     assert LearnedVerifier(pair_model, threshold=0.0).verify(PARAPHRASE[1], PARAPHRASE[0]).accepted
+    # a given threshold replaces the model's per-category ones too, unless thresholds are given
+    assert pair_model.config.thresholds  # the shipped model has some
+    assert all(LearnedVerifier(pair_model, threshold=0.3).threshold(c) == 0.3 for c in pair_model.config.thresholds)
+    both = LearnedVerifier(pair_model, threshold=0.3, thresholds={"factual": 0.6})
+    assert (both.threshold("factual"), both.threshold("howto")) == (0.6, 0.3)
 
 
 @pytest.mark.parametrize(("pair", "rule"), [(NUMBER, "number"), (NEGATED, "negation")], ids=["number", "negation"])

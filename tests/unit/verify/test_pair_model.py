@@ -13,7 +13,7 @@ from semcache.verify.pair_model import PairModel
 pytestmark = pytest.mark.unit
 
 PARAPHRASE = ("How do I reset my password?", "I forgot my login credentials, how do I get back in?")
-TYPO = ("How do I reset my password?", "how do i rest my pasword")
+TYPO = ("How do I reset my password?", "how do i reset my pasword")
 NEGATED = ("How do I enable dark mode?", "How do I disable dark mode?")
 NUMBER = ("What is the maximum dose of ibuprofen for a 10 kg child?",
           "What is the maximum dose of ibuprofen for a 30 kg child?")
