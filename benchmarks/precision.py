@@ -238,12 +238,14 @@ def main() -> None:
     ap.add_argument("--only-conversations", action="store_true", help="only the conversation latency")
     ap.add_argument("--issue23", action="store_true", help="issue 23's report (precision_peers)")
     ap.add_argument("--no-latency", action="store_true", help="--issue23 without the proxy latency")
+    ap.add_argument("--model-dir", type=Path, default=None,
+                    help="--issue23 with another pair-model folder (export_onnx.py --dest)")
     args = ap.parse_args()
     args.out = args.out or ROOT / "benchmarks/results" / ("precision_learned.json" if args.issue23 else "precision.json")
     if args.issue23:
         from precision_peers import run
 
-        report = run(gptcache=not args.no_gptcache, latency=not args.no_latency)
+        report = run(gptcache=not args.no_gptcache, latency=not args.no_latency, model_dir=args.model_dir)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")
         print(json.dumps(report["targets_check"], indent=2))

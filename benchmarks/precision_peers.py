@@ -30,6 +30,8 @@ from semcache.index import FaissIndex
 from semcache.parts import make_verifier
 from semcache.settings import CoreSettings
 from semcache.tools.evaluate import EvalRow
+from semcache.verify.learned import LearnedVerifier
+from semcache.verify.pair_model import PairModel
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"pairs_heldout": {"served": 0.85, "wrong": 0.01},
@@ -37,14 +39,15 @@ TARGETS = {"pairs_heldout": {"served": 0.85, "wrong": 0.01},
            "conversations_heldout": {"served": 0.85, "wrong": 0.03}}
 
 
-def model_identity() -> dict[str, Any]:
+def model_identity(model_dir: Path | None = None) -> dict[str, Any]:
     """Which pair model ran: the ONNX file's size and digest, and its config."""
-    folder = resources.files("semcache.verify.pair_model")
+    folder: Any = model_dir or resources.files("semcache.verify.pair_model")
     data = (folder / "model.onnx").read_bytes()
     commit = subprocess.run(["git", "log", "-1", "--format=%h %cI", "--", "semcache/verify/pair_model"],
                             cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return {"onnx_bytes": len(data), "onnx_sha256": hashlib.sha256(data).hexdigest()[:16],
-            "last_commit": commit, "config": (folder / "config.json").read_text()}
+            "last_commit": commit if model_dir is None else None,
+            "folder": str(model_dir) if model_dir else "shipped", "config": (folder / "config.json").read_text()}
 
 
 def _row_sets(sets: dict[str, Any]) -> dict[str, list[EvalRow]]:
@@ -83,15 +86,19 @@ def check_targets(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run(*, shared: bool = True, gptcache: bool = True, latency: bool = True) -> dict[str, Any]:
-    """The whole report (see the module docstring)."""
+def run(*, shared: bool = True, gptcache: bool = True, latency: bool = True,
+        model_dir: Path | None = None) -> dict[str, Any]:
+    """The whole report (see the module docstring); ``model_dir``: another pair-model folder
+    for the learned system (the proxy latency always uses the shipped one)."""
     core = CoreSettings()
+    learned_verifier = (make_verifier("learned", rules=core.verifier_rules) if model_dir is None
+                        else LearnedVerifier(PairModel.load(model_dir), rules=core.verifier_rules).load())
     sets = all_sets(shared)
     rows = _row_sets(sets)
     result: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
-        "model": model_identity(), "targets": TARGETS,
+        "model": model_identity(model_dir), "targets": TARGETS,
         "settings": {"candidate_floor": core.candidate_floor, "verifier_rules": core.verifier_rules},
         "path": "semcache.tools.evaluate (the `semcache eval` path), each pair in its own scope; "
                 "faiss index (one entry per partition: the same decisions as hnsw)"}
@@ -100,7 +107,7 @@ def run(*, shared: bool = True, gptcache: bool = True, latency: bool = True) -> 
         # faiss, not hnsw: each pair gets its own partition, and an hnswlib graph costs about
         # 2.6 MB however small (its label locks); one entry per partition, so the same results
         learned = SemanticCache(f"sqlite:///{tmp}/l.db", stats_interval=0, candidate_floor=core.candidate_floor,
-                                verifier=make_verifier("learned", rules=core.verifier_rules), index=FaissIndex(384))
+                                verifier=learned_verifier, index=FaissIndex(384))
         hardneg = SemanticCache(f"sqlite:///{tmp}/h.db", stats_interval=0, embedder=learned.embedder,
                                 verifier=make_verifier("hardneg"), index=FaissIndex(384))
         caches = {"semcache_learned": learned, "semcache_hardneg": hardneg}
