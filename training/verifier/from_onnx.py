@@ -50,9 +50,11 @@ def onnx_state_dict(path: Path) -> dict[str, torch.Tensor]:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     quantised = {n for node in graph.node if node.op_type == "DequantizeLinear" for n in node.input}
-    state = {k[len(PREFIX):]: v for k, v in inits.items() if k.startswith(PREFIX) and k not in quantised}
+    dynamic = {n for n in inits if n.endswith(("_quantized", "_scale", "_zero_point"))}
+    state = {k[len(PREFIX):]: v for k, v in inits.items()
+             if k.startswith(PREFIX) and k not in quantised and k not in dynamic}
     for node in graph.node:
-        if node.op_type != "DequantizeLinear":
+        if node.op_type != "DequantizeLinear" or node.input[0] not in inits:
             continue
         axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
         value = _dequantize(*(inits[n] for n in node.input[:3]), axis)
@@ -63,7 +65,29 @@ def onnx_state_dict(path: Path) -> dict[str, torch.Tensor]:
             module = matmul.output[0].strip("/").rsplit("/", 1)[0].replace("/", ".")
             name, value = module + ".weight", value.T
         state[name[len(PREFIX):] if name.startswith(PREFIX) else name] = value
+    state.update(_dynamic_weights(inits, consumers))
     return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in state.items()}
+
+
+def _dynamic_weights(inits: dict[str, np.ndarray], consumers: dict[str, list]) -> dict[str, np.ndarray]:
+    """The weights of a dynamic-int8 graph (``quantize_dynamic``): ``W_quantized`` with
+    ``W_scale`` and ``W_zero_point`` (per output channel for a MatMul weight, else one scale)."""
+    out = {}
+    for qname in [n for n in inits if n.endswith("_quantized")]:
+        base = qname[: -len("_quantized")]
+        if base + "_scale" not in inits:
+            continue
+        q, scale = inits[qname], inits[base + "_scale"]
+        axis = 1 if scale.ndim and q.ndim == 2 and scale.size == q.shape[1] else 0
+        value = _dequantize(q, scale, inits[base + "_zero_point"], axis)
+        if base.endswith("_Transposed"):  # the head's weight, stored as [in, out]
+            base, value = base[: -len("_Transposed")], value.T
+        if not base.startswith(PREFIX):
+            # A MatMul weight ([in, out]); its MatMulInteger node's name names the Linear.
+            (matmul,) = [c for c in consumers[qname] if c.op_type == "MatMulInteger"]
+            base, value = matmul.name.strip("/").rsplit("/", 1)[0].replace("/", ".") + ".weight", value.T
+        out[base[len(PREFIX):]] = value
+    return out
 
 
 def rebuild(path: Path, layers: int | None = None) -> pair_model.PairClassifier:

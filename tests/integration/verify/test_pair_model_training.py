@@ -47,3 +47,30 @@ def test_tiny_distillation_into_fewer_layers(tmp_path: Path) -> None:
          "--distill", str(teacher), "--out", str(student))
     meta = json.loads((student / "pair_head.json").read_text())
     assert meta["layers"] == 1 and meta["distill"] == str(teacher)
+
+
+def test_the_shipped_graph_rebuilds_into_a_classifier_that_scores_alike() -> None:
+    """``from_onnx.py`` reads the shipped dynamic-int8 graph back into torch (the start of a
+    retraining): int8 weights dequantised, activations then in fp32, so scores move a little."""
+    from importlib import resources
+
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(ROOT / "training" / "verifier"))
+    import from_onnx
+
+    from semcache.verify.pair_model.scorer import encode_pairs, make_tokenizer
+
+    rows = [json.loads(line) for line in (ROOT / "datasets/pairs/train.jsonl").read_text().splitlines()[:80]]
+    pairs = [(r["cached"], r["query"]) for r in rows]
+    root = resources.files("semcache.verify.pair_model")
+    classifier = from_onnx.rebuild(Path(str(root / "model.onnx"))).eval()
+    tokenizer = make_tokenizer(str(root / "tokenizer.json"), 128)
+    with torch.no_grad():
+        inputs = {k: torch.from_numpy(v) for k, v in encode_pairs(tokenizer, pairs).items()}
+        rebuilt = torch.sigmoid(classifier(**inputs)).numpy()
+    shipped = PairModel.load().score(pairs)
+    assert float(np.median(np.abs(rebuilt - shipped))) < 0.01
+    assert float(np.mean((rebuilt > 0.5) == (shipped > 0.5))) >= 0.95
+    assert len(set(np.round(shipped, 2))) > 5  # not a constant
