@@ -1,29 +1,34 @@
-"""Serialise hand-written service-question pairs from a compact text block into services.jsonl.
+"""Serialise hand-written verifier pairs from compact seed blocks into WRITER.jsonl.
 
 Input (stdin), one seed per block:
     @ <domain> <category> <seed question>
     h <kind> | <other question>      (a hit: same answer for both)
     m <kind> | <other question>      (a trap: a different answer is needed)
 Every pair is seed + other; which side is "cached" alternates row by row so both
-orders appear. Nothing is generated: each sentence is written by hand.
-Usage: python gen_services.py < batch.txt   (appends, refuses duplicates)
+orders appear. Nothing is generated: each sentence is written by hand; this script only
+checks and serialises. The writers ``support``, ``hobbies`` and ``services`` wrote this way
+(``assistant`` used its own line format, ``gen_assistant.py``).
+Usage: python gen_seeds.py WRITER < batch.txt   (appends, refuses duplicates)
 """
 
 import json
 import sys
 from pathlib import Path
 
-OUT = Path(__file__).with_name("services.jsonl")
 CATEGORIES = {"support", "code", "factual", "medical", "howto", "conversational", "math", "other"}
 HIT_KINDS = {"paraphrase", "synonym", "register", "filler", "typo", "typo_paraphrase",
              "casing", "reorder", "abbreviation"}
 MISS_KINDS = {"negation", "antonym", "entity_swap", "number", "unit", "scope", "time",
               "direction", "role", "condition", "specificity", "related", "reworded_trap"}
-DOMAINS = {"shipping_post", "utilities", "social_media", "school_admin", "device_repair"}
+DOMAINS = {
+    "support": {"accounts", "subscriptions", "retail", "telecom", "smart_home"},
+    "hobbies": {"gaming", "music", "movies_tv", "photography", "fitness", "outdoors"},
+    "services": {"shipping_post", "utilities", "social_media", "school_admin", "device_repair"},
+}
 
 
-def parse(text: str) -> list[dict]:
-    """Turn the compact block into row dicts; raise on any malformed line."""
+def parse(text: str, writer: str) -> list[dict]:
+    """Turn the compact blocks into row dicts; raise on any malformed line."""
     rows, seed, n = [], None, 0
     for raw in text.splitlines():
         line = raw.strip()
@@ -31,32 +36,41 @@ def parse(text: str) -> list[dict]:
             continue
         if line.startswith("@"):
             _, domain, category, question = line.split(" ", 3)
-            assert category in CATEGORIES and domain in DOMAINS, line
+            if category not in CATEGORIES or domain not in DOMAINS[writer]:
+                raise ValueError(f"unknown category or domain: {line}")
             seed, n = (domain, category, question.strip()), 0
             continue
+        if seed is None:
+            raise ValueError(f"a pair before any @ seed line: {line}")
         head, other = line.split("|", 1)
         label, kind = head.split()
         hit = label == "h"
-        assert label in ("h", "m") and kind in (HIT_KINDS if hit else MISS_KINDS), line
+        if label not in ("h", "m") or kind not in (HIT_KINDS if hit else MISS_KINDS):
+            raise ValueError(f"bad label or kind: {line}")
         domain, category, question = seed
         pair = (question, other.strip()) if n % 2 == 0 else (other.strip(), question)
         n += 1
         rows.append({"cached": pair[0], "query": pair[1], "should_hit": hit,
                      "category": category, "kind": kind, "domain": domain,
-                     "template": "written", "split": "train", "writer": "services"})
+                     "template": "written", "split": "train", "writer": writer})
     return rows
 
 
 def main() -> None:
+    if len(sys.argv) != 2 or sys.argv[1] not in DOMAINS:
+        sys.exit(f"usage: python gen_seeds.py {{{','.join(sorted(DOMAINS))}}} < batch.txt")
+    writer = sys.argv[1]
+    out = Path(__file__).with_name(f"{writer}.jsonl")
     seen = set()
-    if OUT.exists():
-        seen = {(r["cached"], r["query"]) for r in map(json.loads, OUT.read_text().splitlines())}
-    new = parse(sys.stdin.read())
+    if out.exists():
+        seen = {(r["cached"], r["query"]) for r in map(json.loads, out.read_text().splitlines())}
+    new = parse(sys.stdin.read(), writer)
     for row in new:  # check the whole batch before writing any of it
         key = (row["cached"], row["query"])
-        assert key not in seen and key[0] != key[1], key
+        if key in seen or key[0] == key[1]:
+            sys.exit(f"duplicate pair, or the same text on both sides: {key}")
         seen.add(key)
-    with OUT.open("a") as fh:
+    with out.open("a") as fh:
         fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in new)
     print(f"appended {len(new)} rows, total {len(seen)}")
 
