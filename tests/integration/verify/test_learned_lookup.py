@@ -16,6 +16,7 @@ from semcache.types import CacheRequest, Scope
 from semcache.verify import HardNegativeVerifier
 from semcache.verify.learned import LearnedVerifier
 from semcache.verify.pair_model import PairModel
+from tests.fixtures.models import CountingPairModel
 
 pytestmark = pytest.mark.integration
 SCOPE = Scope(tenant="t", model="m")
@@ -23,16 +24,6 @@ TYPO = ("How can I change my delivery address?", "how can i chnage my delivry ad
 OPEN = ("What are your opening hours?", "When are you open?")
 
 
-class CountingModel:
-    """The real shipped model, recording the size of each call."""
-
-    def __init__(self, model: PairModel) -> None:
-        self.model, self.config, self.threshold = model, model.config, model.threshold
-        self.calls: list[list[tuple[str, str]]] = []
-
-    def score(self, pairs: Any) -> np.ndarray:
-        self.calls.append(list(pairs))
-        return self.model.score(pairs)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +61,7 @@ def test_paraphrase_between_floor_and_threshold_is_scored(make_cache: Any, minil
 
 
 def test_one_model_call_per_lookup_and_the_best_accepted_wins(make_cache: Any, pair_model: PairModel) -> None:
-    counting = CountingModel(pair_model)
+    counting = CountingPairModel(pair_model)
     cache = make_cache(verifier=LearnedVerifier(counting, threshold=0.0, rules=False), candidate_floor=0.5)
     cached = ["How do I reset my router?", "How do I reset my password?", "How do I reset my phone?",
               "How do I change my password?", "Where do I reset my email password?", "Who wrote Hamlet?"]
@@ -116,7 +107,7 @@ def test_text_index_follows_another_process_through_the_change_feed(make_cache: 
 
 
 def test_the_same_text_up_to_punctuation_is_served_without_the_model(make_cache: Any, pair_model: PairModel) -> None:
-    counting = CountingModel(pair_model)
+    counting = CountingPairModel(pair_model)
     cache = make_cache(verifier=LearnedVerifier(counting), candidate_floor=0.5)
     ids = {cache.store(CacheRequest(q, SCOPE), {"q": q}): q
            for q in ("How do I reset my e-mail password?", "How do I reset my email password?",

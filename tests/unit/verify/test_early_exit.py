@@ -17,6 +17,7 @@ from semcache.replication.state import LocalState
 from semcache.types import Rejection
 from semcache.verify.learned import LearnedVerifier
 from semcache.verify.pair_model import PairModel
+from tests.fixtures.models import CountingPairModel
 
 pytestmark = pytest.mark.unit
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -26,16 +27,6 @@ CACHED = ["How do I reset my router?", "How do I change my email password?",
           "How do I reset my e-mail password?", "How do I reset my phone?", "Reset my email password"]
 
 
-class CountingModel:
-    """The real shipped model, counting its calls."""
-
-    def __init__(self, model: PairModel) -> None:
-        self.model, self.config, self.threshold = model, model.config, model.threshold
-        self.calls: list[list[tuple[str, str]]] = []
-
-    def score(self, pairs: Any) -> np.ndarray:
-        self.calls.append(list(pairs))
-        return self.model.score(pairs)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +60,7 @@ def lookup(search: CandidateSearch, vector: np.ndarray, prejudge: Any = None, ou
 
 
 def test_the_same_text_is_served_before_any_model_call(pair_model: PairModel) -> None:
-    counting = CountingModel(pair_model)
+    counting = CountingPairModel(pair_model)
     search, vector = search_over(CACHED, LearnedVerifier(counting, threshold=0.0))
     found = lookup(search, vector)
     meta, _ = next(found)
@@ -81,7 +72,7 @@ def test_the_same_text_is_served_before_any_model_call(pair_model: PairModel) ->
 
 
 def test_a_prejudged_pair_is_served_before_any_model_call(pair_model: PairModel) -> None:
-    counting = CountingModel(pair_model)
+    counting = CountingPairModel(pair_model)
     search, vector = search_over(CACHED, LearnedVerifier(counting, threshold=0.0))
     found = lookup(search, vector, prejudge=lambda m, s: True if m.entry_id == 4 else None)
     assert [next(found)[0].entry_id, next(found)[0].entry_id] == [4, 3]  # prejudged, then the same text
@@ -89,7 +80,7 @@ def test_a_prejudged_pair_is_served_before_any_model_call(pair_model: PairModel)
 
 
 def test_a_miss_still_scores_every_candidate_once_and_records_why(pair_model: PairModel) -> None:
-    counting = CountingModel(pair_model)
+    counting = CountingPairModel(pair_model)
     search, vector = search_over(CACHED[:2] + CACHED[3:], LearnedVerifier(counting, threshold=1.0))
     out = Outcome()
     assert list(lookup(search, vector, out=out)) == []
@@ -120,7 +111,7 @@ def test_the_entry_served_is_the_one_scoring_all_would_serve(pair_model: PairMod
 
 
 def test_a_pre_check_rejection_is_recorded_without_the_model(pair_model: PairModel) -> None:
-    counting = CountingModel(pair_model)
+    counting = CountingPairModel(pair_model)
     verifier = LearnedVerifier(counting)
     search, vector = search_over(["Why can't I log in?"], verifier)
     out = Outcome()
