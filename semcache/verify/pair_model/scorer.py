@@ -6,14 +6,14 @@ onnxruntime, tokenizers and numpy: no torch, no network. ``score`` returns, per
 pair, the probability that the answer cached for ``cached`` may be served for
 ``query``; ``threshold_for(category)`` the calibrated cut.
 
-One lookup's pairs (at most ``batch_size``) go through the model in one padded run on two
-intra-op threads that sleep rather than spin between runs: on a 2-core machine that was the
-fastest way found to score 1 to 5 candidates (``benchmarks/verifier_latency.py``). Padding
-is masked, so a pair scores the same alone or in a batch (to float rounding, < 1e-5).
-
 A model whose activations are quantised at run time (``config.json``: ``"activations":
-"dynamic-int8"``) takes one scale per run, so a pair would score differently beside other
-pairs: such a model scores each pair in its own run.
+"dynamic-int8"``, the shipped one) takes one scale per run, so a pair would score differently
+beside other pairs: it scores each pair in its own run, on one intra-op thread. A model with
+fp32 activations puts one lookup's pairs (at most ``batch_size``) through one padded run on
+two threads. Either way the threads sleep rather than spin between runs; these were the
+fastest ways found to score 1 to 5 candidates on a 2-core machine
+(``benchmarks/verifier_latency.py``). Padding is masked, so with fp32 activations a pair
+scores the same alone or in a batch (to float rounding, < 1e-5).
 """
 
 from __future__ import annotations
@@ -39,23 +39,18 @@ BATCH_SIZE = 16
 
 
 def make_tokenizer(path: str | Path, max_len: int) -> Any:
-    """A ``tokenizers.Tokenizer`` that truncates pairs to ``max_len`` and pads to the longest."""
+    """A ``tokenizers.Tokenizer`` that truncates pairs to ``max_len`` (``encode_pairs`` pads)."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.enable_truncation(max_length=max_len, strategy="longest_first")
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    tokenizer.no_padding()  # MiniLM's file pads every pair to 128 tokens
     return tokenizer
 
 
 def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
     """``[CLS] cached [SEP] query [SEP]`` ids, mask and token types, int64 ``[B, T]``."""
-    encodings = tokenizer.encode_batch([(a, b) for a, b in pairs])
-    return {
-        "input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64),
-        "attention_mask": np.asarray([e.attention_mask for e in encodings], dtype=np.int64),
-        "token_type_ids": np.asarray([e.type_ids for e in encodings], dtype=np.int64),
-    }
+    return _padded(tokenizer.encode_batch([(a, b) for a, b in pairs]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +87,14 @@ class PairModel:
         # but with two lookups at once on two cores it raised their p99 by half: off by default.
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # The weights are stored int8 behind DequantizeLinear nodes. Without QDQ fusion
-        # onnxruntime folds them into fp32 weights at load and computes in fp32: int8
-        # activations moved scores by up to 0.6.
+        # A weight-only int8 graph stores its weights behind DequantizeLinear nodes. Without
+        # QDQ fusion onnxruntime folds them into fp32 weights at load and computes in fp32, as
+        # the thresholds of such a graph were set. The thresholds of a dynamic-int8 graph were set
+        # on scores computed with this same option.
         options.add_session_config_entry("session.disable_quant_qdq", "1")
         self._session = ort.InferenceSession(str(model_path), options,
                                              providers=["CPUExecutionProvider"])
-        self._tokenizer = make_tokenizer(tokenizer_path, config.max_len)
-        self._tokenizer.no_padding()  # padded per run, to that run's longest pair
+        self._tokenizer = make_tokenizer(tokenizer_path, config.max_len)  # padded per run
         self.batch_size = int(batch_size)
         self.config = config
 

@@ -117,3 +117,15 @@ def test_threads_default_to_one_per_pair_and_two_for_batches(fp32_activations: P
     assert PairModel.load(threads=2).threads == 2
     with pytest.raises(ValueError, match="threads"):
         PairModel.load(threads=0)
+
+
+def test_pairs_are_padded_to_the_longest_and_the_padding_is_masked() -> None:
+    root = resources.files("semcache.verify.pair_model")
+    tokenizer = make_tokenizer(str(root / "tokenizer.json"), 128)
+    short, longer = ("Hi", "Hello"), ("How do I reset my password?", "how do i reset my pasword")
+    alone = [len(tokenizer.encode(*p).ids) for p in (short, longer)]
+    feeds = encode_pairs(tokenizer, [short, longer])
+    assert feeds["input_ids"].shape == (2, max(alone)) and max(alone) < 128
+    assert feeds["attention_mask"].sum(axis=1).tolist() == alone
+    assert (feeds["input_ids"][0, alone[0]:] == 0).all() and (feeds["token_type_ids"][0, alone[0]:] == 0).all()
+    assert {v.dtype for v in feeds.values()} == {np.dtype(np.int64)}
