@@ -12,12 +12,9 @@ import json
 import sys
 from pathlib import Path
 
+from pair_schema import CATEGORIES, HIT_KINDS, MISS_KINDS
+
 OUT = Path(__file__).with_name("assistant.jsonl")
-CATEGORIES = {"support", "code", "factual", "medical", "howto", "conversational", "math", "other"}
-HIT_KINDS = {"paraphrase", "synonym", "register", "filler", "typo", "typo_paraphrase",
-             "casing", "reorder", "abbreviation"}
-MISS_KINDS = {"negation", "antonym", "entity_swap", "number", "unit", "scope", "time",
-              "direction", "role", "condition", "specificity", "related", "reworded_trap"}
 
 
 def parse(lines):
