@@ -189,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     teacher = None
     if args.distill is not None:
         teacher = pair_model.load(args.distill)[0].to(args.device).eval()
-    # Each epoch's rows are drawn afresh; its expected size sets the schedule.
+    # Each epoch's rows are drawn afresh, so the schedule takes an estimate of their number: it
+    # counts half the hits as holding a trap word or number (about 28% do, without --opposites),
+    # so the learning rate ends a little above zero rather than running out early.
     expected = len(train_rows) * (1 + args.synth_traps * 0.5 * np.mean([r["should_hit"] for r in train_rows]))
     steps = args.epochs * -(-int(min(expected, args.epoch_rows or expected)) // args.batch)
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01)
